@@ -1,0 +1,132 @@
+"""An asyncio stand-in for the Unity client: HTTP login, then one WebSocket to a game server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+import websockets
+
+from servers.common import protocol as p
+
+M = TypeVar("M", bound=p.ServerMessage)
+
+
+class ServerError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Login:
+    player_id: str
+    name: str
+    access_token: str
+
+
+async def login_dev(http: httpx.AsyncClient, auth_url: str, name: str) -> Login:
+    response = await http.post(f"{auth_url}/login/dev", json={"name": name})
+    body = response.json()
+    if response.status_code != 200:
+        raise ServerError(body["error"]["code"], body["error"]["message"])
+    return Login(body["player_id"], body["name"], body["access_token"])
+
+
+class GameClient:
+    """One connection. `request` sends a message and waits for the reply that echoes its id;
+    server pushes (match_found, battle_result, errors without id) are read with `next_push`."""
+
+    def __init__(self, ws: Any, welcome: p.Welcome) -> None:
+        self.ws = ws
+        self.welcome = welcome
+        self._ids = itertools.count(1)
+        self._replies: dict[str, asyncio.Future[p.AnyServerMessage]] = {}
+        self.pushes: asyncio.Queue[p.AnyServerMessage] = asyncio.Queue()
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(cls, game_url: str, token: str, open_timeout: float = 10) -> GameClient:
+        ws = await websockets.connect(f"{game_url}?token={token}", open_timeout=open_timeout,
+                                      max_size=2**24)
+        first = p.decode_server(await ws.recv())
+        if isinstance(first, p.Error):
+            await ws.close()
+            raise ServerError(first.code, first.message)
+        assert isinstance(first, p.Welcome), first
+        return cls(ws, first)
+
+    async def _read(self) -> None:
+        try:
+            async for frame in self.ws:
+                message = p.decode_server(frame)
+                future = self._replies.pop(message.id, None) if message.id else None
+                if future is not None and not future.done():
+                    future.set_result(message)
+                else:
+                    self.pushes.put_nowait(message)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("connection closed"))
+
+    async def request(self, message: p.ClientMessage, timeout: float = 10) -> p.AnyServerMessage:
+        """Send and wait for the reply; an error reply raises ServerError."""
+        ref = str(next(self._ids))
+        message.id = ref
+        future: asyncio.Future[p.AnyServerMessage] = asyncio.get_running_loop().create_future()
+        self._replies[ref] = future
+        await self.ws.send(p.encode(message).decode())
+        reply = await asyncio.wait_for(future, timeout)
+        if isinstance(reply, p.Error):
+            raise ServerError(reply.code, reply.message)
+        return reply
+
+    async def send_raw(self, frame: str | bytes) -> None:
+        await self.ws.send(frame)
+
+    async def next_push(self, kind: type[M], timeout: float = 30) -> M:
+        """The next pushed message; an error push raises ServerError, other kinds are skipped."""
+        async def wait() -> M:
+            while True:
+                message = await self.pushes.get()
+                if isinstance(message, kind):
+                    return message
+                if isinstance(message, p.Error):
+                    raise ServerError(message.code, message.message)
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+
+def timeline_problems(result: p.BattleResultMessage) -> list[str]:
+    """Check a battle result's timeline is well-formed: start, turns, end agreeing with winner."""
+    from servers.game.battle.events import BattleEnd, BattleStart
+    from servers.game.battle.sim import decode_timeline
+
+    try:
+        events = decode_timeline(bytes(result.timeline))
+    except msgspec.DecodeError as exc:
+        return [f"timeline does not decode: {exc}"]
+    problems = []
+    if not events or not isinstance(events[0], BattleStart):
+        problems.append("timeline does not start with battle_start")
+    if not events or not isinstance(events[-1], BattleEnd):
+        problems.append("timeline does not end with battle_end")
+    else:
+        end = events[-1]
+        if end.winner_id != result.winner_id:
+            problems.append(f"battle_end winner {end.winner_id} != result {result.winner_id}")
+        if end.turns != result.turns:
+            problems.append(f"battle_end turns {end.turns} != result {result.turns}")
+    return problems

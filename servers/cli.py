@@ -1,0 +1,110 @@
+"""`cardgame`: run the servers, a whole local stack, or the scripted PvP demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+
+from servers.common.config import Settings, load_settings
+
+
+def serve(kind: str, settings: Settings) -> None:
+    from servers.common.http import run_app
+
+    if kind == "auth":
+        from servers.auth.app import create_app as auth_app
+
+        run_app(auth_app(settings), settings.auth.host, settings.auth.port)
+    elif kind == "game":
+        from servers.game.app import create_app as game_app
+
+        run_app(game_app(settings), settings.game.host, settings.game.port,
+                websocket_max_message_size=settings.game.max_frame_bytes)
+    else:
+        from servers.match.app import create_app as match_app
+
+        run_app(match_app(settings), settings.match.host, settings.match.port)
+
+
+def up(settings: Settings, pods: int) -> int:
+    from servers.stack import Stack
+
+    stack = Stack(settings, pods=pods, fixed_ports=True)
+    stack.start()
+    try:
+        for url in stack.endpoints():
+            print(url, flush=True)
+        print(f"# logs in {stack.log_dir}; Ctrl-C stops everything", file=sys.stderr, flush=True)
+        stop = asyncio.Event()
+
+        async def wait() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+        asyncio.run(wait())
+    finally:
+        stack.stop()
+    return 0
+
+
+def demo(settings: Settings, pods: int, pairs: int, as_json: bool) -> int:
+    from fake_client.pvp import print_summary, run_pvp
+    from servers.stack import Stack
+
+    with Stack(settings, pods=pods) as stack:
+        print(f"stack up: auth {stack.auth_url}, game {', '.join(stack.game_urls)}",
+              file=sys.stderr, flush=True)
+        summary = asyncio.run(run_pvp(stack.auth_url, stack.game_urls, pairs))
+    print_summary(summary)
+    if as_json:
+        print(json.dumps(summary.as_dict()))
+    return 0 if summary.matches_failed == 0 and summary.players_failed == 0 else 1
+
+
+def migrate_cmd(settings: Settings) -> int:
+    from servers.common.db import migrate
+
+    if not settings.database.url:
+        print("set DATABASE_URL (or [database] url) to migrate", file=sys.stderr)
+        return 2
+    for name in asyncio.run(migrate(settings.database.url)) or ["(nothing to apply)"]:
+        print(name)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cardgame", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="run one server process (settings from config + env)")
+    s.add_argument("kind", choices=["auth", "game", "match"])
+    u = sub.add_parser("up", help="run auth + N pods in the foreground; prints the endpoints")
+    u.add_argument("--pods", type=int, default=1)
+    d = sub.add_parser("demo", help="bring a stack up, play scripted PvP, print a summary")
+    d.add_argument("--pods", type=int, default=2)
+    d.add_argument("--pairs", type=int, default=50)
+    d.add_argument("--json", action="store_true")
+    sub.add_parser("migrate", help="apply database migrations to DATABASE_URL")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=os.environ.get("CARDGAME_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    settings = load_settings()
+    if args.command == "serve":
+        serve(args.kind, settings)
+        return 0
+    if args.command == "up":
+        return up(settings, args.pods)
+    if args.command == "demo":
+        return demo(settings, args.pods, args.pairs, args.json)
+    return migrate_cmd(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

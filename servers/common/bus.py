@@ -1,0 +1,134 @@
+"""Typed Redis messaging: Pub/Sub channels and request streams read by a consumer group.
+
+Pub/Sub carries replies and fan-out (fire-and-forget: only live subscribers get a message).
+Requests to the match servers go through streams with a consumer group instead, so that each
+request is handled by exactly one match server even when many run, and a request survives a
+match server restart (stale pending entries are claimed by another consumer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError, TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("cardgame.bus")
+
+Handler = Callable[[str, bytes], Awaitable[None]]
+RETRY_DELAY = 0.5
+_encoder = msgspec.json.Encoder()
+
+
+def connect_redis(url: str, **kwargs: Any) -> aioredis.Redis:
+    """One client (with its own connection pool) per process, created at server start."""
+    kwargs.setdefault("health_check_interval", 15)
+    kwargs.setdefault("socket_keepalive", True)
+    return aioredis.Redis.from_url(url, **kwargs)
+
+
+async def publish(redis: aioredis.Redis, channel: str, message: msgspec.Struct) -> int:
+    return int(await redis.publish(channel, _encoder.encode(message)))
+
+
+async def run_subscriber(redis: aioredis.Redis, channels: list[str], handler: Handler,
+                         ready: asyncio.Event | None = None) -> None:
+    """Deliver every message on `channels` to `handler` until cancelled; resubscribe on errors."""
+    while True:
+        pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(*channels)
+            if ready is not None:
+                ready.set()
+            while True:
+                msg = await pubsub.get_message(timeout=1.0)
+                if msg is None:
+                    continue
+                channel = msg["channel"]
+                channel = channel.decode() if isinstance(channel, bytes) else channel
+                try:
+                    await handler(channel, msg["data"])
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("handler failed for a message on %s", channel)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("subscription to %s lost (%s); resubscribing", channels, exc)
+            await asyncio.sleep(RETRY_DELAY)
+        finally:
+            await pubsub.aclose()
+
+
+async def stream_add(redis: aioredis.Redis, stream: str, message: msgspec.Struct,
+                     maxlen: int = 100_000) -> None:
+    await redis.xadd(stream, {"m": _encoder.encode(message)}, maxlen=maxlen, approximate=True)
+
+
+async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
+    try:
+        # "0": requests added before the first match server started are handled too.
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def run_stream_consumer(
+    redis: aioredis.Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    handler: Callable[[bytes], Awaitable[None]],
+    *,
+    batch: int = 256,
+    claim_idle_ms: int = 10_000,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Handle each stream entry once within the group; ack and delete it after the handler ran.
+
+    Entries left pending by a consumer that died are claimed after `claim_idle_ms`.
+    """
+    last_claim = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await ensure_group(redis, stream, group)
+            if ready is not None:
+                ready.set()
+            while True:
+                entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+                if loop.time() - last_claim > claim_idle_ms / 2000:
+                    last_claim = loop.time()
+                    claimed = await redis.xautoclaim(stream, group, consumer, claim_idle_ms,
+                                                     start_id="0-0", count=batch)
+                    entries.extend(e for e in claimed[1] if e[1])
+                reply = await redis.xreadgroup(group, consumer, {stream: ">"}, count=batch,
+                                               block=1000)
+                for _name, fresh in reply or []:
+                    entries.extend(fresh)
+                if not entries:
+                    continue
+                for _entry_id, fields in entries:
+                    try:
+                        await handler(fields[b"m"])
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("request handler failed on %s", stream)
+                ids = [entry_id for entry_id, _ in entries]
+                async with redis.pipeline(transaction=False) as pipe:
+                    pipe.xack(stream, group, *ids)
+                    pipe.xdel(stream, *ids)
+                    await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("stream %s unavailable (%s); retrying", stream, exc)
+            await asyncio.sleep(RETRY_DELAY)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):  # the stream was deleted (e.g. FLUSHALL): recreate
+                raise
+            await asyncio.sleep(RETRY_DELAY)

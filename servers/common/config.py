@@ -1,0 +1,131 @@
+"""Typed configuration: one TOML file per environment plus environment overrides.
+
+`load_settings()` reads `config/<CARDGAME_ENV>.toml` (development by default), then applies
+`CARDGAME_<SECTION>__<KEY>` variables, then the conventional `REDIS_URL`, `DATABASE_URL` and
+`POD_ID`. This is the only module that reads `os.environ` for settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = ""
+    namespace: str = "cg"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""
+    pool_min: int = 1
+    pool_max: int = 10
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    jwt_secret: str = ""
+    jwt_issuer: str = "cardgame-auth"
+    jwt_audience: str = "cardgame-game"
+    access_token_ttl: int = 3600
+    dev_login: bool = False
+
+
+@dataclass(frozen=True)
+class GameSettings:
+    host: str = "127.0.0.1"
+    port: int = 8100
+    max_message_bytes: int = 16384
+    max_frame_bytes: int = 1048576
+    match_reply_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    host: str = "127.0.0.1"
+    port: int = 8200
+    tick_interval: float = 0.2
+    batch_size: int = 512
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    pod_id: str = "pod-1"
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    game: GameSettings = field(default_factory=GameSettings)
+    match: MatchSettings = field(default_factory=MatchSettings)
+
+    def replace(self, **sections: Any) -> Settings:
+        """Copy with some fields replaced; a dict value updates that section's fields."""
+        changes: dict[str, Any] = {}
+        for name, value in sections.items():
+            current = getattr(self, name)
+            if isinstance(value, Mapping) and dataclasses.is_dataclass(current):
+                changes[name] = dataclasses.replace(current, **value)  # type: ignore[type-var]
+            else:
+                changes[name] = value
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(value: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    if isinstance(like, int):
+        return int(value)
+    if isinstance(like, float):
+        return float(value)
+    return value
+
+
+def _section(cls: type[Any], raw: Mapping[str, Any], env: Mapping[str, str], name: str) -> Any:
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        value = raw.get(f.name, getattr(defaults, f.name))
+        override = env.get(f"CARDGAME_{name.upper()}__{f.name.upper()}")
+        if override is not None:
+            value = _coerce(override, getattr(defaults, f.name))
+        values[f.name] = value
+    unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown settings in [{name}]: {sorted(unknown)}")
+    return cls(**values)
+
+
+def load_settings(env: Mapping[str, str] | None = None, config_dir: Path = CONFIG_DIR) -> Settings:
+    env = os.environ if env is None else env
+    name = env.get("CARDGAME_ENV", "development")
+    path = config_dir / f"{name}.toml"
+    raw = tomllib.loads(path.read_text()) if path.exists() else {}
+    sections = {
+        "redis": RedisSettings,
+        "database": DatabaseSettings,
+        "auth": AuthSettings,
+        "game": GameSettings,
+        "match": MatchSettings,
+    }
+    built = {key: _section(cls, raw.get(key, {}), env, key) for key, cls in sections.items()}
+    settings = Settings(env=name, pod_id=env.get("POD_ID", "pod-1"), **built)
+    if env.get("REDIS_URL"):
+        settings = settings.replace(redis={"url": env["REDIS_URL"]})
+    if env.get("DATABASE_URL"):
+        settings = settings.replace(database={"url": env["DATABASE_URL"]})
+    return settings

@@ -1,0 +1,33 @@
+"""Game data shared by the servers: card and battle snapshots.
+
+A battle snapshot is built by the game server from PostgreSQL (never from client input), travels
+through Redis as part of the queue ticket, and is the only input the battle simulation needs
+besides the seed. It is frozen so that a snapshot cannot change between queueing and battle.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class CardSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """One copy of a card as it stood when the player queued."""
+
+    card_id: int
+    name: str
+    cost: int
+    attack: int
+    health: int
+
+
+class BattleSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the battle needs from one player: built server-side, immutable."""
+
+    player_id: str
+    name: str
+    level: int
+    rating: float
+    deck: tuple[CardSnapshot, ...]
+    pod_id: str
+    artifacts: tuple[str, ...] = ()
+    items: tuple[str, ...] = ()

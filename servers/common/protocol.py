@@ -1,0 +1,332 @@
+"""Every message model: the client <-> game server protocol and the internal Redis messages.
+
+The client protocol is the product's public API (see docs/protocol.md and the JSON Schema in
+docs/protocol.schema.json, both checked against these models by the tests). Messages are JSON
+objects tagged by `type`; a client may add a string `id`, which the reply echoes. Pure code: no I/O,
+shared by the servers, the fake client and the Locust users.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from servers.common.errors import DESCRIPTIONS, ErrorCode
+from servers.common.models import BattleSnapshot
+
+PROTOCOL_VERSION = 1
+
+
+# ---------------------------------------------------------------- client -> game server
+class ClientMessage(msgspec.Struct, tag_field="type", kw_only=True):
+    """Base of client messages. Unknown fields are ignored (so a client's `metadata` is too)."""
+
+    id: str | None = None
+
+
+class Ping(ClientMessage, tag="ping"):
+    pass
+
+
+class GetProfile(ClientMessage, tag="get_profile"):
+    pass
+
+
+class GetCollection(ClientMessage, tag="get_collection"):
+    pass
+
+
+class GetDecks(ClientMessage, tag="get_decks"):
+    pass
+
+
+class DeckCard(msgspec.Struct, frozen=True, kw_only=True):
+    card_id: int
+    count: int
+
+
+class SaveDeck(ClientMessage, tag="save_deck"):
+    """Create a deck (no deck_id) or replace one of the player's decks."""
+
+    name: str
+    cards: list[DeckCard]
+    deck_id: int | None = None
+
+
+class SetActiveDeck(ClientMessage, tag="set_active_deck"):
+    deck_id: int
+
+
+class Enqueue(ClientMessage, tag="enqueue"):
+    """Queue for PvP. The battle snapshot is built by the server; anything else sent is ignored."""
+
+    mode: str = "normal"
+
+
+class Dequeue(ClientMessage, tag="dequeue"):
+    pass
+
+
+AnyClientMessage = (
+    Ping | GetProfile | GetCollection | GetDecks | SaveDeck | SetActiveDeck | Enqueue | Dequeue
+)
+CLIENT_MESSAGE_TYPES: tuple[type[ClientMessage], ...] = (
+    Ping, GetProfile, GetCollection, GetDecks, SaveDeck, SetActiveDeck, Enqueue, Dequeue,
+)
+
+
+# ---------------------------------------------------------------- game server -> client
+class ServerMessage(msgspec.Struct, tag_field="type", kw_only=True):
+    """Base of server messages; `id` echoes the request's correlation id, if it had one."""
+
+    id: str | None = None
+
+
+class Welcome(ServerMessage, tag="welcome"):
+    protocol: int
+    player_id: str
+    name: str
+    pod_id: str
+    resumed: bool = False
+
+
+class Pong(ServerMessage, tag="pong"):
+    pass
+
+
+class Profile(ServerMessage, tag="profile"):
+    player_id: str
+    name: str
+    level: int
+    experience: int
+    rating: float
+    rating_deviation: float
+    wins: int
+    losses: int
+    draws: int
+
+
+class OwnedCard(msgspec.Struct, frozen=True, kw_only=True):
+    card_id: int
+    name: str
+    cost: int
+    attack: int
+    health: int
+    rarity: str
+    count: int
+
+
+class Collection(ServerMessage, tag="collection"):
+    cards: list[OwnedCard]
+
+
+class DeckInfo(msgspec.Struct, kw_only=True):
+    deck_id: int
+    name: str
+    active: bool
+    legal: bool
+    cards: list[DeckCard]
+
+
+class Decks(ServerMessage, tag="decks"):
+    decks: list[DeckInfo]
+
+
+class DeckSaved(ServerMessage, tag="deck_saved"):
+    deck: DeckInfo
+
+
+class ActiveDeckSet(ServerMessage, tag="active_deck_set"):
+    deck_id: int
+
+
+class Enqueued(ServerMessage, tag="enqueued"):
+    mode: str
+
+
+DequeueReason = Literal["requested", "disconnected", "server"]
+
+
+class Dequeued(ServerMessage, tag="dequeued"):
+    mode: str
+    reason: DequeueReason = "requested"
+
+
+class MatchFound(ServerMessage, tag="match_found"):
+    match_id: str
+    mode: str
+    opponent_id: str
+    opponent_name: str
+
+
+class BattleResultMessage(ServerMessage, tag="battle_result"):
+    """The finished battle. `timeline` is the event list of docs/protocol.md (battle events)."""
+
+    match_id: str
+    mode: str
+    seed: int
+    winner_id: str | None
+    outcome: Literal["win", "loss", "draw"]
+    opponent_id: str
+    turns: int
+    timeline: msgspec.Raw
+
+
+class Error(ServerMessage, tag="error"):
+    code: ErrorCode
+    message: str
+
+
+AnyServerMessage = (
+    Welcome | Pong | Profile | Collection | Decks | DeckSaved | ActiveDeckSet | Enqueued | Dequeued
+    | MatchFound | BattleResultMessage | Error
+)
+
+
+# ---------------------------------------------------------------- internal (Redis) messages
+class BusMessage(msgspec.Struct, kw_only=True, frozen=True):
+    pass
+
+
+class EnqueueRequest(BusMessage):
+    """Game server -> match servers (stream `match:enqueue:request`)."""
+
+    request_id: str
+    player_id: str
+    game_mode: str
+    pod_id: str
+    metadata: BattleSnapshot
+    enqueued_at_ms: int
+
+
+class DequeueRequest(BusMessage):
+    """Game server -> match servers (stream `match:dequeue:request`)."""
+
+    request_id: str
+    player_id: str
+    game_mode: str
+    pod_id: str
+    reason: DequeueReason = "requested"
+
+
+class ResultEnQueued(BusMessage, tag="EnQueued", tag_field="type"):
+    queue_size: int
+
+
+class ResultMatchFound(BusMessage, tag="MatchFound", tag_field="type"):
+    match_id: str
+    opponent_id: str
+    opponent_name: str
+
+
+class ResultDequeued(BusMessage, tag="Dequeued", tag_field="type"):
+    reason: DequeueReason
+
+
+class ResultError(BusMessage, tag="Error", tag_field="type"):
+    code: ErrorCode
+    message: str
+
+
+class MatchResult(BusMessage):
+    """Match server -> the player's game server (channel `pod:{pod_id}:match_result`)."""
+
+    player_id: str
+    game_mode: str
+    result: ResultEnQueued | ResultMatchFound | ResultDequeued | ResultError
+    request_id: str | None = None
+
+
+class PlayerCandidate(BusMessage):
+    player_id: str
+    score: int
+    pod_id: str
+    metadata: BattleSnapshot
+
+
+class BattleRequest(BusMessage):
+    """Match server -> every game server (channel `battle:request`); player1's pod runs it."""
+
+    match_id: str
+    game_mode: str
+    seed: int
+    player1: PlayerCandidate
+    player2: PlayerCandidate
+
+
+class BattleResult(BusMessage):
+    """Battle runner -> a player's game server (channel `pod:{pod_id}:battle_result`)."""
+
+    match_id: str
+    game_mode: str
+    player_id: str
+    opponent_id: str
+    seed: int
+    winner_id: str | None
+    turns: int
+    timeline: msgspec.Raw
+
+
+# ---------------------------------------------------------------- encoding
+_encoder = msgspec.json.Encoder()
+_client_decoder = msgspec.json.Decoder(AnyClientMessage)
+_server_decoder = msgspec.json.Decoder(AnyServerMessage)
+_CLIENT_TAGS = {cls.__struct_config__.tag for cls in CLIENT_MESSAGE_TYPES}
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+class ProtocolError(Exception):
+    """A client frame that could not be decoded; carries the code and the frame's id if any."""
+
+    def __init__(self, code: ErrorCode, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+def decode_client(frame: bytes | str) -> AnyClientMessage:
+    """Decode one client frame, or raise ProtocolError with a stable code."""
+    try:
+        return _client_decoder.decode(frame)
+    except msgspec.ValidationError as exc:
+        detail = str(exc)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(ErrorCode.MALFORMED_JSON, f"invalid JSON: {exc}") from None
+    # Slow path, errors only: look at the raw object to say precisely what is wrong.
+    raw: Any = msgspec.json.decode(frame)
+    if not isinstance(raw, dict):
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, "a message must be a JSON object")
+    ref = raw.get("id") if isinstance(raw.get("id"), str) else None
+    kind = raw.get("type")
+    if kind not in _CLIENT_TAGS:
+        known = ", ".join(sorted(str(t) for t in _CLIENT_TAGS))
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_MESSAGE, f"unknown message type {kind!r}; known: {known}", ref
+        )
+    raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"invalid {kind!r} message: {detail}", ref)
+
+
+def decode_server(frame: bytes | str) -> AnyServerMessage:
+    return _server_decoder.decode(frame)
+
+
+def error_message(code: ErrorCode, message: str | None = None, ref: str | None = None) -> Error:
+    return Error(id=ref, code=code, message=message or DESCRIPTIONS[code])
+
+
+def protocol_schema() -> dict[str, Any]:
+    """JSON Schema of both directions, for generating client types (e.g. C#)."""
+    (client, server), components = msgspec.json.schema_components(
+        [AnyClientMessage, AnyServerMessage], ref_template="#/$defs/{name}"
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"cardgame client protocol v{PROTOCOL_VERSION}",
+        "$defs": components,
+        "properties": {"client_to_server": client, "server_to_client": server},
+    }

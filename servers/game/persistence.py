@@ -1,0 +1,57 @@
+"""Recording finished battles in PostgreSQL, exactly once per match id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import asyncpg
+
+from servers.common import protocol as p
+
+EXPERIENCE = {"win": 30, "draw": 15, "loss": 10}
+
+
+def result_of(player_id: str, winner_id: str | None) -> str:
+    if winner_id is None:
+        return "draw"
+    return "win" if winner_id == player_id else "loss"
+
+
+async def record_match(pool: asyncpg.Pool, request: p.BattleRequest, *, winner_id: str | None,
+                       end_reason: str, turns: int, timeline: bytes, pod_id: str,
+                       started_at: datetime) -> bool:
+    """Store the match, its participants and their profile counters in one transaction.
+
+    Returns False (and changes nothing) when this match id was recorded before, so a battle
+    request delivered twice is persisted once.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = await conn.fetchval(
+            "INSERT INTO match_history (match_id, mode, seed, winner_id, end_reason, turns,"
+            " timeline, pod_id, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)"
+            " ON CONFLICT (match_id) DO NOTHING RETURNING true",
+            request.match_id, request.game_mode, request.seed,
+            int(winner_id) if winner_id is not None else None, end_reason, turns,
+            timeline.decode(), pod_id, started_at,
+        )
+        if not inserted:
+            return False
+        rows = []
+        for slot, candidate in ((1, request.player1), (2, request.player2)):
+            snap = candidate.metadata
+            rows.append((request.match_id, int(snap.player_id), slot,
+                         result_of(snap.player_id, winner_id), snap.rating, snap.rating,
+                         p.encode(snap).decode()))
+        await conn.executemany(
+            "INSERT INTO match_participants (match_id, player_id, slot, result, rating_before,"
+            " rating_after, snapshot) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+            rows,
+        )
+        await conn.executemany(
+            "UPDATE player_profiles SET wins = wins + ($2 = 'win')::int,"
+            " losses = losses + ($2 = 'loss')::int, draws = draws + ($2 = 'draw')::int,"
+            " experience = experience + $3, level = 1 + (experience + $3) / 100,"
+            " updated_at = now() WHERE player_id = $1",
+            [(row[1], row[3], EXPERIENCE[row[3]]) for row in rows],
+        )
+        return True

@@ -1,0 +1,275 @@
+"""Player sessions (the seed's PlayerGameActor) and the registry player_id -> session.
+
+A session outlives its WebSocket: a second connection for the same player takes the session
+over, and a session whose socket closed stays until its queue request or battle has settled, so
+that an automatic dequeue or a battle result still finds it. The queue state machine lives here:
+
+    idle --enqueue--> enqueuing --EnQueued--> queued --dequeue--> dequeuing --Dequeued--> idle
+                          \\--Error--> idle         \\--MatchFound--> in_battle --result--> idle
+
+Only one queue request per player is in flight at a time, which keeps a player's enqueue and
+dequeue in order even though different match servers may handle them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import msgspec
+
+from servers.common import protocol as p
+from servers.common.errors import ErrorCode, GameError
+from servers.common.keys import GameMode
+
+log = logging.getLogger("cardgame.game.sessions")
+
+# WebSocket close codes (4000-4999 are the application's).
+CLOSE_REPLACED = 4409
+CLOSE_UNAUTHORIZED = 4401
+
+
+class QueueState(enum.Enum):
+    IDLE = "idle"
+    ENQUEUING = "enqueuing"
+    QUEUED = "queued"
+    DEQUEUING = "dequeuing"
+    IN_BATTLE = "in_battle"
+
+
+class Connection:
+    """One WebSocket's outbox; the socket's send loop drains it."""
+
+    def __init__(self) -> None:
+        self.outbox: asyncio.Queue[bytes | tuple[int, str]] = asyncio.Queue()
+        self.closed = False
+
+    def send(self, message: msgspec.Struct) -> None:
+        if not self.closed:
+            self.outbox.put_nowait(p.encode(message))
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.outbox.put_nowait((code, reason))
+
+
+class MatchPort(Protocol):
+    """What a session needs from the match servers (implemented by the relay)."""
+
+    async def enqueue(self, session: Session, request_id: str, mode: GameMode) -> None: ...
+    async def dequeue(self, session: Session, request_id: str, mode: GameMode,
+                      reason: p.DequeueReason) -> None: ...
+
+
+@dataclass(eq=False)
+class Session:
+    player_id: str
+    name: str
+    port: MatchPort
+    on_settled: Callable[[Session], None]
+    reply_timeout: float = 5.0
+    conn: Connection | None = None
+    state: QueueState = QueueState.IDLE
+    mode: GameMode | None = None
+    request_id: str | None = None  # the queue request in flight
+    request_ref: str | None = None  # the client's correlation id for it
+    dequeue_wanted: p.DequeueReason | None = None  # dequeue as soon as the enqueue settles
+    match_id: str | None = None
+    _timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------ client side
+    def send(self, message: msgspec.Struct) -> None:
+        if self.conn is not None:
+            self.conn.send(message)
+
+    def send_error(self, code: ErrorCode, message: str | None = None, ref: str | None = None) -> None:
+        self.send(p.error_message(code, message, ref))
+
+    async def request_enqueue(self, mode_name: str, ref: str | None) -> None:
+        """Start an enqueue; the port raises GameError when the player may not queue."""
+        try:
+            mode = GameMode(mode_name)
+        except ValueError:
+            raise GameError(ErrorCode.UNKNOWN_MODE,
+                            f"unknown mode {mode_name!r}; open: "
+                            + ", ".join(m.value for m in GameMode)) from None
+        if self.state is QueueState.IN_BATTLE:
+            raise GameError(ErrorCode.IN_BATTLE)
+        if self.state is QueueState.QUEUED:
+            raise GameError(ErrorCode.ALREADY_QUEUED)
+        if self.state is not QueueState.IDLE:
+            raise GameError(ErrorCode.REQUEST_IN_PROGRESS)
+        request_id = self._begin(QueueState.ENQUEUING, mode, ref)
+        try:
+            await self.port.enqueue(self, request_id, mode)
+        except BaseException:
+            if self.request_id == request_id:
+                self._settle(QueueState.IDLE)
+            raise
+
+    async def request_dequeue(self, ref: str | None, reason: p.DequeueReason = "requested") -> None:
+        if self.state is QueueState.ENQUEUING:
+            self.dequeue_wanted = reason
+            return
+        if self.state is QueueState.IN_BATTLE:
+            raise GameError(ErrorCode.IN_BATTLE, "already matched; wait for the battle result")
+        if self.state is QueueState.DEQUEUING:
+            raise GameError(ErrorCode.REQUEST_IN_PROGRESS)
+        if self.state is not QueueState.QUEUED or self.mode is None:
+            raise GameError(ErrorCode.NOT_QUEUED)
+        await self._send_dequeue(self.mode, ref, reason)
+
+    async def _send_dequeue(self, mode: GameMode, ref: str | None, reason: p.DequeueReason) -> None:
+        request_id = self._begin(QueueState.DEQUEUING, mode, ref)
+        await self.port.dequeue(self, request_id, mode, reason)
+
+    def disconnected(self) -> None:
+        """The socket closed: the game server dequeues the player by itself."""
+        self.conn = None
+        if self.state is QueueState.QUEUED and self.mode is not None:
+            asyncio.get_running_loop().create_task(
+                self._quiet(self._send_dequeue(self.mode, None, "disconnected")))
+        elif self.state is QueueState.ENQUEUING:
+            self.dequeue_wanted = "disconnected"
+        self._maybe_done()
+
+    async def _quiet(self, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("automatic dequeue of %s failed", self.player_id)
+            self._settle(QueueState.IDLE)
+
+    # ------------------------------------------------------------ match server side
+    def on_match_result(self, msg: p.MatchResult) -> None:
+        result = msg.result
+        if isinstance(result, p.ResultMatchFound):
+            if self.state is QueueState.ENQUEUING:  # EnQueued may arrive after MatchFound
+                self.send(p.Enqueued(id=self.request_ref, mode=msg.game_mode))
+            elif self.state is QueueState.DEQUEUING:  # matched before the dequeue landed
+                self.send_error(ErrorCode.IN_BATTLE, "matched before the dequeue", self.request_ref)
+            self._settle(QueueState.IN_BATTLE)
+            self.match_id = result.match_id
+            self.send(p.MatchFound(match_id=result.match_id, mode=msg.game_mode,
+                                   opponent_id=result.opponent_id,
+                                   opponent_name=result.opponent_name))
+            return
+        if msg.request_id is None or msg.request_id != self.request_id:
+            return  # a late answer to a request that already settled
+        ref = self.request_ref
+        if isinstance(result, p.ResultEnQueued):
+            self._settle(QueueState.QUEUED)
+            self.send(p.Enqueued(id=ref, mode=msg.game_mode))
+            if self.dequeue_wanted is not None and self.mode is not None:
+                reason, self.dequeue_wanted = self.dequeue_wanted, None
+                asyncio.get_running_loop().create_task(
+                    self._quiet(self._send_dequeue(self.mode, None, reason)))
+        elif isinstance(result, p.ResultDequeued):
+            self._settle(QueueState.IDLE)
+            self.send(p.Dequeued(id=ref, mode=msg.game_mode, reason=result.reason))
+        elif isinstance(result, p.ResultError):
+            was = self.state
+            self._settle(QueueState.IDLE)
+            if was is QueueState.DEQUEUING and result.code is ErrorCode.NOT_QUEUED:
+                # Not in the queue any more (e.g. removed by the server): report it as dequeued.
+                self.send(p.Dequeued(id=ref, mode=msg.game_mode, reason="server"))
+            else:
+                self.send_error(result.code, result.message, ref)
+        self._maybe_done()
+
+    def on_battle_result(self, msg: p.BattleResult) -> None:
+        if self.match_id == msg.match_id:
+            self._settle(QueueState.IDLE)
+        outcome = "draw" if msg.winner_id is None else (
+            "win" if msg.winner_id == self.player_id else "loss")
+        self.send(p.BattleResultMessage(
+            match_id=msg.match_id, mode=msg.game_mode, seed=msg.seed, winner_id=msg.winner_id,
+            outcome=outcome, opponent_id=msg.opponent_id, turns=msg.turns, timeline=msg.timeline))
+        self._maybe_done()
+
+    # ------------------------------------------------------------ state
+    def _begin(self, state: QueueState, mode: GameMode, ref: str | None) -> str:
+        self._cancel_timer()
+        self.state, self.mode, self.request_ref = state, mode, ref
+        self.request_id = uuid.uuid4().hex
+        self._timer = asyncio.get_running_loop().call_later(
+            self.reply_timeout, self._timed_out, self.request_id)
+        return self.request_id
+
+    def _settle(self, state: QueueState) -> None:
+        self._cancel_timer()
+        self.state = state
+        self.request_id = self.request_ref = None
+        self.match_id = None
+        if state is QueueState.IDLE:
+            self.mode = None
+            self.dequeue_wanted = None
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timed_out(self, request_id: str) -> None:
+        if self.request_id != request_id:
+            return
+        ref, mode, was = self.request_ref, self.mode, self.state
+        log.warning("no match server answered %s for %s", was.value, self.player_id)
+        self.send_error(ErrorCode.MATCH_SERVER_UNAVAILABLE, None, ref)
+        self._settle(QueueState.IDLE)
+        if was is QueueState.ENQUEUING and mode is not None:
+            # The request may still be handled later: take the player out again, quietly.
+            asyncio.get_running_loop().create_task(self._quiet(self.port.dequeue(
+                self, uuid.uuid4().hex, mode, "server")))
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self.conn is None and self.state is QueueState.IDLE:
+            self.on_settled(self)
+
+
+class Registry:
+    """player_id -> session for this game server (the seed's LoadBalanceActor)."""
+
+    def __init__(self, port: MatchPort, reply_timeout: float) -> None:
+        self._sessions: dict[str, Session] = {}
+        self._port = port
+        self._reply_timeout = reply_timeout
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, player_id: str) -> Session | None:
+        return self._sessions.get(player_id)
+
+    def attach(self, player_id: str, name: str, conn: Connection) -> tuple[Session, bool]:
+        """Bind a new connection to the player's session; an older connection is closed."""
+        session = self._sessions.get(player_id)
+        resumed = session is not None
+        if session is None:
+            session = Session(player_id, name, self._port, self._forget, self._reply_timeout)
+            self._sessions[player_id] = session
+        elif session.conn is not None:
+            old = session.conn
+            old.send(p.error_message(ErrorCode.SESSION_REPLACED))
+            old.close(CLOSE_REPLACED, "session replaced by a newer connection")
+        session.conn = conn
+        return session, resumed
+
+    def detach(self, session: Session, conn: Connection) -> None:
+        conn.closed = True
+        if session.conn is conn:
+            session.disconnected()
+
+    def _forget(self, session: Session) -> None:
+        if self._sessions.get(session.player_id) is session:
+            del self._sessions[session.player_id]
+
+    def connected(self) -> int:
+        return sum(1 for s in self._sessions.values() if s.conn is not None)

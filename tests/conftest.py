@@ -1,0 +1,103 @@
+"""Shared fixtures: real Redis and PostgreSQL, isolated per test run, and a running 2-pod stack.
+
+REDIS_URL / DATABASE_URL are used when given (the run then takes its own key namespace and its own
+fresh database, so it can share servers with a running demo); otherwise private instances start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from servers.common.config import Settings, load_settings
+from servers.common.db import create_pool, migrate
+from servers.common.embedded import ServiceHandle, ensure_postgres, ensure_redis
+from servers.common.keys import Keys
+from servers.stack import Stack
+
+RUN = uuid.uuid4().hex[:8]
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[ServiceHandle]:
+    handle = ensure_redis(os.environ.get("REDIS_URL") or None)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh database for this run on the given or a private PostgreSQL, migrated."""
+    handle = ensure_postgres(os.environ.get("DATABASE_URL") or None)
+    name = f"cardgame_test_{RUN}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(handle.url)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(handle.url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    url = _with_database(handle.url, name)
+    asyncio.run(migrate(url))
+    yield url
+    asyncio.run(drop())
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(redis_service: ServiceHandle, database_url: str) -> Settings:
+    base = load_settings({})
+    return base.replace(
+        redis={"url": redis_service.url, "namespace": f"t{RUN}"},
+        database={"url": database_url},
+        match={"tick_interval": 0.05},
+        game={"match_reply_timeout": 3.0},
+    )
+
+
+@pytest.fixture
+def keys() -> Keys:
+    """A namespace of its own for each test that talks to Redis directly."""
+    return Keys(f"t{RUN}-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture
+async def redis(redis_service: ServiceHandle) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_service.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, 1, 5)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[Stack]:
+    """Auth server plus two pods, as real processes, for the whole run."""
+    with Stack(settings, pods=2) as running:
+        yield running
