@@ -89,7 +89,7 @@ async def play_one(http: httpx.AsyncClient, auth_url: str, run: PlayerRun, mode:
         run.winner_id = result.winner_id
     except ServerError as exc:
         run.error = f"{exc.code}: {exc.message}"
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         run.error = "timed out"
     except Exception as exc:  # the summary reports every failure, whatever it was
         run.error = f"{type(exc).__name__}: {exc}"

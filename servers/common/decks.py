@@ -25,7 +25,7 @@ def deck_problems(cards: Mapping[int, int], owned: Mapping[int, int]) -> list[st
 
 
 def starter_deck(starters: Sequence[tuple[int, int, int]]) -> dict[int, int]:
-    """A legal deck from (card_id, cost, copies owned): the cheapest cards first, for a smooth curve."""
+    """A legal deck from (card_id, cost, copies owned): cheapest first, for a smooth curve."""
     deck: dict[int, int] = {}
     remaining = DECK_SIZE
     for card_id, _cost, copies in sorted(starters, key=lambda c: (c[1], c[0])):

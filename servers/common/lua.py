@@ -46,7 +46,8 @@ class QueueScripts:
     def _mode_keys(self, mode: GameMode) -> list[str]:
         return [self._keys.queue(mode), self._keys.tickets(mode)]
 
-    async def enqueue(self, mode: GameMode, player_id: str, score_ms: int, ticket: bytes) -> QueueChange:
+    async def enqueue(self, mode: GameMode, player_id: str, score_ms: int,
+                      ticket: bytes) -> QueueChange:
         added, size = await self._enqueue(self._mode_keys(mode), [player_id, score_ms, ticket])
         return QueueChange(bool(added), int(size))
 

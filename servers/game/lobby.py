@@ -14,8 +14,8 @@ MAX_DECKS = 20
 
 async def profile(pool: asyncpg.Pool, player_id: int) -> p.Profile:
     row = await pool.fetchrow(
-        "SELECT p.display_name, f.* FROM players p JOIN player_profiles f ON f.player_id = p.steam_id"
-        " WHERE p.steam_id = $1",
+        "SELECT p.display_name, f.* FROM players p"
+        " JOIN player_profiles f ON f.player_id = p.steam_id WHERE p.steam_id = $1",
         player_id,
     )
     if row is None:

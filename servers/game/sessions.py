@@ -88,7 +88,8 @@ class Session:
         if self.conn is not None:
             self.conn.send(message)
 
-    def send_error(self, code: ErrorCode, message: str | None = None, ref: str | None = None) -> None:
+    def send_error(self, code: ErrorCode, message: str | None = None,
+                   ref: str | None = None) -> None:
         self.send(p.error_message(code, message, ref))
 
     async def request_enqueue(self, mode_name: str, ref: str | None) -> None:

@@ -1,4 +1,4 @@
-"""The player's WebSocket: authenticate, attach to the session, then a receive loop and a send loop."""
+"""The player's WebSocket: authenticate, attach to the session, then receive and send loops."""
 
 from __future__ import annotations
 
