@@ -78,6 +78,21 @@ def migrate_cmd(settings: Settings) -> int:
     return 0
 
 
+def schema_text() -> str:
+    from servers.common.protocol import protocol_schema
+
+    return json.dumps(protocol_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def schema_cmd(path: str | None) -> int:
+    if path:
+        with open(path, "w") as out:
+            out.write(schema_text())
+    else:
+        sys.stdout.write(schema_text())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cardgame", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,11 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--pairs", type=int, default=50)
     d.add_argument("--json", action="store_true")
     sub.add_parser("migrate", help="apply database migrations to DATABASE_URL")
+    sc = sub.add_parser("schema", help="print the client protocol's JSON Schema")
+    sc.add_argument("--write", metavar="PATH", help="write it to PATH instead")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=os.environ.get("CARDGAME_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
+    if args.command == "schema":
+        return schema_cmd(args.write)
     settings = load_settings()
     if args.command == "serve":
         serve(args.kind, settings)

@@ -321,12 +321,17 @@ def error_message(code: ErrorCode, message: str | None = None, ref: str | None =
 
 def protocol_schema() -> dict[str, Any]:
     """JSON Schema of both directions, for generating client types (e.g. C#)."""
-    (client, server), components = msgspec.json.schema_components(
-        [AnyClientMessage, AnyServerMessage], ref_template="#/$defs/{name}"
+    from servers.game.battle.events import Event  # the replay format is part of the API
+
+    (client, server, event), components = msgspec.json.schema_components(
+        [AnyClientMessage, AnyServerMessage, Event], ref_template="#/$defs/{name}"
     )
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"cardgame client protocol v{PROTOCOL_VERSION}",
+        "description": "client_to_server and server_to_client are the WebSocket frames;"
+                       " battle_result.timeline is an array of battle_event.",
         "$defs": components,
-        "properties": {"client_to_server": client, "server_to_client": server},
+        "properties": {"client_to_server": client, "server_to_client": server,
+                       "battle_event": event},
     }
