@@ -41,7 +41,8 @@ class ErrorCode(StrEnum):
 DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.MALFORMED_JSON: "The frame is not valid UTF-8 JSON.",
     ErrorCode.UNKNOWN_MESSAGE: "The `type` field is missing or names no client message.",
-    ErrorCode.INVALID_MESSAGE: "A known message with missing, wrongly typed or out-of-range fields.",
+    ErrorCode.INVALID_MESSAGE: "A known message with missing, wrongly typed or out-of-range"
+                               " fields.",
     ErrorCode.MESSAGE_TOO_LARGE: "The frame is larger than the server handles as a message.",
     ErrorCode.UNAUTHORIZED: "The token is missing, forged, or for another audience or issuer.",
     ErrorCode.TOKEN_EXPIRED: "The token has expired: log in again.",
