@@ -1,29 +1,32 @@
--- Atomically pop the longest-waiting players of a queue, an even number of them, with tickets.
+-- Atomically take the longest-waiting players of a queue (an even number) for pairing.
+-- They move to the in-flight set under a lease instead of disappearing: if the match server
+-- dies before commit_match.lua, reap.lua puts them back with their original enqueue time.
 -- Several match servers may call this on one queue at once: each player is popped by exactly one.
--- KEYS[1] queue   (sorted set)
--- KEYS[2] tickets (hash); same hash slot as KEYS[1]
+-- KEYS[1] queue, KEYS[2] tickets, KEYS[3] ticket pods, KEYS[4] inflight,
+-- KEYS[5] inflight scores (hash: player id -> original score); one hash slot
 -- ARGV[1] most players to pop (rounded down to even)
--- Returns a flat array {player id, score, ticket, player id, score, ticket, ...}; a player whose
--- ticket is missing comes back with ticket = "" (poisoned: the caller drops and reports it).
-local queue_key = KEYS[1]
-local tickets_key = KEYS[2]
+-- ARGV[2] lease deadline (ms)
+-- Returns a flat array {player id, score, ticket, pod id, ...}; a player whose ticket is missing
+-- comes back with ticket = "" (poisoned: the caller drops it in commit_match.lua and reports it).
+local queue_key, tickets_key, pods_key, inflight_key, scores_key =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local limit = tonumber(ARGV[1])
+local deadline = tonumber(ARGV[2])
 
-local size = redis.call('ZCARD', queue_key)
-local count = math.min(limit, size)
+local count = math.min(limit, redis.call('ZCARD', queue_key))
 count = count - (count % 2)
 if count < 2 then
     return {}
 end
 local popped = redis.call('ZPOPMIN', queue_key, count)
 local out = {}
-local ids = {}
 for i = 1, #popped, 2 do
-    local player_id = popped[i]
-    ids[#ids + 1] = player_id
+    local player_id, score = popped[i], popped[i + 1]
+    redis.call('ZADD', inflight_key, deadline, player_id)
+    redis.call('HSET', scores_key, player_id, score)
     out[#out + 1] = player_id
-    out[#out + 1] = popped[i + 1]
+    out[#out + 1] = score
     out[#out + 1] = redis.call('HGET', tickets_key, player_id) or ''
+    out[#out + 1] = redis.call('HGET', pods_key, player_id) or ''
 end
-redis.call('HDEL', tickets_key, unpack(ids))
 return out

@@ -67,7 +67,8 @@ CREATE TABLE IF NOT EXISTS match_history (
     winner_id   BIGINT REFERENCES players (steam_id),
     end_reason  TEXT NOT NULL,
     turns       INT NOT NULL,
-    timeline    JSONB NOT NULL,
+    -- JSON, not JSONB: keeps the exact bytes the simulation produced (replays compare bytes).
+    timeline    JSON NOT NULL,
     pod_id      TEXT NOT NULL,
     started_at  TIMESTAMPTZ NOT NULL,
     finished_at TIMESTAMPTZ NOT NULL DEFAULT now()

@@ -37,7 +37,8 @@ async def test_two_players_on_different_pods_play_each_other(stack: Stack,
 
     row = await pool.fetchrow("SELECT * FROM match_history WHERE match_id = $1::uuid",
                               found_a.match_id)
-    assert row is not None and row["mode"] == "normal" and row["pod_id"] == "pod-1"
+    assert row is not None and row["mode"] == "normal"
+    assert row["pod_id"] in ("pod-1", "pod-2")  # any game server may run a battle
     assert row["turns"] == result_a.turns
     participants = await pool.fetch(
         "SELECT player_id, slot, result FROM match_participants WHERE match_id = $1::uuid"

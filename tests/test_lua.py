@@ -1,4 +1,4 @@
-"""The queue scripts against a real Redis: atomicity, refusals, poisoned entries, slots."""
+"""The queue scripts against a real Redis: atomicity, refusals, leases, poisoned entries, slots."""
 
 from __future__ import annotations
 
@@ -9,35 +9,67 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import QueueScripts
+from servers.common.lua import Dequeued, PairToCommit, QueueScripts
 
 MODE = GameMode.NORMAL
+FAR = 10**13  # a lease deadline that never passes during a test
+
+
+def mode_keys(keys: Keys, mode: GameMode) -> list[str]:
+    return [keys.queue(mode), keys.tickets(mode), keys.ticket_pods(mode), keys.inflight(mode),
+            keys.inflight_scores(mode), keys.battles(mode)]
 
 
 def test_script_keys_share_a_cluster_slot(keys: Keys) -> None:
     for mode in GameMode:
-        assert key_slot(keys.queue(mode).encode()) == key_slot(keys.tickets(mode).encode())
+        assert len({key_slot(k.encode()) for k in mode_keys(keys, mode)}) == 1
+    player = "76561197960265729"
+    player_keys = [keys.player_pod(player), keys.player_match(player), keys.delivered(player, "m")]
+    assert len({key_slot(k.encode()) for k in player_keys}) == 1
+
+
+async def queue_of(redis: aioredis.Redis, keys: Keys) -> list[tuple[bytes, float]]:
+    return await redis.zrange(keys.queue(MODE), 0, -1, withscores=True)
 
 
 async def test_enqueue_refuses_second_enqueue(redis: aioredis.Redis, keys: Keys) -> None:
     scripts = QueueScripts(redis, keys)
-    first = await scripts.enqueue(MODE, "1", 1000, b'{"t":1}')
-    second = await scripts.enqueue(MODE, "1", 2000, b'{"t":2}')
+    first = await scripts.enqueue(MODE, "1", 1000, b'{"t":1}', "pod-a")
+    second = await scripts.enqueue(MODE, "1", 2000, b'{"t":2}', "pod-b")
     assert (first.changed, first.queue_size) == (True, 1)
     assert (second.changed, second.queue_size) == (False, 1)
-    # The refused enqueue left the first ticket and score untouched.
+    # The refused enqueue left the first ticket, pod and score untouched.
     assert await redis.hget(keys.tickets(MODE), "1") == b'{"t":1}'
-    assert await redis.zscore(keys.queue(MODE), "1") == 1000
+    assert await redis.hget(keys.ticket_pods(MODE), "1") == b"pod-a"
+    assert await queue_of(redis, keys) == [(b"1", 1000)]
 
 
-async def test_dequeue_removes_player_and_ticket(redis: aioredis.Redis, keys: Keys) -> None:
+async def test_enqueue_refuses_a_player_being_paired(redis: aioredis.Redis, keys: Keys) -> None:
     scripts = QueueScripts(redis, keys)
-    await scripts.enqueue(MODE, "1", 1000, b"{}")
-    removed = await scripts.dequeue(MODE, "1")
-    again = await scripts.dequeue(MODE, "1")
-    assert (removed.changed, removed.queue_size) == (True, 0)
-    assert again.changed is False
-    assert await redis.exists(keys.queue(MODE), keys.tickets(MODE)) == 0
+    for player in ("1", "2"):
+        await scripts.enqueue(MODE, player, 1000, b"{}", "pod-a")
+    await scripts.pop(MODE, 10, FAR)
+    again = await scripts.enqueue(MODE, "1", 2000, b"{}", "pod-a")
+    assert again.changed is False and await redis.zcard(keys.queue(MODE)) == 0
+
+
+async def test_dequeue_respects_the_pod_holding_the_player(redis: aioredis.Redis,
+                                                           keys: Keys) -> None:
+    scripts = QueueScripts(redis, keys)
+    await scripts.enqueue(MODE, "1", 1000, b"{}", "pod-a")
+    assert (await scripts.dequeue(MODE, "1", "pod-b"))[0] is Dequeued.OTHER_POD
+    assert await redis.zcard(keys.queue(MODE)) == 1
+    assert await scripts.dequeue(MODE, "1", "pod-a") == (Dequeued.REMOVED, 0)
+    assert (await scripts.dequeue(MODE, "1"))[0] is Dequeued.NOT_QUEUED
+    assert await redis.exists(keys.queue(MODE), keys.tickets(MODE), keys.ticket_pods(MODE)) == 0
+
+
+async def test_repoint_moves_a_queued_player(redis: aioredis.Redis, keys: Keys) -> None:
+    scripts = QueueScripts(redis, keys)
+    assert await scripts.repoint(MODE, "1", "pod-b") is False
+    await scripts.enqueue(MODE, "1", 1000, b"{}", "pod-a")
+    assert await scripts.repoint(MODE, "1", "pod-b") is True
+    assert (await scripts.dequeue(MODE, "1", "pod-a"))[0] is Dequeued.OTHER_POD
 
 
 @pytest.mark.parametrize(("queued", "limit", "expected"), [(0, 10, 0), (1, 10, 0), (2, 10, 2),
@@ -47,22 +79,49 @@ async def test_pop_takes_an_even_number_oldest_first(redis: aioredis.Redis, keys
                                                      expected: int) -> None:
     scripts = QueueScripts(redis, keys)
     for i in range(queued):
-        await scripts.enqueue(MODE, f"p{i}", 1000 - i, f'{{"n":{i}}}'.encode())
-    popped = await scripts.pop(MODE, limit)
+        await scripts.enqueue(MODE, f"p{i}", 1000 - i, f'{{"n":{i}}}'.encode(), f"pod-{i}")
+    popped = await scripts.pop(MODE, limit, FAR)
     assert len(popped) == expected
-    # Oldest (lowest score) first; each comes with its own ticket.
+    # Oldest (lowest score) first; each comes with its own ticket and pod.
     assert [e.player_id for e in popped] == [f"p{i}" for i in range(queued - 1, -1, -1)][:expected]
     assert all(e.ticket == f'{{"n":{e.player_id[1:]}}}'.encode() for e in popped)
+    assert all(e.pod_id == f"pod-{e.player_id[1:]}" for e in popped)
     assert await redis.zcard(keys.queue(MODE)) == queued - expected
-    assert await redis.hlen(keys.tickets(MODE)) == queued - expected
+    # Popped players are held under a lease, not gone.
+    assert await redis.zcard(keys.inflight(MODE)) == expected
 
 
-async def test_pop_reports_missing_ticket_as_poisoned(redis: aioredis.Redis, keys: Keys) -> None:
+async def test_commit_hands_pairs_to_the_stream_and_requeues_leftovers(
+        redis: aioredis.Redis, keys: Keys) -> None:
     scripts = QueueScripts(redis, keys)
-    await redis.zadd(keys.queue(MODE), {"ghost": 1, "real": 2})
-    await redis.hset(keys.tickets(MODE), "real", b"{}")
-    popped = await scripts.pop(MODE, 10)
-    assert [(e.player_id, e.ticket) for e in popped] == [("ghost", b""), ("real", b"{}")]
+    for i, player in enumerate(["a", "b", "c", "d"]):
+        await scripts.enqueue(MODE, player, 100 + i, b"{}", "pod-1")
+    await scripts.pop(MODE, 4, FAR)
+    committed = await scripts.commit(MODE, [PairToCommit("m1", "a", "b", b'{"match":"m1"}')],
+                                     leftover=["c"], dropped=["d"])
+    assert committed == {"m1"}
+    entries = await redis.xrange(keys.battles(MODE))
+    assert [fields[b"m"] for _, fields in entries] == [b'{"match":"m1"}']
+    assert await queue_of(redis, keys) == [(b"c", 102)]  # back with its original time
+    assert await redis.zcard(keys.inflight(MODE)) == 0
+    assert await redis.hkeys(keys.tickets(MODE)) == [b"c"]
+    assert await redis.hkeys(keys.ticket_pods(MODE)) == [b"c"]
+
+
+async def test_expired_lease_returns_players_and_blocks_their_commit(
+        redis: aioredis.Redis, keys: Keys) -> None:
+    scripts = QueueScripts(redis, keys)
+    await scripts.enqueue(MODE, "a", 100, b"{}", "pod-1")
+    await scripts.enqueue(MODE, "b", 101, b"{}", "pod-1")
+    await scripts.pop(MODE, 2, lease_deadline_ms=5000)
+    # The match server "died"; another one reaps after the deadline...
+    assert await scripts.reap(MODE, now_ms=4999) == 0
+    assert await scripts.reap(MODE, now_ms=5001) == 2
+    assert await queue_of(redis, keys) == [(b"a", 100), (b"b", 101)]
+    # ...and the late commit of the dead server's pair does nothing.
+    assert await scripts.commit(MODE, [PairToCommit("m", "a", "b", b"{}")], [], []) == set()
+    assert await redis.xlen(keys.battles(MODE)) == 0
+    assert await redis.zcard(keys.queue(MODE)) == 2
 
 
 async def test_concurrent_pops_never_share_a_player(redis: aioredis.Redis, keys: Keys) -> None:
@@ -76,7 +135,7 @@ async def test_concurrent_pops_never_share_a_player(redis: aioredis.Redis, keys:
 
     async def popper() -> list[str]:
         taken: list[str] = []
-        while popped := await scripts.pop(MODE, 64):
+        while popped := await scripts.pop(MODE, 64, FAR):
             taken.extend(e.player_id for e in popped)
         return taken
 

@@ -37,7 +37,7 @@ class Listener:
 
     def __init__(self, redis: aioredis.Redis, keys: Keys, pods: list[str]) -> None:
         self.results: list[p.MatchResult] = []
-        self.battles: list[p.BattleRequest] = []
+        self.battles: list[p.BattleNotice] = []
         self.keys = keys
         self.ready = asyncio.Event()
         channels = [keys.match_result(pod) for pod in pods] + [keys.battle_request]
@@ -45,7 +45,7 @@ class Listener:
 
     async def on(self, channel: str, data: bytes) -> None:
         if channel == self.keys.battle_request:
-            self.battles.append(msgspec.json.decode(data, type=p.BattleRequest))
+            self.battles.append(msgspec.json.decode(data, type=p.BattleNotice))
         else:
             self.results.append(msgspec.json.decode(data, type=p.MatchResult))
 
@@ -98,15 +98,22 @@ async def test_three_match_servers_match_everyone_exactly_once(redis: aioredis.R
     finally:
         await stop_all(tasks)
         await listener.stop()
-    in_battles = Counter(c.player_id for b in listener.battles for c in (b.player1, b.player2))
-    assert len(listener.battles) == 300
+    # The battles themselves are in the stream, each player in exactly one.
+    entries = await redis.xrange(keys.battles(GameMode.NORMAL))
+    battles = [msgspec.json.decode(f[b"m"], type=p.BattleRequest) for _, f in entries]
+    in_battles = Counter(c.player_id for b in battles for c in (b.player1, b.player2))
+    assert len(battles) == 300
     assert set(in_battles) == set(players) and set(in_battles.values()) == {1}
+    assert {n.match_id for n in listener.battles} == {b.match_id for b in battles}
     kinds = Counter(type(r.result).__name__ for r in listener.results)
     assert kinds == {"ResultEnQueued": 600, "ResultMatchFound": 600}
     # MatchFound went to each player's own pod channel, naming the battle's opponent.
-    for battle in listener.battles:
+    for battle in battles:
         assert battle.player1.player_id != battle.player2.player_id
+        for c in (battle.player1, battle.player2):
+            assert c.pod_id == pods[(int(c.player_id) - 1000) % 3]
     assert await redis.zcard(keys.queue(GameMode.NORMAL)) == 0
+    assert await redis.zcard(keys.inflight(GameMode.NORMAL)) == 0
     assert await redis.hlen(keys.tickets(GameMode.NORMAL)) == 0
 
 
@@ -150,10 +157,12 @@ async def test_poisoned_entry_is_dropped_and_odd_player_keeps_place(redis: aiore
     good = [snapshot(str(i), "pod-a") for i in (1, 2, 3)]
     for score, snap in enumerate(good, start=10):
         await mm.scripts.enqueue(GameMode.NORMAL, snap.player_id, score,
-                                 msgspec.json.encode(snap))
-    await mm.scripts.enqueue(GameMode.NORMAL, "666", 5, b"not json")
+                                 msgspec.json.encode(snap), "pod-a")
+    await mm.scripts.enqueue(GameMode.NORMAL, "666", 5, b"not json", "pod-a")
     formed = await mm.tick()
     assert formed == 1
     assert metrics.poisoned.labels("normal")._value.get() == 1
     # 1 and 2 were paired; 3 is back with its original enqueue time.
     assert await redis.zrange(keys.queue(GameMode.NORMAL), 0, -1, withscores=True) == [(b"3", 12)]
+    assert await redis.xlen(keys.battles(GameMode.NORMAL)) == 1
+    assert await redis.hkeys(keys.tickets(GameMode.NORMAL)) == [b"3"]  # the poisoned one is gone

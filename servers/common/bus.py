@@ -22,6 +22,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 log = logging.getLogger("cardgame.bus")
 
 Handler = Callable[[str, bytes], Awaitable[None]]
+
+
+class RetryLater(Exception):
+    """Raised by a stream handler that could not finish (a dependency is down): the entry stays
+    pending and is handled again once it is claimed after the idle time."""
+
 RETRY_DELAY = 0.5
 _encoder = msgspec.json.Encoder()
 
@@ -88,12 +94,28 @@ async def run_stream_consumer(
     *,
     batch: int = 256,
     claim_idle_ms: int = 10_000,
+    concurrent: bool = False,
     ready: asyncio.Event | None = None,
 ) -> None:
-    """Handle each stream entry once within the group; ack and delete it after the handler ran.
+    """Handle each stream entry within the group; ack and delete it after the handler ran.
 
-    Entries left pending by a consumer that died are claimed after `claim_idle_ms`.
+    Entries left pending by a consumer that died, or whose handler raised RetryLater, are
+    claimed again after `claim_idle_ms`. A handler failing otherwise is logged and its entry
+    dropped (a poisoned entry must not block the stream). `concurrent` handles a batch at once.
     """
+
+    async def handle(entry_id: bytes, fields: dict[bytes, bytes]) -> bytes | None:
+        try:
+            await handler(fields[b"m"])
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            raise  # not acked: handled again after the reconnect
+        except RetryLater as exc:
+            log.warning("will retry an entry of %s: %s", stream, exc)
+            return None
+        except Exception:
+            log.exception("handler failed on %s; dropping the entry", stream)
+        return entry_id
+
     last_claim = 0.0
     loop = asyncio.get_running_loop()
     while True:
@@ -114,14 +136,13 @@ async def run_stream_consumer(
                     entries.extend(fresh)
                 if not entries:
                     continue
-                for _entry_id, fields in entries:
-                    try:
-                        await handler(fields[b"m"])
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception("request handler failed on %s", stream)
-                ids = [entry_id for entry_id, _ in entries]
+                if concurrent:
+                    done = await asyncio.gather(*(handle(i, f) for i, f in entries))
+                else:
+                    done = [await handle(i, f) for i, f in entries]
+                ids = [entry_id for entry_id in done if entry_id is not None]
+                if not ids:
+                    continue
                 async with redis.pipeline(transaction=False) as pipe:
                     pipe.xack(stream, group, *ids)
                     pipe.xdel(stream, *ids)

@@ -49,6 +49,10 @@ class GameSettings:
     max_message_bytes: int = 16384
     max_frame_bytes: int = 1048576
     match_reply_timeout: float = 5.0
+    # A player whose socket dropped keeps their queue place this long, to reconnect anywhere.
+    reconnect_grace: float = 5.0
+    # SIGTERM: finish battles, dequeue with a notice and close sockets within this many seconds.
+    drain_deadline: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,20 @@ class MatchSettings:
     port: int = 8200
     tick_interval: float = 0.2
     batch_size: int = 512
+    # Popped players return to the queue if their match server has not committed them by then.
+    lease_seconds: float = 5.0
+    # The seed's rule: this many checks of PUBSUB NUMSUB battle:request finding no game server
+    # in a row empty the queues and set maintenance mode for maintenance_ttl seconds.
+    numsub_check_interval: float = 6.0
+    numsub_failures: int = 5
+    maintenance_ttl: int = 300
+
+
+@dataclass(frozen=True)
+class PodSettings:
+    # Every server refreshes a heartbeat this often; it expires after heartbeat_ttl.
+    heartbeat_interval: float = 1.0
+    heartbeat_ttl: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     game: GameSettings = field(default_factory=GameSettings)
     match: MatchSettings = field(default_factory=MatchSettings)
+    pods: PodSettings = field(default_factory=PodSettings)
 
     def replace(self, **sections: Any) -> Settings:
         """Copy with some fields replaced; a dict value updates that section's fields."""
@@ -121,6 +140,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path = CONFI
         "auth": AuthSettings,
         "game": GameSettings,
         "match": MatchSettings,
+        "pods": PodSettings,
     }
     built = {key: _section(cls, raw.get(key, {}), env, key) for key, cls in sections.items()}
     settings = Settings(env=name, pod_id=env.get("POD_ID", "pod-1"), **built)

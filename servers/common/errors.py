@@ -33,6 +33,8 @@ class ErrorCode(StrEnum):
     IN_BATTLE = "IN_BATTLE"
     REQUEST_IN_PROGRESS = "REQUEST_IN_PROGRESS"
     MATCH_SERVER_UNAVAILABLE = "MATCH_SERVER_UNAVAILABLE"
+    MAINTENANCE = "MAINTENANCE"
+    SERVER_DRAINING = "SERVER_DRAINING"
     # Anything else: a bug or an outage, never caused by the client.
     INTERNAL = "INTERNAL"
 
@@ -58,6 +60,8 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.IN_BATTLE: "The player is in a battle; wait for its result.",
     ErrorCode.REQUEST_IN_PROGRESS: "A queue request of this player is still being handled.",
     ErrorCode.MATCH_SERVER_UNAVAILABLE: "No match server answered in time; try again.",
+    ErrorCode.MAINTENANCE: "Matchmaking is in maintenance mode; try again later.",
+    ErrorCode.SERVER_DRAINING: "This game server is shutting down; reconnect to another one.",
     ErrorCode.INTERNAL: "An unexpected server error; the request had no effect.",
 }
 

@@ -20,7 +20,8 @@ def error_response(code: ErrorCode, status: int, message: str | None = None) -> 
 
 
 def run_app(app: Quart, host: str, port: int, **options: Any) -> None:
-    """Serve until SIGINT/SIGTERM, then let the app's shutdown hooks run."""
+    """Serve until SIGINT/SIGTERM, then drain (if the app set CARDGAME_DRAIN) while still
+    serving, then stop accepting and let the app's shutdown hooks run."""
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
@@ -33,7 +34,13 @@ def run_app(app: Quart, host: str, port: int, **options: Any) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        async def shutdown_trigger() -> None:
+            await stop.wait()
+            drain = app.config.get("CARDGAME_DRAIN")
+            if drain is not None:
+                await drain()
+
+        await serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
 
     try:
         import uvloop  # optional: faster event loop where installed

@@ -17,6 +17,8 @@ class GameMode(StrEnum):
 
 # Consumer group of the match servers on the request streams.
 MATCH_GROUP = "match-servers"
+# Consumer group of the game servers on the battle streams.
+BATTLE_GROUP = "game-servers"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,58 @@ class Keys:
     def tickets(self, mode: GameMode) -> str:
         """Hash: player id -> queue ticket JSON (battle snapshot). Same slot as the queue."""
         return f"{self.namespace}:tickets:{{{mode.value}}}"
+
+    def ticket_pods(self, mode: GameMode) -> str:
+        """Hash: player id -> pod id whose game server holds the player's session now.
+
+        Kept apart from the ticket so that a reconnect to another pod can repoint it."""
+        return f"{self.namespace}:ticket-pods:{{{mode.value}}}"
+
+    def inflight(self, mode: GameMode) -> str:
+        """Sorted set: popped players being paired -> lease deadline (ms). A match server that
+        dies mid-tick leaves them here; any match server puts them back when the lease ends."""
+        return f"{self.namespace}:inflight:{{{mode.value}}}"
+
+    def inflight_scores(self, mode: GameMode) -> str:
+        """Hash: popped player id -> original enqueue score, to requeue them in place."""
+        return f"{self.namespace}:inflight-scores:{{{mode.value}}}"
+
+    def battles(self, mode: GameMode) -> str:
+        """Stream of BattleRequest, read by the game servers' group. Written in the same script
+        that takes the pair out of the queue, so a match is never lost nor made twice."""
+        return f"{self.namespace}:battles:{{{mode.value}}}"
+
+    # --- players (one hash slot per player) ---
+    def player_pod(self, player_id: str) -> str:
+        """String: the pod whose game server holds the player's session (result routing)."""
+        return f"{self.namespace}:player:{{{player_id}}}:pod"
+
+    def player_match(self, player_id: str) -> str:
+        """String: the match the player is in until its result was delivered (TTL)."""
+        return f"{self.namespace}:player:{{{player_id}}}:match"
+
+    def delivered(self, player_id: str, match_id: str) -> str:
+        """String: set once a match's result reached the player (exactly-once delivery)."""
+        return f"{self.namespace}:player:{{{player_id}}}:delivered:{match_id}"
+
+    # --- pods and operations ---
+    @property
+    def pods(self) -> str:
+        """Sorted set: pod id -> last heartbeat (ms). Lets anyone list pods without SCAN."""
+        return f"{self.namespace}:pods"
+
+    def heartbeat(self, pod_id: str, role: str) -> str:
+        """String with TTL: a server's latest stats (JSON); gone = the server is dead."""
+        return f"{self.namespace}:pod:{pod_id}:heartbeat:{role}"
+
+    @property
+    def maintenance_flag(self) -> str:
+        """String with TTL (the seed's `maintenance:flag`): value "auto" or "manual"."""
+        return f"{self.namespace}:maintenance:flag"
+
+    def pod_control(self, pod_id: str) -> str:
+        """Channel: operations for one game server (drain, player moved to another pod)."""
+        return f"{self.namespace}:pod:{pod_id}:control"
 
     # --- requests to the match servers: streams, so each is handled by exactly one server ---
     @property

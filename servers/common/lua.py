@@ -6,6 +6,8 @@ Redis restart or a failover to a replica that never saw the script is handled.
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from redis.commands.core import AsyncScript
 from servers.common.keys import GameMode, Keys
 
 LUA_DIR = Path(__file__).resolve().parents[2] / "lua"
+BATTLE_STREAM_MAXLEN = 100_000
 
 
 def load_source(name: str) -> str:
@@ -27,11 +30,26 @@ class QueueChange:
     queue_size: int
 
 
+class Dequeued(enum.Enum):
+    REMOVED = 1
+    NOT_QUEUED = 0
+    OTHER_POD = 2  # the player reconnected elsewhere: their place stays
+
+
 @dataclass(frozen=True)
 class Popped:
     player_id: str
     score: int
     ticket: bytes  # empty when the ticket was missing (poisoned entry)
+    pod_id: str
+
+
+@dataclass(frozen=True)
+class PairToCommit:
+    match_id: str
+    player1: str
+    player2: str
+    request: bytes  # BattleRequest JSON
 
 
 class QueueScripts:
@@ -39,28 +57,60 @@ class QueueScripts:
 
     def __init__(self, redis: Any, keys: Keys) -> None:
         self._keys = keys
-        self._enqueue: AsyncScript = redis.register_script(load_source("enqueue"))
-        self._dequeue: AsyncScript = redis.register_script(load_source("dequeue"))
-        self._pop: AsyncScript = redis.register_script(load_source("try_match_pop"))
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(load_source(name))
+            for name in ("enqueue", "dequeue", "try_match_pop", "commit_match", "reap",
+                         "repoint")
+        }
 
-    def _mode_keys(self, mode: GameMode) -> list[str]:
-        return [self._keys.queue(mode), self._keys.tickets(mode)]
-
-    async def enqueue(self, mode: GameMode, player_id: str, score_ms: int,
-                      ticket: bytes) -> QueueChange:
-        added, size = await self._enqueue(self._mode_keys(mode), [player_id, score_ms, ticket])
+    async def enqueue(self, mode: GameMode, player_id: str, score_ms: int, ticket: bytes,
+                      pod_id: str) -> QueueChange:
+        k = self._keys
+        added, size = await self._scripts["enqueue"](
+            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.inflight(mode)],
+            [player_id, score_ms, ticket, pod_id])
         return QueueChange(bool(added), int(size))
 
-    async def dequeue(self, mode: GameMode, player_id: str) -> QueueChange:
-        removed, size = await self._dequeue(self._mode_keys(mode), [player_id])
-        return QueueChange(bool(removed), int(size))
+    async def dequeue(self, mode: GameMode, player_id: str,
+                      only_pod: str = "") -> tuple[Dequeued, int]:
+        k = self._keys
+        status, size = await self._scripts["dequeue"](
+            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)], [player_id, only_pod])
+        return Dequeued(int(status)), int(size)
 
-    async def pop(self, mode: GameMode, limit: int) -> list[Popped]:
-        flat = await self._pop(self._mode_keys(mode), [limit])
+    async def pop(self, mode: GameMode, limit: int, lease_deadline_ms: int) -> list[Popped]:
+        k = self._keys
+        flat = await self._scripts["try_match_pop"](
+            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.inflight(mode),
+             k.inflight_scores(mode)],
+            [limit, lease_deadline_ms])
         return [
-            Popped(_text(flat[i]), int(float(flat[i + 1])), _bytes(flat[i + 2]))
-            for i in range(0, len(flat), 3)
+            Popped(_text(flat[i]), int(float(flat[i + 1])), _bytes(flat[i + 2]), _text(flat[i + 3]))
+            for i in range(0, len(flat), 4)
         ]
+
+    async def commit(self, mode: GameMode, pairs: Sequence[PairToCommit],
+                     leftover: Sequence[str], dropped: Sequence[str]) -> set[str]:
+        """Returns the match ids committed to the battle stream."""
+        k = self._keys
+        args: list[Any] = [len(pairs), len(leftover), len(dropped), BATTLE_STREAM_MAXLEN]
+        for pair in pairs:
+            args += [pair.match_id, pair.player1, pair.player2, pair.request]
+        args += [*leftover, *dropped]
+        committed = await self._scripts["commit_match"](
+            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.inflight(mode),
+             k.inflight_scores(mode), k.battles(mode)], args)
+        return {_text(m) for m in committed}
+
+    async def reap(self, mode: GameMode, now_ms: int, limit: int = 1000) -> int:
+        k = self._keys
+        return int(await self._scripts["reap"](
+            [k.queue(mode), k.inflight(mode), k.inflight_scores(mode)], [now_ms, limit]))
+
+    async def repoint(self, mode: GameMode, player_id: str, pod_id: str) -> bool:
+        k = self._keys
+        return bool(await self._scripts["repoint"](
+            [k.queue(mode), k.ticket_pods(mode), k.inflight(mode)], [player_id, pod_id]))
 
 
 def _text(value: bytes | str) -> str:

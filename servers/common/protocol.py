@@ -84,11 +84,17 @@ class ServerMessage(msgspec.Struct, tag_field="type", kw_only=True):
 
 
 class Welcome(ServerMessage, tag="welcome"):
+    """First frame. After a reconnect, `state` says where the player stands: still `queued`
+    (in `mode`), `in_battle` (`match_id`; its result follows), or `idle`."""
+
     protocol: int
     player_id: str
     name: str
     pod_id: str
     resumed: bool = False
+    state: Literal["idle", "queued", "in_battle"] = "idle"
+    mode: str | None = None
+    match_id: str | None = None
 
 
 class Pong(ServerMessage, tag="pong"):
@@ -253,6 +259,28 @@ class BattleRequest(BusMessage):
     seed: int
     player1: PlayerCandidate
     player2: PlayerCandidate
+
+
+class BattleNotice(BusMessage):
+    """Match server -> `battle:request` channel: a battle was handed to the battle stream.
+
+    The request itself travels durably on the mode's battle stream; this notice keeps the seed's
+    channel alive for observers (the console) and for the PUBSUB NUMSUB liveness rule."""
+
+    match_id: str
+    game_mode: str
+    player1: str
+    player2: str
+    pod1: str
+    pod2: str
+
+
+class PodCommand(BusMessage):
+    """Operations -> one game server (channel `pod:{pod_id}:control`)."""
+
+    command: Literal["drain", "player_moved", "disconnect"]
+    player_id: str | None = None
+    to_pod: str | None = None
 
 
 class BattleResult(BusMessage):

@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
 
+import asyncpg
+import redis.asyncio as aioredis
 from quart import Quart, Response, jsonify
 
 from servers.common import bus
 from servers.common.config import Settings
 from servers.common.db import create_pool
-from servers.common.keys import Keys
+from servers.common.errors import ErrorCode
+from servers.common.heartbeat import run_heartbeat
+from servers.common.keys import BATTLE_GROUP, GameMode, Keys
 from servers.common.tokens import TokenService
 from servers.game import ws
 from servers.game.battle.runner import BattleRunner
 from servers.game.relay import Relay
+from servers.game.sessions import CLOSE_SERVICE_RESTART, QueueState
+
+log = logging.getLogger("cardgame.game")
+
+
+@dataclass
+class GameServer:
+    """What a running game server holds; created at start-up, closed at shutdown."""
+
+    redis: aioredis.Redis
+    pool: asyncpg.Pool
+    relay: Relay
+    runner: BattleRunner
+    battle_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def stats(self) -> dict[str, object]:
+        registry = self.relay.registry
+        return {"sessions": len(registry), "connected": registry.connected(),
+                "battles_running": self.runner.running,
+                "battles_completed": self.runner.completed, "draining": self.relay.draining}
 
 
 def create_app(settings: Settings) -> Quart:
@@ -21,48 +49,109 @@ def create_app(settings: Settings) -> Quart:
     tokens = TokenService(settings.auth)
     keys = Keys(settings.redis.namespace)
     pod_id = settings.pod_id
-    state: dict[str, object] = {}
+    servers: list[GameServer] = []
 
     @app.before_serving
     async def startup() -> None:
         redis = bus.connect_redis(settings.redis.url)
         pool = await create_pool(settings.database.url, settings.database.pool_min,
                                  settings.database.pool_max)
-        relay = Relay(redis, pool, keys, pod_id, settings.game.match_reply_timeout)
+        relay = Relay(redis, pool, keys, pod_id, settings.game.match_reply_timeout,
+                      settings.game.reconnect_grace)
         runner = BattleRunner(redis, pool, keys, pod_id)
-        subscribed = asyncio.Event(), asyncio.Event()
-        tasks = [
+        server = GameServer(redis, pool, relay, runner)
+        ready = [asyncio.Event() for _ in range(2 + len(GameMode))]
+
+        async def ignore(_channel: str, _data: bytes) -> None:
+            """battle:request carries notices only; subscribing is the liveness signal."""
+
+        server.tasks = [
             asyncio.create_task(bus.run_subscriber(redis, relay.channels(), relay.on_message,
-                                                   subscribed[0]), name="results"),
-            asyncio.create_task(bus.run_subscriber(redis, [keys.battle_request],
-                                                   runner.on_request, subscribed[1]),
-                                name="battle-requests"),
+                                                   ready[0]), name="results"),
+            asyncio.create_task(bus.run_subscriber(redis, [keys.battle_request], ignore,
+                                                   ready[1]), name="battle-notices"),
+            asyncio.create_task(run_heartbeat(redis, keys, pod_id, "game", server.stats,
+                                              settings.pods.heartbeat_interval,
+                                              settings.pods.heartbeat_ttl), name="heartbeat"),
         ]
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in subscribed)), 10)
-        state.update(redis=redis, pool=pool, relay=relay, runner=runner, tasks=tasks)
+        server.battle_tasks = [
+            asyncio.create_task(bus.run_stream_consumer(
+                redis, keys.battles(mode), BATTLE_GROUP, f"{pod_id}-game", runner.on_entry,
+                batch=64, concurrent=True, ready=ready[2 + i]), name=f"battles-{mode.value}")
+            for i, mode in enumerate(GameMode)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 10)
+        servers.append(server)
+
+    async def drain() -> None:
+        """SIGTERM: stop taking players, dequeue the queued with a notice, finish battles and
+        deliver their results, then close every socket telling clients to reconnect elsewhere."""
+        server = servers[0]
+        relay = server.relay
+        relay.draining = True
+        deadline = time.monotonic() + settings.game.drain_deadline
+        log.warning("draining: %d sessions", len(relay.registry))
+        for session in relay.registry:
+            if session.state is QueueState.QUEUED:
+                try:
+                    await session.request_dequeue(None, "server")
+                except Exception as exc:  # best effort: the grace rule catches the rest
+                    log.warning("drain dequeue of %s failed: %s", session.player_id, exc)
+        # Stop taking new battles; ours finish (others' pending ones are claimed elsewhere).
+        for task in server.battle_tasks:
+            task.cancel()
+        await server.runner.drain(max(0.0, deadline - time.monotonic()))
+        while time.monotonic() < deadline and any(
+                s.state is not QueueState.IDLE and s.conn is not None for s in relay.registry):
+            await asyncio.sleep(0.05)  # queue replies and battle results still on their way
+        for session in relay.registry:
+            if session.conn is not None:
+                session.send_error(ErrorCode.SERVER_DRAINING)
+                session.conn.close(CLOSE_SERVICE_RESTART, "server restarting: reconnect")
+        await asyncio.sleep(0.2)  # let the send loops flush the close frames
+
+    app.config["CARDGAME_DRAIN"] = drain
 
     @app.after_serving
     async def shutdown() -> None:
-        runner: BattleRunner = state["runner"]  # type: ignore[assignment]
-        await runner.drain(timeout=5)
-        for task in state["tasks"]:  # type: ignore[attr-defined]
-            task.cancel()
-        await asyncio.gather(*state["tasks"], return_exceptions=True)  # type: ignore[arg-type]
-        await state["pool"].close()  # type: ignore[attr-defined]
-        await state["redis"].aclose()  # type: ignore[attr-defined]
+        for server in servers:
+            tasks = server.tasks + server.battle_tasks
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await server.redis.delete(keys.heartbeat(pod_id, "game"))
+            except Exception as exc:  # Redis may be the reason we stop
+                log.warning("could not remove the heartbeat: %s", exc)
+            await server.pool.close()
+            await server.redis.aclose()
 
     @app.websocket("/ws")
     async def socket() -> None:
-        await ws.serve_socket(state["relay"], tokens,  # type: ignore[arg-type]
-                              settings.game.max_message_bytes)
+        await ws.serve_socket(servers[0].relay, tokens, settings.game.max_message_bytes)
 
     @app.get("/health")
     async def health() -> Response:
-        relay: Relay = state["relay"]  # type: ignore[assignment]
-        runner: BattleRunner = state["runner"]  # type: ignore[assignment]
-        return jsonify({"status": "ok", "pod_id": pod_id, "sessions": len(relay.registry),
-                        "connected": relay.registry.connected(),
-                        "battles_running": len(runner.tasks),
-                        "battles_completed": runner.completed})
+        """Liveness: the process serves requests."""
+        return jsonify({"status": "ok", "pod_id": pod_id, **servers[0].stats()})
+
+    @app.get("/ready")
+    async def ready() -> Response:
+        """Readiness: Redis and PostgreSQL answer and the server is not draining."""
+        server = servers[0]
+        problems: dict[str, str] = {}
+        try:
+            await server.redis.ping()
+        except Exception as exc:  # report any Redis failure
+            problems["redis"] = str(exc)
+        try:
+            await server.pool.fetchval("SELECT 1", timeout=2)
+        except Exception as exc:  # report any PostgreSQL failure
+            problems["database"] = str(exc)
+        if server.relay.draining:
+            problems["draining"] = "true"
+        response = jsonify({"status": "degraded" if problems else "ready", **problems})
+        response.status_code = 503 if problems else 200
+        return response
 
     return app

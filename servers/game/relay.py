@@ -1,8 +1,15 @@
-"""WebSocket sessions <-> Redis: queue requests out, match and battle results in."""
+"""WebSocket sessions <-> Redis: queue requests out, match and battle results in, reconnects.
+
+Where a player's session lives is recorded in Redis (`player:{id}:pod`), so results find the
+player on whichever pod they are connected to now, and a reconnect to another pod takes the
+session over: the queue place is repointed and the old pod is told to let go.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 
 import asyncpg
@@ -11,25 +18,37 @@ import redis.asyncio as aioredis
 
 from servers.common import bus
 from servers.common import protocol as p
+from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode, Keys
+from servers.common.lua import QueueScripts
 from servers.game import lobby
-from servers.game.sessions import Registry, Session
+from servers.game.persistence import load_result
+from servers.game.sessions import CLOSE_KICKED, Connection, QueueState, Registry, Session
 
 log = logging.getLogger("cardgame.game.relay")
 
 _match_result = msgspec.json.Decoder(p.MatchResult)
 _battle_result = msgspec.json.Decoder(p.BattleResult)
+_command = msgspec.json.Decoder(p.PodCommand)
+_encoder = msgspec.json.Encoder()
+PLAYER_POD_TTL = 86_400  # routes of players who never come back expire
+DELIVERED_TTL = 3_600
 
 
 class Relay:
     """Implements the sessions' MatchPort and routes results to the registry's sessions."""
 
     def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool, keys: Keys, pod_id: str,
-                 reply_timeout: float) -> None:
+                 reply_timeout: float, grace: float) -> None:
         self.redis, self.pool, self.keys, self.pod_id = redis, pool, keys, pod_id
-        self.registry = Registry(self, reply_timeout)
+        self.registry = Registry(self, reply_timeout, grace)
+        self.scripts = QueueScripts(redis, keys)
+        self.draining = False
 
+    # ------------------------------------------------------------ MatchPort
     async def enqueue(self, session: Session, request_id: str, mode: GameMode) -> None:
+        if self.draining:
+            raise GameError(ErrorCode.SERVER_DRAINING)
         snapshot = await lobby.battle_snapshot(self.pool, int(session.player_id), self.pod_id)
         await bus.stream_add(self.redis, self.keys.enqueue_requests, p.EnqueueRequest(
             request_id=request_id, player_id=session.player_id, game_mode=mode.value,
@@ -41,8 +60,73 @@ class Relay:
             request_id=request_id, player_id=session.player_id, game_mode=mode.value,
             pod_id=self.pod_id, reason=reason))
 
+    # ------------------------------------------------------------ connections
+    async def connect(self, player_id: str, name: str,
+                      conn: Connection) -> tuple[Session, bool, p.BattleResult | None]:
+        """Attach a connection and restore where the player stands, wherever they were.
+
+        Returns the session, whether it was resumed, and a battle result that finished while
+        the player was away (to deliver right after the welcome)."""
+        session, resumed = self.registry.attach(player_id, name, conn)
+        previous = await self.redis.set(self.keys.player_pod(player_id), self.pod_id,
+                                        ex=PLAYER_POD_TTL, get=True)
+        moved_from = previous.decode() if previous else None
+        if moved_from and moved_from != self.pod_id:
+            await bus.publish(self.redis, self.keys.pod_control(moved_from),
+                              p.PodCommand(command="player_moved", player_id=player_id,
+                                           to_pod=self.pod_id))
+        if session.state is QueueState.IDLE:
+            await self._restore(session)
+        missed = None
+        if session.state is QueueState.IN_BATTLE and session.match_id:
+            missed = await load_result(self.pool, session.match_id, session.player_id)
+        return session, resumed or bool(moved_from and moved_from != self.pod_id), missed
+
+    async def _restore(self, session: Session) -> None:
+        for mode in GameMode:
+            if await self.scripts.repoint(mode, session.player_id, self.pod_id):
+                session.resume_queued(mode)
+                return
+        match = await self.redis.get(self.keys.player_match(session.player_id))
+        if match is not None:
+            session.resume_battle(match.decode())
+
+    def welcome(self, session: Session, resumed: bool) -> p.Welcome:
+        state = {QueueState.QUEUED: "queued", QueueState.DEQUEUING: "queued",
+                 QueueState.ENQUEUING: "queued",
+                 QueueState.IN_BATTLE: "in_battle"}.get(session.state, "idle")
+        return p.Welcome(protocol=p.PROTOCOL_VERSION, player_id=session.player_id,
+                         name=session.name, pod_id=self.pod_id, resumed=resumed,
+                         state=state,  # type: ignore[arg-type]
+                         mode=session.mode.value if session.mode else None,
+                         match_id=session.match_id)
+
+    async def deliver(self, session: Session, result: p.BattleResult) -> None:
+        """Send a battle result exactly once per player, across pods and re-runs."""
+        if session.conn is None:
+            # Nobody to send it to: settle the session (so it can be forgotten); the match
+            # marker stays, and a reconnect delivers the result from the database.
+            session.on_battle_result(result)
+            return
+        first = await self.redis.set(self.keys.delivered(result.player_id, result.match_id), 1,
+                                     nx=True, ex=DELIVERED_TTL)
+        if not first:
+            if session.match_id == result.match_id:
+                session.on_battle_result(result)  # settle the state, but the frame went before
+            return
+        session.on_battle_result(result)
+        marker = self.keys.player_match(result.player_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(marker)
+            if await pipe.get(marker) == result.match_id.encode():
+                pipe.multi()
+                pipe.delete(marker)
+                await pipe.execute()
+
+    # ------------------------------------------------------------ bus
     def channels(self) -> list[str]:
-        return [self.keys.match_result(self.pod_id), self.keys.battle_result(self.pod_id)]
+        return [self.keys.match_result(self.pod_id), self.keys.battle_result(self.pod_id),
+                self.keys.pod_control(self.pod_id)]
 
     async def on_message(self, channel: str, data: bytes) -> None:
         if channel == self.keys.match_result(self.pod_id):
@@ -50,10 +134,22 @@ class Relay:
             session = self.registry.get(result.player_id)
             if session is not None:
                 session.on_match_result(result)
-        else:
+        elif channel == self.keys.battle_result(self.pod_id):
             battle = _battle_result.decode(data)
             session = self.registry.get(battle.player_id)
-            if session is None:
-                log.info("battle result for %s, who has no session here", battle.player_id)
-            else:
-                session.on_battle_result(battle)
+            if session is not None:
+                await self.deliver(session, battle)
+        else:
+            await self.on_command(_command.decode(data))
+
+    async def on_command(self, command: p.PodCommand) -> None:
+        session = self.registry.get(command.player_id) if command.player_id else None
+        if command.command == "player_moved" and session is not None:
+            if command.to_pod != self.pod_id:
+                session.release()
+        elif command.command == "disconnect" and session is not None and session.conn:
+            session.send_error(ErrorCode.SESSION_REPLACED, "disconnected by an operator")
+            session.conn.close(CLOSE_KICKED, "disconnected by an operator")
+        elif command.command == "drain":
+            log.warning("drain requested by an operator")
+            os.kill(os.getpid(), signal.SIGTERM)  # the same graceful path as a deploy

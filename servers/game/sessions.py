@@ -1,8 +1,8 @@
 """Player sessions (the seed's PlayerGameActor) and the registry player_id -> session.
 
 A session outlives its WebSocket: a second connection for the same player takes the session
-over, and a session whose socket closed stays until its queue request or battle has settled, so
-that an automatic dequeue or a battle result still finds it. The queue state machine lives here:
+over, and a session whose socket closed stays for the reconnect grace period (queue place kept),
+then dequeues the player. The queue state machine lives here:
 
     idle --enqueue--> enqueuing --EnQueued--> queued --dequeue--> dequeuing --Dequeued--> idle
                           \\--Error--> idle         \\--MatchFound--> in_battle --result--> idle
@@ -29,9 +29,11 @@ from servers.common.keys import GameMode
 
 log = logging.getLogger("cardgame.game.sessions")
 
-# WebSocket close codes (4000-4999 are the application's).
-CLOSE_REPLACED = 4409
+# WebSocket close codes.
+CLOSE_SERVICE_RESTART = 1012  # standard: the server restarts; reconnect (to another server)
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_REPLACED = 4409
+CLOSE_KICKED = 4403
 
 
 class QueueState(enum.Enum):
@@ -74,6 +76,7 @@ class Session:
     port: MatchPort
     on_settled: Callable[[Session], None]
     reply_timeout: float = 5.0
+    grace: float = 5.0
     conn: Connection | None = None
     state: QueueState = QueueState.IDLE
     mode: GameMode | None = None
@@ -82,6 +85,7 @@ class Session:
     dequeue_wanted: p.DequeueReason | None = None  # dequeue as soon as the enqueue settles
     match_id: str | None = None
     _timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    _grace_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------ client side
     def send(self, message: msgspec.Struct) -> None:
@@ -130,14 +134,49 @@ class Session:
         request_id = self._begin(QueueState.DEQUEUING, mode, ref)
         await self.port.dequeue(self, request_id, mode, reason)
 
+    def attached(self, conn: Connection) -> None:
+        self.conn = conn
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+
+    def resume_queued(self, mode: GameMode) -> None:
+        """The player is still queued (e.g. reconnected from another pod)."""
+        self._settle(QueueState.QUEUED)
+        self.mode = mode
+
+    def resume_battle(self, match_id: str) -> None:
+        self._settle(QueueState.IN_BATTLE)
+        self.match_id = match_id
+
     def disconnected(self) -> None:
-        """The socket closed: the game server dequeues the player by itself."""
+        """The socket closed: after the grace period the game server dequeues the player."""
         self.conn = None
+        if self.state in (QueueState.QUEUED, QueueState.ENQUEUING):
+            self._grace_timer = asyncio.get_running_loop().call_later(
+                self.grace, self._grace_over)
+        self._maybe_done()
+
+    def _grace_over(self) -> None:
+        self._grace_timer = None
+        if self.conn is not None:
+            return
         if self.state is QueueState.QUEUED and self.mode is not None:
             asyncio.get_running_loop().create_task(
                 self._quiet(self._send_dequeue(self.mode, None, "disconnected")))
         elif self.state is QueueState.ENQUEUING:
             self.dequeue_wanted = "disconnected"
+
+    def release(self) -> None:
+        """The player moved to another pod: forget them here without touching their queue."""
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
+        self._settle(QueueState.IDLE)
+        if self.conn is not None:
+            self.conn.send(p.error_message(ErrorCode.SESSION_REPLACED))
+            self.conn.close(CLOSE_REPLACED, "session moved to another connection")
+            self.conn = None
         self._maybe_done()
 
     async def _quiet(self, work: Awaitable[None]) -> None:
@@ -146,6 +185,7 @@ class Session:
         except Exception:
             log.exception("automatic dequeue of %s failed", self.player_id)
             self._settle(QueueState.IDLE)
+            self._maybe_done()
 
     # ------------------------------------------------------------ match server side
     def on_match_result(self, msg: p.MatchResult) -> None:
@@ -155,8 +195,7 @@ class Session:
                 self.send(p.Enqueued(id=self.request_ref, mode=msg.game_mode))
             elif self.state is QueueState.DEQUEUING:  # matched before the dequeue landed
                 self.send_error(ErrorCode.IN_BATTLE, "matched before the dequeue", self.request_ref)
-            self._settle(QueueState.IN_BATTLE)
-            self.match_id = result.match_id
+            self.resume_battle(result.match_id)
             self.send(p.MatchFound(match_id=result.match_id, mode=msg.game_mode,
                                    opponent_id=result.opponent_id,
                                    opponent_name=result.opponent_name))
@@ -185,7 +224,8 @@ class Session:
         self._maybe_done()
 
     def on_battle_result(self, msg: p.BattleResult) -> None:
-        if self.match_id == msg.match_id:
+        """Deliver a result (the relay made sure it is delivered once)."""
+        if self.state is not QueueState.IDLE and (self.match_id in (None, msg.match_id)):
             self._settle(QueueState.IDLE)
         outcome = "draw" if msg.winner_id is None else (
             "win" if msg.winner_id == self.player_id else "loss")
@@ -231,20 +271,24 @@ class Session:
         self._maybe_done()
 
     def _maybe_done(self) -> None:
-        if self.conn is None and self.state is QueueState.IDLE:
+        if self.conn is None and self.state is QueueState.IDLE and self._grace_timer is None:
             self.on_settled(self)
 
 
 class Registry:
     """player_id -> session for this game server (the seed's LoadBalanceActor)."""
 
-    def __init__(self, port: MatchPort, reply_timeout: float) -> None:
+    def __init__(self, port: MatchPort, reply_timeout: float, grace: float) -> None:
         self._sessions: dict[str, Session] = {}
         self._port = port
         self._reply_timeout = reply_timeout
+        self._grace = grace
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(self._sessions.values()))
 
     def get(self, player_id: str) -> Session | None:
         return self._sessions.get(player_id)
@@ -254,13 +298,14 @@ class Registry:
         session = self._sessions.get(player_id)
         resumed = session is not None
         if session is None:
-            session = Session(player_id, name, self._port, self._forget, self._reply_timeout)
+            session = Session(player_id, name, self._port, self._forget, self._reply_timeout,
+                              self._grace)
             self._sessions[player_id] = session
         elif session.conn is not None:
             old = session.conn
             old.send(p.error_message(ErrorCode.SESSION_REPLACED))
             old.close(CLOSE_REPLACED, "session replaced by a newer connection")
-        session.conn = conn
+        session.attached(conn)
         return session, resumed
 
     def detach(self, session: Session, conn: Connection) -> None:

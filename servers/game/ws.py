@@ -13,7 +13,12 @@ from servers.common.errors import ErrorCode, GameError
 from servers.common.tokens import TokenService
 from servers.game import lobby
 from servers.game.relay import Relay
-from servers.game.sessions import CLOSE_UNAUTHORIZED, Connection, Session
+from servers.game.sessions import (
+    CLOSE_SERVICE_RESTART,
+    CLOSE_UNAUTHORIZED,
+    Connection,
+    Session,
+)
 
 log = logging.getLogger("cardgame.game.ws")
 
@@ -39,10 +44,15 @@ async def serve_socket(relay: Relay, tokens: TokenService, max_message_bytes: in
         await websocket.close(CLOSE_UNAUTHORIZED, exc.code.value)
         return
     await websocket.accept()
+    if relay.draining:
+        await websocket.send(p.encode(p.error_message(ErrorCode.SERVER_DRAINING)).decode())
+        await websocket.close(CLOSE_SERVICE_RESTART, ErrorCode.SERVER_DRAINING.value)
+        return
     conn = Connection()
-    session, resumed = relay.registry.attach(identity.player_id, identity.name, conn)
-    conn.send(p.Welcome(protocol=p.PROTOCOL_VERSION, player_id=identity.player_id,
-                        name=identity.name, pod_id=relay.pod_id, resumed=resumed))
+    session, resumed, missed = await relay.connect(identity.player_id, identity.name, conn)
+    conn.send(relay.welcome(session, resumed))
+    if missed is not None:
+        await relay.deliver(session, missed)
     receiver = asyncio.create_task(_receive_loop(relay, session, max_message_bytes))
     sender = asyncio.create_task(_send_loop(conn))
     try:

@@ -1,4 +1,5 @@
-"""Match server (one per pod, internal only): request consumers, TryMatch loop, health, metrics."""
+"""Match server (one per pod, internal only): request consumers, TryMatch loop, watchdog,
+health and metrics."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ from quart import Quart, Response, jsonify
 
 from servers.common import bus
 from servers.common.config import Settings
+from servers.common.heartbeat import run_heartbeat
 from servers.common.keys import MATCH_GROUP, GameMode, Keys
 from servers.match.loop import Matchmaking
 from servers.match.metrics import MatchMetrics
+from servers.match.watchdog import Watchdog
 
 
 @dataclass
 class Running:
     redis: aioredis.Redis
     matchmaking: Matchmaking
+    watchdog: Watchdog
     tasks: list[asyncio.Task[None]]
 
 
@@ -33,7 +37,15 @@ def create_app(settings: Settings) -> Quart:
     @app.before_serving
     async def startup() -> None:
         redis = bus.connect_redis(settings.redis.url)
-        mm = Matchmaking(redis, keys, settings.match.batch_size, metrics)
+        mm = Matchmaking(redis, keys, settings.match.batch_size, metrics,
+                         settings.match.lease_seconds)
+        watchdog = Watchdog(redis, keys, mm, settings)
+
+        def stats() -> dict[str, object]:
+            return {"matches_formed": mm.matches_formed, "requests": mm.requests_handled,
+                    "maintenance": mm.maintenance,
+                    "game_servers_ok": watchdog.game_servers_ok}
+
         ready = asyncio.Event(), asyncio.Event()
         tasks = [
             asyncio.create_task(bus.run_stream_consumer(
@@ -43,16 +55,22 @@ def create_app(settings: Settings) -> Quart:
                 redis, keys.dequeue_requests, MATCH_GROUP, consumer, mm.on_dequeue,
                 ready=ready[1]), name="dequeue-requests"),
             asyncio.create_task(mm.run_ticks(settings.match.tick_interval), name="trymatch"),
+            asyncio.create_task(watchdog.run(), name="watchdog"),
+            asyncio.create_task(run_heartbeat(redis, keys, settings.pod_id, "match", stats,
+                                              settings.pods.heartbeat_interval,
+                                              settings.pods.heartbeat_ttl), name="heartbeat"),
         ]
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 10)
-        running.append(Running(redis, mm, tasks))
+        running.append(Running(redis, mm, watchdog, tasks))
 
     @app.after_serving
     async def shutdown() -> None:
+        # A tick cut short here is safe: its popped players return when their lease ends.
         for run in running:
             for task in run.tasks:
                 task.cancel()
             await asyncio.gather(*run.tasks, return_exceptions=True)
+            await run.redis.delete(keys.heartbeat(settings.pod_id, "match"))
             await run.redis.aclose()
 
     @app.get("/health")
@@ -62,22 +80,26 @@ def create_app(settings: Settings) -> Quart:
 
     @app.get("/ready")
     async def ready() -> Response:
-        """Readiness: Redis answers."""
+        """Readiness: Redis answers and game servers are there (not in automatic maintenance)."""
+        run = running[0]
         try:
-            await running[0].redis.ping()
+            await run.redis.ping()
         except Exception as exc:  # any Redis failure means not ready
-            response = jsonify({"status": "unavailable", "redis": str(exc)})
-            response.status_code = 503
-            return response
-        return jsonify({"status": "ready"})
+            return _status({"status": "unavailable", "redis": str(exc)}, 503)
+        if not run.watchdog.game_servers_ok:
+            return _status({"status": "maintenance", "maintenance": run.matchmaking.maintenance,
+                            "numsub_failures": run.watchdog.numsub_failures}, 503)
+        return _status({"status": "ready", "maintenance": run.matchmaking.maintenance}, 200)
 
     @app.get("/health/game-server")
     async def game_server_health() -> Response:
-        """Whether any game server listens for battle requests (PUBSUB NUMSUB)."""
-        [(_, count)] = await running[0].redis.pubsub_numsub(keys.battle_request)
-        response = jsonify({"battle_request_subscribers": count})
-        response.status_code = 200 if count > 0 else 500
-        return response
+        """The seed's probe: 500 while no game server subscribes battle:request."""
+        run = running[0]
+        [(_, count)] = await run.redis.pubsub_numsub(keys.battle_request)
+        ok = count > 0 and run.watchdog.game_servers_ok
+        return _status({"battle_request_subscribers": count,
+                        "numsub_failures": run.watchdog.numsub_failures,
+                        "maintenance": run.matchmaking.maintenance}, 200 if ok else 500)
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:
@@ -91,3 +113,9 @@ def create_app(settings: Settings) -> Quart:
         return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _status(body: dict[str, object], status: int) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response

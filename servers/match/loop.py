@@ -1,4 +1,10 @@
-"""The match server's work: queue requests in, TryMatch on a timer, matches out."""
+"""The match server's work: queue requests in, TryMatch on a timer, matches out.
+
+A tick pops players under a lease, pairs them (pure code) and commits the pairs to the mode's
+battle stream in one script. A match server killed at any point therefore loses nobody: before
+the commit its popped players return to the queue when the lease ends, after it the battle is
+durably handed to the game servers. MatchFound is a fast-path notice on Pub/Sub.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import redis.asyncio as aioredis
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import Popped, QueueScripts
+from servers.common.lua import Dequeued, PairToCommit, Popped, QueueScripts
 from servers.common.models import BattleSnapshot
 from servers.match.matchmakers.normal import pair_fifo
 from servers.match.metrics import MatchMetrics
@@ -25,13 +31,23 @@ _enqueue_request = msgspec.json.Decoder(p.EnqueueRequest)
 _dequeue_request = msgspec.json.Decoder(p.DequeueRequest)
 _snapshot = msgspec.json.Decoder(BattleSnapshot)
 _encoder = msgspec.json.Encoder()
+# How long a player's "in a battle" marker lives if its result is never delivered.
+MATCH_MARKER_TTL = 600
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class Matchmaking:
     def __init__(self, redis: aioredis.Redis, keys: Keys, batch_size: int,
-                 metrics: MatchMetrics) -> None:
+                 metrics: MatchMetrics, lease_seconds: float = 5.0) -> None:
         self.redis, self.keys, self.batch_size, self.metrics = redis, keys, batch_size, metrics
+        self.lease_ms = int(lease_seconds * 1000)
         self.scripts = QueueScripts(redis, keys)
+        self.maintenance = False  # kept current by the watchdog
+        self.matches_formed = 0
+        self.requests_handled = 0
 
     # ------------------------------------------------------------ requests
     async def reply(self, pod_id: str, player_id: str, mode: str, request_id: str | None,
@@ -41,35 +57,37 @@ class Matchmaking:
         await self.redis.publish(self.keys.match_result(pod_id), _encoder.encode(message))
 
     async def on_enqueue(self, data: bytes) -> None:
+        self.requests_handled += 1
         try:
             req = _enqueue_request.decode(data)
         except msgspec.DecodeError as exc:
             self.metrics.requests.labels("enqueue", "malformed").inc()
             log.error("dropping a malformed enqueue request: %s", exc)
             return
+        result = await self._enqueue(req)
+        self.metrics.requests.labels("enqueue", type(result).__name__).inc()
+        await self.reply(req.pod_id, req.player_id, req.game_mode, req.request_id, result)
+
+    async def _enqueue(self, req: p.EnqueueRequest) -> p.ResultEnQueued | p.ResultError:
         try:
             mode = GameMode(req.game_mode)
         except ValueError:
-            self.metrics.requests.labels("enqueue", "unknown_mode").inc()
-            await self.reply(req.pod_id, req.player_id, req.game_mode, req.request_id,
-                             p.ResultError(code=ErrorCode.UNKNOWN_MODE,
-                                           message=f"unknown mode {req.game_mode!r}"))
-            return
+            return p.ResultError(code=ErrorCode.UNKNOWN_MODE,
+                                 message=f"unknown mode {req.game_mode!r}")
+        if self.maintenance:
+            return p.ResultError(code=ErrorCode.MAINTENANCE,
+                                 message="matchmaking is in maintenance mode")
         # The match server's clock orders the queue, so skew between game servers cannot.
-        change = await self.scripts.enqueue(mode, req.player_id, int(time.time() * 1000),
-                                            _encoder.encode(req.metadata))
+        change = await self.scripts.enqueue(mode, req.player_id, now_ms(),
+                                            _encoder.encode(req.metadata), req.pod_id)
         self.metrics.queue_size.labels(mode.value).set(change.queue_size)
         if change.changed:
-            self.metrics.requests.labels("enqueue", "queued").inc()
-            result: p.ResultEnQueued | p.ResultError = p.ResultEnQueued(
-                queue_size=change.queue_size)
-        else:
-            self.metrics.requests.labels("enqueue", "already_queued").inc()
-            result = p.ResultError(code=ErrorCode.ALREADY_QUEUED,
-                                   message="the player is already in the queue")
-        await self.reply(req.pod_id, req.player_id, mode.value, req.request_id, result)
+            return p.ResultEnQueued(queue_size=change.queue_size)
+        return p.ResultError(code=ErrorCode.ALREADY_QUEUED,
+                             message="the player is already in the queue")
 
     async def on_dequeue(self, data: bytes) -> None:
+        self.requests_handled += 1
         try:
             req = _dequeue_request.decode(data)
         except msgspec.DecodeError as exc:
@@ -82,9 +100,11 @@ class Matchmaking:
             result: p.ResultDequeued | p.ResultError = p.ResultError(
                 code=ErrorCode.UNKNOWN_MODE, message=f"unknown mode {req.game_mode!r}")
         else:
-            change = await self.scripts.dequeue(mode, req.player_id)
-            self.metrics.queue_size.labels(mode.value).set(change.queue_size)
-            if change.changed:
+            # Only the pod holding the player's session may take them out: a player who
+            # reconnected elsewhere keeps their place when the old pod's grace timer fires.
+            status, size = await self.scripts.dequeue(mode, req.player_id, req.pod_id)
+            self.metrics.queue_size.labels(mode.value).set(size)
+            if status is Dequeued.REMOVED:
                 result = p.ResultDequeued(reason=req.reason)
             else:
                 result = p.ResultError(code=ErrorCode.NOT_QUEUED,
@@ -94,56 +114,74 @@ class Matchmaking:
 
     # ------------------------------------------------------------ TryMatch
     async def tick(self) -> int:
-        """Pop, pair and announce until the queues hold no more pairs; returns pairs formed."""
+        """Pop, pair and commit until the queues hold no more pairs; returns pairs formed."""
         formed = 0
         for mode in GameMode:
+            reaped = await self.scripts.reap(mode, now_ms())
+            if reaped:
+                log.warning("requeued %d players whose match server died mid-tick", reaped)
             while True:
-                popped = await self.scripts.pop(mode, self.batch_size)
+                popped = await self.scripts.pop(mode, self.batch_size, now_ms() + self.lease_ms)
                 formed += await self._match(mode, popped)
                 if len(popped) < self.batch_size:
                     break
+        self.matches_formed += formed
         return formed
 
-    def _candidates(self, mode: GameMode, popped: list[Popped]) -> list[p.PlayerCandidate]:
-        out = []
+    def _candidates(self, mode: GameMode,
+                    popped: list[Popped]) -> tuple[list[p.PlayerCandidate], list[str]]:
+        good, poisoned = [], []
         for entry in popped:
             try:
                 snap = _snapshot.decode(entry.ticket)
-                if snap.player_id != entry.player_id or not snap.deck:
+                if snap.player_id != entry.player_id or not snap.deck or not entry.pod_id:
                     raise ValueError("ticket does not match its queue entry")
             except (msgspec.DecodeError, ValueError) as exc:
                 # A poisoned entry must not block the queue: drop it and say so.
                 self.metrics.poisoned.labels(mode.value).inc()
                 log.error("dropped poisoned queue entry %s in %s: %s", entry.player_id,
                           mode.value, exc)
+                poisoned.append(entry.player_id)
                 continue
-            out.append(p.PlayerCandidate(player_id=entry.player_id, score=entry.score,
-                                         pod_id=snap.pod_id, metadata=snap))
-        return out
+            good.append(p.PlayerCandidate(player_id=entry.player_id, score=entry.score,
+                                          pod_id=entry.pod_id, metadata=snap))
+        return good, poisoned
 
     async def _match(self, mode: GameMode, popped: list[Popped]) -> int:
         if not popped:
             return 0
-        pairs, leftover = pair_fifo(self._candidates(mode, popped))
+        candidates, poisoned = self._candidates(mode, popped)
+        pairs, leftover = pair_fifo(candidates)
+        requests = [p.BattleRequest(match_id=str(uuid.uuid4()), game_mode=mode.value,
+                                    seed=secrets.randbits(63), player1=one, player2=two)
+                    for one, two in pairs]
+        committed = await self.scripts.commit(
+            mode,
+            [PairToCommit(r.match_id, r.player1.player_id, r.player2.player_id,
+                          _encoder.encode(r)) for r in requests],
+            [c.player_id for c in leftover], poisoned)
+        await self._announce(mode, [r for r in requests if r.match_id in committed])
+        self.metrics.matches.labels(mode.value).inc(len(committed))
+        return len(committed)
+
+    async def _announce(self, mode: GameMode, requests: list[p.BattleRequest]) -> None:
+        """Fast-path notices; the battle itself is already safe in the stream."""
+        if not requests:
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
-            for one, two in pairs:
-                match_id = str(uuid.uuid4())
-                for me, other in ((one, two), (two, one)):
+            for r in requests:
+                for me, other in ((r.player1, r.player2), (r.player2, r.player1)):
+                    pipe.set(self.keys.player_match(me.player_id), r.match_id,
+                             ex=MATCH_MARKER_TTL)
                     pipe.publish(self.keys.match_result(me.pod_id), _encoder.encode(p.MatchResult(
                         player_id=me.player_id, game_mode=mode.value,
-                        result=p.ResultMatchFound(match_id=match_id, opponent_id=other.player_id,
+                        result=p.ResultMatchFound(match_id=r.match_id,
+                                                  opponent_id=other.player_id,
                                                   opponent_name=other.metadata.name))))
-                # After MatchFound, so that a session never sees its result before its match.
-                pipe.publish(self.keys.battle_request, _encoder.encode(p.BattleRequest(
-                    match_id=match_id, game_mode=mode.value, seed=secrets.randbits(63),
-                    player1=one, player2=two)))
-            if pairs:
-                await pipe.execute()
-        for single in leftover:  # back with the original enqueue time: keeps its place
-            await self.scripts.enqueue(mode, single.player_id, single.score,
-                                       _encoder.encode(single.metadata))
-        self.metrics.matches.labels(mode.value).inc(len(pairs))
-        return len(pairs)
+                pipe.publish(self.keys.battle_request, _encoder.encode(p.BattleNotice(
+                    match_id=r.match_id, game_mode=mode.value, player1=r.player1.player_id,
+                    player2=r.player2.player_id, pod1=r.player1.pod_id, pod2=r.player2.pod_id)))
+            await pipe.execute()
 
     async def run_ticks(self, interval: float) -> None:
         """TryMatch forever; the next tick is planned after the previous one ends (no overlap)."""

@@ -1,4 +1,10 @@
-"""Runs the battles whose player1 is on this pod (the seed's BattleActor), then routes results."""
+"""Runs battles (the seed's BattleActor) taken from the battle streams, then routes results.
+
+Any game server may run any battle: the streams are read by one consumer group, so a battle is
+run by one server, and one that died mid-battle is re-run by another after the claim idle time.
+A battle is recorded at most once (the match id is the primary key); re-running it is harmless
+because the simulation is deterministic, and the players' game servers deliver a result once.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from servers.common import protocol as p
+from servers.common.bus import RetryLater
 from servers.common.keys import Keys
 from servers.game.battle.sim import encode_timeline, simulate
 from servers.game.persistence import record_match
@@ -19,50 +26,73 @@ log = logging.getLogger("cardgame.game.battle")
 
 _battle_request = msgspec.json.Decoder(p.BattleRequest)
 _encoder = msgspec.json.Encoder()
+MATCH_MARKER_TTL = 600
 
 
 class BattleRunner:
     def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool, keys: Keys, pod_id: str) -> None:
         self.redis, self.pool, self.keys, self.pod_id = redis, pool, keys, pod_id
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.running = 0
         self.completed = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
 
-    async def on_request(self, _channel: str, data: bytes) -> None:
-        request = _battle_request.decode(data)
-        if request.player1.pod_id != self.pod_id:
-            return
-        task = asyncio.create_task(self.run(request), name=f"battle-{request.match_id}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    async def on_entry(self, data: bytes) -> None:
+        await self.run(_battle_request.decode(data))
 
     async def run(self, request: p.BattleRequest) -> None:
-        started = datetime.now(UTC)
+        self.running += 1
+        self.idle.clear()
         try:
-            outcome = simulate(request.player1.metadata, request.player2.metadata, request.seed)
-            timeline = encode_timeline(outcome.events)
+            await self._run(request)
+        finally:
+            self.running -= 1
+            if self.running == 0:
+                self.idle.set()
+
+    async def _run(self, request: p.BattleRequest) -> None:
+        started = datetime.now(UTC)
+        one, two = request.player1.player_id, request.player2.player_id
+        # Mark both players as in this battle, so a reconnect finds it (the match server marks
+        # them too; this covers a match server that died right after handing the battle over).
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for player in (one, two):
+                pipe.set(self.keys.player_match(player), request.match_id, ex=MATCH_MARKER_TTL)
+            await pipe.execute()
+        outcome = simulate(request.player1.metadata, request.player2.metadata, request.seed)
+        timeline = encode_timeline(outcome.events)
+        try:
             fresh = await record_match(
                 self.pool, request, winner_id=outcome.winner_id, end_reason=outcome.reason,
                 turns=outcome.turns, timeline=timeline, pod_id=self.pod_id, started_at=started)
-            if not fresh:
-                log.info("match %s was already recorded; not delivering twice", request.match_id)
-                return
-            await self.publish_results(request, outcome.winner_id, outcome.turns, timeline)
-            self.completed += 1
-        except Exception:
-            log.exception("battle %s failed", request.match_id)
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                asyncpg.CannotConnectNowError, TimeoutError) as exc:
+            raise RetryLater(f"battle {request.match_id} not recorded yet: {exc}") from exc
+        if not fresh:
+            log.info("match %s was recorded before; delivering its result again",
+                     request.match_id)
+        await self.publish_results(request, outcome.winner_id, outcome.turns, timeline)
+        self.completed += fresh
 
     async def publish_results(self, request: p.BattleRequest, winner_id: str | None, turns: int,
                               timeline: bytes) -> None:
+        """Send each player's result to the pod holding their session now (they may have
+        reconnected elsewhere since they queued)."""
+        players = (request.player1, request.player2)
+        current = await self.redis.mget([self.keys.player_pod(c.player_id) for c in players])
         raw = msgspec.Raw(timeline)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for me, other in ((request.player1, request.player2),
-                              (request.player2, request.player1)):
-                pipe.publish(self.keys.battle_result(me.pod_id), _encoder.encode(p.BattleResult(
+            for (me, other), pod in zip(((players[0], players[1]), (players[1], players[0])),
+                                        current, strict=True):
+                target = pod.decode() if pod else me.pod_id
+                pipe.publish(self.keys.battle_result(target), _encoder.encode(p.BattleResult(
                     match_id=request.match_id, game_mode=request.game_mode,
                     player_id=me.player_id, opponent_id=other.player_id, seed=request.seed,
                     winner_id=winner_id, turns=turns, timeline=raw)))
             await pipe.execute()
 
     async def drain(self, timeout: float) -> None:
-        if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=timeout)
+        try:
+            await asyncio.wait_for(self.idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("%d battles still running at the drain deadline", self.running)

@@ -1,0 +1,124 @@
+"""Game-server liveness, as seen from a match server.
+
+Two rules:
+* per pod: a game server whose heartbeat expired is dead; once the reconnect grace has passed
+  too, its players still queued (and not reconnected elsewhere) are dequeued, Redis only: their
+  sockets died with the server. Players of healthy pods are untouched.
+* the seed's rule: when no game server at all subscribes `battle:request` for `numsub_failures`
+  checks in a row, every queued player is removed and maintenance mode is set; health endpoints
+  fail until game servers are back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis.asyncio as aioredis
+
+from servers.common.config import Settings
+from servers.common.heartbeat import read_heartbeats
+from servers.common.keys import GameMode, Keys
+from servers.common.lua import Dequeued
+from servers.match.loop import Matchmaking
+
+log = logging.getLogger("cardgame.match.watchdog")
+AUTO = b"auto"
+
+
+class Watchdog:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, mm: Matchmaking,
+                 settings: Settings) -> None:
+        self.redis, self.keys, self.mm, self.s = redis, keys, mm, settings
+        self.dead_since: dict[str, float] = {}  # pod -> when its game server was seen dead
+        self.cleaned: set[str] = set()
+        self.numsub_failures = 0
+        self.game_servers_seen = True  # the last NUMSUB check found a subscriber
+        self.redis_ok = True
+        self.auto_maintenance = False  # maintenance set by the NUMSUB rule (not by an operator)
+        self.players_removed = 0
+
+    @property
+    def game_servers_ok(self) -> bool:
+        return self.game_servers_seen and not self.auto_maintenance
+
+    async def run(self) -> None:
+        next_numsub = time.monotonic() + self.s.match.numsub_check_interval
+        while True:
+            try:
+                await self.refresh_maintenance()
+                await self.check_pods()
+                if time.monotonic() >= next_numsub:
+                    next_numsub = time.monotonic() + self.s.match.numsub_check_interval
+                    await self.check_numsub()
+                self.redis_ok = True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: report unready, keep watching
+                self.redis_ok = False
+                log.warning("watchdog check failed: %s", exc)
+            await asyncio.sleep(self.s.pods.heartbeat_interval)
+
+    async def refresh_maintenance(self) -> None:
+        flag = await self.redis.get(self.keys.maintenance_flag)
+        self.mm.maintenance = flag is not None
+        self.auto_maintenance = flag == AUTO
+
+    async def check_pods(self) -> None:
+        now = time.monotonic()
+        beats = await read_heartbeats(self.redis, self.keys)
+        for pod, roles in beats.items():
+            if "game" in roles:
+                self.dead_since.pop(pod, None)
+                self.cleaned.discard(pod)
+                continue
+            since = self.dead_since.setdefault(pod, now)
+            if pod not in self.cleaned and now - since >= self.s.game.reconnect_grace:
+                removed = await self.dequeue_pod(pod)
+                self.cleaned.add(pod)
+                log.warning("game server of %s is dead: dequeued %d of its players", pod, removed)
+            if not roles and now - since > 3600:  # long gone: stop listing it
+                await self.redis.zrem(self.keys.pods, pod)
+
+    async def dequeue_pod(self, pod: str) -> int:
+        removed = 0
+        for mode in GameMode:
+            async for player, holder in self.redis.hscan_iter(self.keys.ticket_pods(mode),
+                                                              count=1000):
+                if holder.decode() == pod:
+                    status, _ = await self.mm.scripts.dequeue(mode, player.decode(), pod)
+                    removed += status is Dequeued.REMOVED
+        self.players_removed += removed
+        return removed
+
+    async def check_numsub(self) -> None:
+        [(_, count)] = await self.redis.pubsub_numsub(self.keys.battle_request)
+        if count > 0:
+            self.numsub_failures = 0
+            self.game_servers_seen = True
+            if self.auto_maintenance:
+                await self.redis.delete(self.keys.maintenance_flag)
+                self.auto_maintenance = self.mm.maintenance = False
+                log.warning("game servers are back: maintenance mode off")
+            return
+        self.numsub_failures += 1
+        self.game_servers_seen = False
+        if self.numsub_failures >= self.s.match.numsub_failures and not self.mm.maintenance:
+            removed = await self.clear_queues()
+            await self.redis.set(self.keys.maintenance_flag, AUTO, ex=self.s.match.maintenance_ttl)
+            self.mm.maintenance = self.auto_maintenance = True
+            log.error("no game server for %d checks: removed %d queued players, maintenance on",
+                      self.numsub_failures, removed)
+
+    async def clear_queues(self) -> int:
+        removed = 0
+        for mode in GameMode:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zcard(self.keys.queue(mode))
+                pipe.delete(self.keys.queue(mode), self.keys.tickets(mode),
+                            self.keys.ticket_pods(mode))
+                size, _ = await pipe.execute()
+            removed += int(size)
+        self.players_removed += removed
+        return removed
