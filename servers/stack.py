@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from servers.common.config import Settings
+from servers.common.config import Settings, to_env
 from servers.common.db import migrate
 from servers.common.embedded import ServiceHandle, ensure_postgres, ensure_redis
 
@@ -51,6 +51,25 @@ class Proc:
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to clean up."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
+            try:
+                if httpx.get(self.health_url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not healthy after {timeout:.0f} s")
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.popen is None or self.popen.poll() is not None:
@@ -117,12 +136,10 @@ class Stack:
 
     def _add(self, name: str, kind: str, pod: str | None, host: str, port: int) -> None:
         env = dict(os.environ)
+        env.update(to_env(self.settings))
         env.update({
             "REDIS_URL": self.settings.redis.url,
             "DATABASE_URL": self.settings.database.url,
-            "CARDGAME_ENV": self.settings.env,
-            "CARDGAME_REDIS__NAMESPACE": self.settings.redis.namespace,
-            "CARDGAME_MATCH__TICK_INTERVAL": str(self.settings.match.tick_interval),
             f"CARDGAME_{kind.upper()}__PORT": str(port),
             f"CARDGAME_{kind.upper()}__HOST": host,
             "PYTHONUNBUFFERED": "1",
@@ -160,6 +177,9 @@ class Stack:
                                        + "\n".join(p.log_tail() for p in pending))
                 if pending:
                     time.sleep(0.1)
+
+    def proc(self, name: str) -> Proc:
+        return next(p for p in self.procs if p.name == name)
 
     def endpoints(self) -> list[str]:
         return [self.auth_url, *self.game_urls]

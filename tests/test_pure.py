@@ -82,3 +82,11 @@ def test_pair_fifo(n: int) -> None:
     pairs, leftover = pair_fifo(list(range(n)))
     assert pairs == [(i, i + 1) for i in range(0, n - 1, 2)]
     assert leftover == ([n - 1] if n % 2 else [])
+
+
+def test_settings_survive_the_trip_to_a_child_process() -> None:
+    from servers.common.config import to_env
+
+    settings = load_settings({}).replace(match={"tick_interval": 0.05},
+                                         auth={"dev_login": False}, pod_id="pod-7")
+    assert load_settings(to_env(settings)) == settings

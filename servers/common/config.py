@@ -129,6 +129,20 @@ def _section(cls: type[Any], raw: Mapping[str, Any], env: Mapping[str, str], nam
     return cls(**values)
 
 
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes load_settings() in a child process return these settings."""
+    env = {"CARDGAME_ENV": settings.env, "POD_ID": settings.pod_id}
+    for section in dataclasses.fields(settings):
+        value = getattr(settings, section.name)
+        if not dataclasses.is_dataclass(value):
+            continue
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            text = str(item).lower() if isinstance(item, bool) else str(item)
+            env[f"CARDGAME_{section.name.upper()}__{f.name.upper()}"] = text
+    return env
+
+
 def load_settings(env: Mapping[str, str] | None = None, config_dir: Path = CONFIG_DIR) -> Settings:
     env = os.environ if env is None else env
     name = env.get("CARDGAME_ENV", "development")
