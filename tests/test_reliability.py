@@ -197,3 +197,65 @@ async def test_no_game_server_means_maintenance(redis: aioredis.Redis, keys: Key
 
 def msgspec_encode(message: p.EnqueueRequest) -> bytes:
     return p.encode(message)
+
+
+async def _play_one_match(stack: Stack) -> None:
+    clients = []
+    for pod in (0, 1):
+        who = await login(stack)
+        clients.append(await GameClient.connect(stack.game_urls[pod], who.access_token))
+    try:
+        for client in clients:
+            await client.request(p.Enqueue(), timeout=10)
+        for client in clients:
+            await client.next_push(p.BattleResultMessage, 15)
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def _retry(work, timeout: float):  # type: ignore[no-untyped-def]
+    """Retry a whole client scenario until the servers have recovered."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await work()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+def test_servers_survive_a_redis_restart(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    from servers.common.embedded import find_redis_server
+    from servers.stack import free_port
+
+    port = free_port()
+    argv = [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(tmp_path)]
+    redis_proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    mine = settings.replace(redis={"url": f"redis://127.0.0.1:{port}/0"})
+    try:
+        time.sleep(0.3)
+        with Stack(mine, pods=2) as stack:
+            asyncio.run(_play_one_match(stack))
+            redis_proc.kill()  # Redis crashes: every key, stream and group is gone
+            redis_proc.wait()
+            time.sleep(1.0)
+            redis_proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+            asyncio.run(_retry(lambda: _play_one_match(stack), timeout=30))
+            assert all(proc.alive() for proc in stack.procs)
+    finally:
+        redis_proc.kill()
+        redis_proc.wait()
+
+
+async def test_servers_survive_dropped_database_connections(stack: Stack, pool) -> None:  # type: ignore[no-untyped-def]
+    await _play_one_match(stack)
+    # Every server connection to the test database is cut (a failover looks like this).
+    await pool.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    await _retry(lambda: _play_one_match(stack), timeout=30)
