@@ -20,6 +20,10 @@ def serve(kind: str, settings: Settings) -> None:
         from servers.auth.app import create_app as auth_app
 
         run_app(auth_app(settings), settings.auth.host, settings.auth.port)
+    elif kind == "steam-sim":
+        from servers.auth.steam_sim import create_app as steam_sim_app
+
+        run_app(steam_sim_app(settings.steam), settings.steam.sim_host, settings.steam.sim_port)
     elif kind == "game":
         from servers.game.app import create_app as game_app
 
@@ -60,7 +64,8 @@ def demo(settings: Settings, pods: int, pairs: int, as_json: bool) -> int:
     with Stack(settings, pods=pods) as stack:
         print(f"stack up: auth {stack.auth_url}, game {', '.join(stack.game_urls)}",
               file=sys.stderr, flush=True)
-        summary = asyncio.run(run_pvp(stack.auth_url, stack.game_urls, pairs))
+        summary = asyncio.run(run_pvp(stack.auth_url, stack.game_urls, pairs,
+                                      steam_sim_url=stack.steam_sim_url or None))
     print_summary(summary)
     if as_json:
         print(json.dumps(summary.as_dict()))
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cardgame", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run one server process (settings from config + env)")
-    s.add_argument("kind", choices=["auth", "game", "match"])
+    s.add_argument("kind", choices=["auth", "game", "match", "steam-sim"])
     u = sub.add_parser("up", help="run auth + N pods in the foreground; prints the endpoints")
     u.add_argument("--pods", type=int, default=1)
     d = sub.add_parser("demo", help="bring a stack up, play scripted PvP, print a summary")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from quart import Quart, Response, jsonify
 
@@ -10,15 +11,18 @@ from servers.common import bus
 from servers.common.config import Settings
 from servers.common.db import create_pool
 from servers.common.keys import Keys
-from servers.common.tokens import TokenService
+from servers.common.ratelimit import IpRateLimiter
+from servers.common.tokens import verifier_for
 from servers.game import ws
 from servers.game.battle.runner import BattleRunner
 from servers.game.relay import Relay
 
+log = logging.getLogger("cardgame.game")
+
 
 def create_app(settings: Settings) -> Quart:
     app = Quart("cardgame.game")
-    tokens = TokenService(settings.auth)
+    tokens = verifier_for(settings.auth)
     keys = Keys(settings.redis.namespace)
     pod_id = settings.pod_id
     state: dict[str, object] = {}
@@ -30,16 +34,26 @@ def create_app(settings: Settings) -> Quart:
                                  settings.database.pool_max)
         relay = Relay(redis, pool, keys, pod_id, settings.game.match_reply_timeout)
         runner = BattleRunner(redis, pool, keys, pod_id)
-        subscribed = asyncio.Event(), asyncio.Event()
+        guard = ws.Guard(IpRateLimiter(redis, keys, settings.ratelimit), keys, settings.ratelimit)
+
+        async def on_revoked(_: str, data: bytes) -> None:
+            closed = ws.close_revoked(relay.registry, data.decode(errors="replace"))
+            if closed:
+                log.info("closed %d socket(s) of a revoked session", closed)
+
+        subscribed = asyncio.Event(), asyncio.Event(), asyncio.Event()
         tasks = [
             asyncio.create_task(bus.run_subscriber(redis, relay.channels(), relay.on_message,
                                                    subscribed[0]), name="results"),
             asyncio.create_task(bus.run_subscriber(redis, [keys.battle_request],
                                                    runner.on_request, subscribed[1]),
                                 name="battle-requests"),
+            asyncio.create_task(bus.run_subscriber(redis, [keys.session_revoked_channel],
+                                                   on_revoked, subscribed[2]),
+                                name="revoked-sessions"),
         ]
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in subscribed)), 10)
-        state.update(redis=redis, pool=pool, relay=relay, runner=runner, tasks=tasks)
+        state.update(redis=redis, pool=pool, relay=relay, runner=runner, tasks=tasks, guard=guard)
 
     @app.after_serving
     async def shutdown() -> None:
@@ -54,7 +68,8 @@ def create_app(settings: Settings) -> Quart:
     @app.websocket("/ws")
     async def socket() -> None:
         await ws.serve_socket(state["relay"], tokens,  # type: ignore[arg-type]
-                              settings.game.max_message_bytes)
+                              settings.game.max_message_bytes,
+                              state["guard"])  # type: ignore[arg-type]
 
     @app.get("/health")
     async def health() -> Response:
