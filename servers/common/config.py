@@ -80,7 +80,7 @@ class RateLimitSettings:
     ws_connect_burst: int = 10
     ws_messages_per_s: float = 20.0  # client messages per second per connection (in process)
     ws_message_burst: int = 40
-    ws_flood_close_after: int = 100  # refused messages in a row before the socket is closed
+    ws_flood_close_after: int = 100  # refused messages (no quiet second between) -> close
     exempt_networks: str = ""  # comma-separated CIDRs never limited per IP
     trusted_proxies: str = ""  # comma-separated CIDRs whose X-Forwarded-For is believed
     fail_open: bool = True  # Redis unreachable: let requests through (logged) instead of 503

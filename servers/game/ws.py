@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +27,9 @@ from servers.game.sessions import (
 )
 
 log = logging.getLogger("cardgame.game.ws")
+
+# A flood is refused messages without this many quiet seconds between them.
+FLOOD_QUIET = 1.0
 
 
 class Verifier(Protocol):
@@ -111,7 +115,10 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
                                                  flood_limit))
     sender = asyncio.create_task(_send_loop(conn))
     try:
-        await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+        if receiver in done and conn.closed and not sender.done():
+            # The receiver decided to close (a flood): let the sender flush and send the close.
+            await asyncio.wait({sender}, timeout=5)
     finally:
         receiver.cancel()
         sender.cancel()
@@ -130,12 +137,15 @@ async def _send_loop(conn: Connection) -> None:
 
 async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int,
                         bucket: TokenBucket | None = None, flood_limit: int = 0) -> None:
-    refused = 0  # messages refused in a row by the per-connection limit
+    refused = 0  # messages refused by the per-connection limit with no quiet second between
+    last_refused = 0.0
     while True:
         frame = await websocket.receive()
         wait = bucket.take() if bucket is not None else 0.0
         if wait and bucket is not None:
-            refused += 1
+            now = time.monotonic()
+            refused = refused + 1 if now - last_refused < FLOOD_QUIET else 1
+            last_refused = now
             if flood_limit and refused >= flood_limit:
                 session.send_error(ErrorCode.RATE_LIMITED, "message flood: closing")
                 if session.conn is not None:
@@ -145,7 +155,6 @@ async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int,
                                f"message not handled: more than {bucket.rate:g} messages/s;"
                                f" retry after {wait:.2f} s", _ref_of(frame, max_message_bytes))
             continue
-        refused = 0
         if len(frame) > max_message_bytes:
             session.send_error(ErrorCode.MESSAGE_TOO_LARGE,
                                f"message of {len(frame)} bytes; the limit is {max_message_bytes}")
