@@ -89,6 +89,21 @@ def schema_text() -> str:
     return json.dumps(protocol_schema(), indent=2, sort_keys=True) + "\n"
 
 
+def openapi_text() -> str:
+    from servers.auth.openapi import openapi_document
+
+    return json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+
+
+def openapi_cmd(path: str | None) -> int:
+    if path:
+        with open(path, "w") as out:
+            out.write(openapi_text())
+    else:
+        sys.stdout.write(openapi_text())
+    return 0
+
+
 def schema_cmd(path: str | None) -> int:
     if path:
         with open(path, "w") as out:
@@ -112,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply database migrations to DATABASE_URL")
     sc = sub.add_parser("schema", help="print the client protocol's JSON Schema")
     sc.add_argument("--write", metavar="PATH", help="write it to PATH instead")
+    oa = sub.add_parser("openapi", help="print the auth server's OpenAPI description")
+    oa.add_argument("--write", metavar="PATH", help="write it to PATH instead")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=os.environ.get("CARDGAME_LOG_LEVEL", "INFO"),
@@ -119,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     if args.command == "schema":
         return schema_cmd(args.write)
+    if args.command == "openapi":
+        return openapi_cmd(args.write)
     settings = load_settings()
     if args.command == "serve":
         serve(args.kind, settings)

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,8 +31,27 @@ from servers.common.tokens import write_key
 log = logging.getLogger("cardgame.stack")
 
 
+# Listening ports are picked below Linux's ephemeral range (32768-60999 by default): a port the
+# kernel hands to an outgoing client connection between our check and the server's bind made
+# a server fail with EADDRINUSE once tests opened many connections (seen with issue 4's stacks).
+_PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port nothing listens on, not handed out before by this process."""
+    for _ in range(200):
+        port = random.randint(*_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # the range is crowded: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

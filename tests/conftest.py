@@ -119,3 +119,14 @@ def edge_stack(settings: Settings) -> Iterator[Stack]:
     )
     with Stack(edge, pods=1, auth_instances=2) as running:
         yield running
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Record how many inputs each fuzzer tried and that the servers stayed up."""
+    from tests.fuzz_report import COUNTS
+
+    if COUNTS:
+        terminalreporter.section("fuzzing")
+        for name, figures in sorted(COUNTS.items()):
+            detail = ", ".join(f"{key} {value}" for key, value in figures.items())
+            terminalreporter.write_line(f"{name}: {detail}")

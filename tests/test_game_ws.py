@@ -180,6 +180,8 @@ async def test_deck_rules_are_enforced(stack: Stack, pool: asyncpg.Pool) -> None
     ('{"type": "enqueue", "mode": "chess", "id": "9"}', "UNKNOWN_MODE"),
     ("x" * 20000, "MESSAGE_TOO_LARGE"),
     (b"\xff\xfe\x00", "MALFORMED_JSON"),
+    (b"", "MALFORMED_JSON"),  # an empty binary frame (found by the fuzzer)
+    ("[" * 5000 + "]" * 5000, "MALFORMED_JSON"),  # nested too deeply (found by the fuzzer)
 ])
 async def test_bad_frames_get_errors_and_the_socket_stays(stack: Stack, frame: str | bytes,
                                                           code: str) -> None:

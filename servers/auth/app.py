@@ -16,6 +16,7 @@ import logging
 import math
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -108,17 +109,24 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
         retry = STEAM_RETRY_AFTER if exc.code is ErrorCode.STEAM_UNAVAILABLE else 0
         return fail(exc.code, exc.message, retry)
 
-    async def json_body() -> dict[str, Any]:
-        body = await request.get_json(force=True, silent=True)
+    async def json_body(optional: bool = False) -> dict[str, Any]:
+        """The body as a JSON object (any content type; strict UTF-8), or INVALID_MESSAGE."""
+        raw = await request.get_data()
+        if optional and not raw.strip():
+            return {}
+        try:
+            body = msgspec.json.decode(raw)
+        except (msgspec.DecodeError, RecursionError):  # RecursionError: "[[[[..." deep
+            body = None
         if not isinstance(body, dict):
             raise GameError(ErrorCode.INVALID_MESSAGE, "body must be a JSON object")
         return body
 
     def display_name(body: dict[str, Any]) -> str | None:
-        name = body.get("name")
-        if name is None:
+        if "name" not in body:
             return None
-        if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME \
+        name = body["name"]
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME or not name.strip() \
                 or not name.isprintable():
             raise GameError(ErrorCode.INVALID_MESSAGE,
                             f"name must be 1 to {MAX_NAME} printable characters")
@@ -161,12 +169,15 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
             return fail(ErrorCode.DEV_LOGIN_DISABLED)
         body = await json_body()
         name, raw_id = display_name(body), body.get("steam_id")
-        if raw_id is not None:
-            try:
+        if "steam_id" in body:
+            if isinstance(raw_id, str) and len(raw_id) == 17 and raw_id.isascii() \
+                    and raw_id.isdigit():
                 steam_id = int(raw_id)
-            except (TypeError, ValueError, OverflowError):
+            elif isinstance(raw_id, int) and not isinstance(raw_id, bool):
+                steam_id = raw_id
+            else:
                 steam_id = 0
-            if isinstance(raw_id, bool | float) or not players.is_steam_id64(steam_id):
+            if not players.is_steam_id64(steam_id):
                 raise GameError(ErrorCode.INVALID_MESSAGE,
                                 "steam_id must be an individual SteamID64")
         elif name is not None:
@@ -205,10 +216,10 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
     @app.post("/logout")
     async def logout() -> Response:
         """Revoke the session named by a refresh token (body) or a Bearer access token."""
-        body = await request.get_json(force=True, silent=True)
-        token = body.get("refresh_token") if isinstance(body, dict) else None
+        body = await json_body(optional=True)
+        token = body.get("refresh_token")
         session_id: str | None = None
-        if token is not None:
+        if "refresh_token" in body:
             session_id = await sessions.session_of(state["pool"], token) \
                 if isinstance(token, str) else None
             if session_id is None:

@@ -116,6 +116,11 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
     sender = asyncio.create_task(_send_loop(conn))
     try:
         done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None and not isinstance(
+                    task.exception(), ConnectionError):
+                log.error("socket of %s ended by an error", identity.player_id,
+                          exc_info=task.exception())
         if receiver in done and conn.closed and not sender.done():
             # The receiver decided to close (a flood): let the sender flush and send the close.
             await asyncio.wait({sender}, timeout=5)
@@ -141,6 +146,8 @@ async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int,
     last_refused = 0.0
     while True:
         frame = await websocket.receive()
+        if frame is None:  # found by the fuzzer: Quart hands an empty binary frame over as None
+            frame = b""
         wait = bucket.take() if bucket is not None else 0.0
         if wait and bucket is not None:
             now = time.monotonic()
@@ -164,6 +171,10 @@ async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int,
         except p.ProtocolError as exc:
             session.send_error(exc.code, exc.message, exc.ref)
             continue
+        except Exception:  # a decoder bug must cost this frame, not the connection
+            log.exception("frame from %s could not be decoded", session.player_id)
+            session.send_error(ErrorCode.INTERNAL)
+            continue
         try:
             await handle(relay, session, message)
         except GameError as exc:
@@ -183,6 +194,8 @@ def _ref_of(frame: str | bytes, max_message_bytes: int) -> str | None:
         return p.decode_client(frame).id
     except p.ProtocolError as exc:
         return exc.ref
+    except Exception:
+        return None
 
 
 async def handle(relay: Relay, session: Session, msg: Any) -> None:
