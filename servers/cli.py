@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--pairs", type=int, default=50)
     d.add_argument("--json", action="store_true")
     sub.add_parser("migrate", help="apply database migrations to DATABASE_URL")
+    b = sub.add_parser("burst", help="measure the auth rate limit under a burst (own stack)")
+    b.add_argument("--requests", type=int, default=500)
+    b.add_argument("--concurrency", type=int, default=50)
+    b.add_argument("--duration", type=float, default=0.0,
+                   help="spread the requests over this many seconds (0: all at once)")
     sc = sub.add_parser("schema", help="print the client protocol's JSON Schema")
     sc.add_argument("--write", metavar="PATH", help="write it to PATH instead")
     oa = sub.add_parser("openapi", help="print the auth server's OpenAPI description")
@@ -146,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         return up(settings, args.pods)
     if args.command == "demo":
         return demo(settings, args.pods, args.pairs, args.json)
+    if args.command == "burst":
+        from servers import ratelimit_burst
+
+        return ratelimit_burst.main(settings, args.requests, args.concurrency, args.duration)
     return migrate_cmd(settings)
 
 
