@@ -17,6 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     pvp.add_argument("--auth", required=True, help="auth server URL, e.g. http://127.0.0.1:8000")
     pvp.add_argument("--game", required=True,
                      help="game server WebSocket URL(s), comma-separated")
+    pvp.add_argument("--login", choices=["steam", "dev"], default="steam",
+                     help="steam: tickets from the Steam simulator (default); dev: /login/dev")
+    pvp.add_argument("--steam-sim", default="http://127.0.0.1:8300",
+                     help="Steam Web API simulator URL (what `cardgame up` prints last)")
     pvp.add_argument("--pairs", type=int, default=10, help="matches to play (players = 2x)")
     pvp.add_argument("--mode", default="normal")
     pvp.add_argument("--timeout", type=float, default=60.0, help="seconds per step")
@@ -29,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr, flush=True)
 
     summary = asyncio.run(run_pvp(args.auth.rstrip("/"), args.game.split(","), args.pairs,
-                                  mode=args.mode, timeout=args.timeout, progress=progress))
+                                  mode=args.mode, timeout=args.timeout, progress=progress,
+                                  steam_sim_url=(args.steam_sim.rstrip("/")
+                                                 if args.login == "steam" else None)))
     print_summary(summary, sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(summary.as_dict()))

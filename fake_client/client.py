@@ -28,14 +28,57 @@ class Login:
     player_id: str
     name: str
     access_token: str
+    refresh_token: str = ""
+
+
+RATE_LIMIT_RETRIES = 5  # a well-behaved client waits out Retry-After, a bounded number of times
+
+
+async def _post_auth(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST to the auth server; waits out HTTP 429/503 per Retry-After; errors raise."""
+    for attempt in range(RATE_LIMIT_RETRIES + 1):
+        response = await http.post(url, json=body)
+        if response.status_code in (429, 503) and "Retry-After" in response.headers \
+                and attempt < RATE_LIMIT_RETRIES:
+            await asyncio.sleep(min(float(response.headers["Retry-After"]), 10.0))
+            continue
+        break
+    data: dict[str, Any] = response.json()
+    if response.status_code != 200:
+        raise ServerError(data["error"]["code"], data["error"]["message"])
+    return data
+
+
+def _login(body: dict[str, Any]) -> Login:
+    return Login(body["player_id"], body["name"], body["access_token"],
+                 body.get("refresh_token", ""))
 
 
 async def login_dev(http: httpx.AsyncClient, auth_url: str, name: str) -> Login:
-    response = await http.post(f"{auth_url}/login/dev", json={"name": name})
-    body = response.json()
-    if response.status_code != 200:
-        raise ServerError(body["error"]["code"], body["error"]["message"])
-    return Login(body["player_id"], body["name"], body["access_token"])
+    return _login(await _post_auth(http, f"{auth_url}/login/dev", {"name": name}))
+
+
+async def steam_ticket(http: httpx.AsyncClient, steam_sim_url: str, persona: str,
+                       **behaviour: Any) -> str:
+    """What the Unity client gets from GetAuthTicketForWebApi, from the Steam simulator: the
+    same persona always has the same SteamID64. `behaviour`: vacbanned, ownersteamid, delay..."""
+    response = await http.post(f"{steam_sim_url}/dev/tickets",
+                               json={"persona": persona, **behaviour})
+    response.raise_for_status()
+    return str(response.json()["ticket"])
+
+
+async def login_steam(http: httpx.AsyncClient, auth_url: str, steam_sim_url: str,
+                      name: str) -> Login:
+    """Log in as the Unity client does: a Steam ticket, verified by the auth server."""
+    ticket = await steam_ticket(http, steam_sim_url, name)
+    return _login(await _post_auth(http, f"{auth_url}/login/steam",
+                                   {"ticket": ticket, "name": name}))
+
+
+async def refresh(http: httpx.AsyncClient, auth_url: str, refresh_token: str) -> Login:
+    return _login(await _post_auth(http, f"{auth_url}/token/refresh",
+                                   {"refresh_token": refresh_token}))
 
 
 class GameClient:

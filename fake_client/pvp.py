@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from fake_client.client import GameClient, ServerError, login_dev, timeline_problems
+from fake_client.client import GameClient, ServerError, login_dev, login_steam, timeline_problems
 from servers.common import protocol as p
 
 
@@ -60,10 +60,11 @@ class Summary:
 
 
 async def play_one(http: httpx.AsyncClient, auth_url: str, run: PlayerRun, mode: str,
-                   timeout: float) -> None:
+                   timeout: float, steam_sim_url: str | None = None) -> None:
     client = None
     try:
-        login = await login_dev(http, auth_url, run.name)
+        login = (await login_steam(http, auth_url, steam_sim_url, run.name) if steam_sim_url
+                 else await login_dev(http, auth_url, run.name))
         run.player_id = login.player_id
         client = await GameClient.connect(run.game_url, login.access_token)
         run.pod_id = client.welcome.pod_id
@@ -100,8 +101,11 @@ async def play_one(http: httpx.AsyncClient, auth_url: str, run: PlayerRun, mode:
 
 async def run_pvp(auth_url: str, game_urls: Sequence[str], pairs: int, *, mode: str = "normal",
                   timeout: float = 60.0, concurrency: int = 200,
-                  progress: Callable[[int, int], None] | None = None) -> Summary:
-    """Play `pairs` matches; the two halves of the players sit on alternating game servers."""
+                  progress: Callable[[int, int], None] | None = None,
+                  steam_sim_url: str | None = None) -> Summary:
+    """Play `pairs` matches; the two halves of the players sit on alternating game servers.
+    Players log in through Steam (tickets from the simulator at `steam_sim_url`), or with the
+    development login when it is None."""
     tag = uuid.uuid4().hex[:6]
     runs = [PlayerRun(f"fc-{tag}-{i}", game_urls[i % len(game_urls)]) for i in range(pairs * 2)]
     limit = asyncio.Semaphore(concurrency)
@@ -111,7 +115,7 @@ async def run_pvp(auth_url: str, game_urls: Sequence[str], pairs: int, *, mode: 
     async def one(run: PlayerRun) -> None:
         nonlocal done
         async with limit:
-            await play_one(http, auth_url, run, mode, timeout)
+            await play_one(http, auth_url, run, mode, timeout, steam_sim_url)
         done += 1
         if progress:
             progress(done, len(runs))

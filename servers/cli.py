@@ -20,6 +20,10 @@ def serve(kind: str, settings: Settings) -> None:
         from servers.auth.app import create_app as auth_app
 
         run_app(auth_app(settings), settings.auth.host, settings.auth.port)
+    elif kind == "steam-sim":
+        from servers.auth.steam_sim import create_app as steam_sim_app
+
+        run_app(steam_sim_app(settings.steam), settings.steam.sim_host, settings.steam.sim_port)
     elif kind == "game":
         from servers.game.app import create_app as game_app
 
@@ -60,7 +64,8 @@ def demo(settings: Settings, pods: int, pairs: int, as_json: bool) -> int:
     with Stack(settings, pods=pods) as stack:
         print(f"stack up: auth {stack.auth_url}, game {', '.join(stack.game_urls)}",
               file=sys.stderr, flush=True)
-        summary = asyncio.run(run_pvp(stack.auth_url, stack.game_urls, pairs))
+        summary = asyncio.run(run_pvp(stack.auth_url, stack.game_urls, pairs,
+                                      steam_sim_url=stack.steam_sim_url or None))
     print_summary(summary)
     if as_json:
         print(json.dumps(summary.as_dict()))
@@ -84,6 +89,21 @@ def schema_text() -> str:
     return json.dumps(protocol_schema(), indent=2, sort_keys=True) + "\n"
 
 
+def openapi_text() -> str:
+    from servers.auth.openapi import openapi_document
+
+    return json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+
+
+def openapi_cmd(path: str | None) -> int:
+    if path:
+        with open(path, "w") as out:
+            out.write(openapi_text())
+    else:
+        sys.stdout.write(openapi_text())
+    return 0
+
+
 def schema_cmd(path: str | None) -> int:
     if path:
         with open(path, "w") as out:
@@ -97,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cardgame", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run one server process (settings from config + env)")
-    s.add_argument("kind", choices=["auth", "game", "match"])
+    s.add_argument("kind", choices=["auth", "game", "match", "steam-sim"])
     u = sub.add_parser("up", help="run auth + N pods in the foreground; prints the endpoints")
     u.add_argument("--pods", type=int, default=1)
     d = sub.add_parser("demo", help="bring a stack up, play scripted PvP, print a summary")
@@ -105,8 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--pairs", type=int, default=50)
     d.add_argument("--json", action="store_true")
     sub.add_parser("migrate", help="apply database migrations to DATABASE_URL")
+    b = sub.add_parser("burst", help="measure the auth rate limit under a burst (own stack)")
+    b.add_argument("--requests", type=int, default=500)
+    b.add_argument("--concurrency", type=int, default=50)
+    b.add_argument("--duration", type=float, default=0.0,
+                   help="spread the requests over this many seconds (0: all at once)")
     sc = sub.add_parser("schema", help="print the client protocol's JSON Schema")
     sc.add_argument("--write", metavar="PATH", help="write it to PATH instead")
+    oa = sub.add_parser("openapi", help="print the auth server's OpenAPI description")
+    oa.add_argument("--write", metavar="PATH", help="write it to PATH instead")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=os.environ.get("CARDGAME_LOG_LEVEL", "INFO"),
@@ -114,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     if args.command == "schema":
         return schema_cmd(args.write)
+    if args.command == "openapi":
+        return openapi_cmd(args.write)
     settings = load_settings()
     if args.command == "serve":
         serve(args.kind, settings)
@@ -122,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         return up(settings, args.pods)
     if args.command == "demo":
         return demo(settings, args.pods, args.pairs, args.json)
+    if args.command == "burst":
+        from servers import ratelimit_burst
+
+        return ratelimit_burst.main(settings, args.requests, args.concurrency, args.duration)
     return migrate_cmd(settings)
 
 

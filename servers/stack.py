@@ -8,8 +8,10 @@ Every server runs as its own process, exactly as in production.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,12 +26,32 @@ import httpx
 from servers.common.config import Settings, to_env
 from servers.common.db import migrate
 from servers.common.embedded import ServiceHandle, ensure_postgres, ensure_redis
+from servers.common.tokens import write_key
 
 log = logging.getLogger("cardgame.stack")
 
 
+# Listening ports are picked below Linux's ephemeral range (32768-60999 by default): a port the
+# kernel hands to an outgoing client connection between our check and the server's bind made
+# a server fail with EADDRINUSE once tests opened many connections (seen with issue 4's stacks).
+_PORT_RANGE = (20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port nothing listens on, not handed out before by this process."""
+    for _ in range(200):
+        port = random.randint(*_PORT_RANGE)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # the range is crowded: let the kernel choose
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -99,6 +121,12 @@ class Stack:
     auth_url: str = ""
     game_urls: list[str] = field(default_factory=list)
     match_urls: list[str] = field(default_factory=list)
+    # Issue 4: several auth instances (sharing keys, rate limits, sessions), the Steam Web API
+    # simulator (development), and extra environment for every server process.
+    auth_instances: int = 1
+    auth_urls: list[str] = field(default_factory=list)
+    steam_sim_url: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def start(self, timeout: float = 30.0) -> Stack:
         try:
@@ -117,7 +145,10 @@ class Stack:
                                               database={"url": db.url})
         asyncio.run(migrate(db.url))
         port = self._ports()
-        self._add("auth", "auth", None, self.settings.auth.host, port("auth", 0))
+        self._prepare_auth(port)
+        for i in range(self.auth_instances):
+            self._add("auth" if i == 0 else f"auth-{i + 1}", "auth", None,
+                      self.settings.auth.host, port("auth", i))
         for i in range(1, self.pods + 1):
             pod = f"pod-{i}"
             self._add(f"match-{i}", "match", pod, self.settings.match.host, port("match", i - 1))
@@ -126,17 +157,43 @@ class Stack:
             proc.start()
         self._wait_healthy(timeout)
 
+    def _prepare_auth(self, port) -> None:  # type: ignore[no-untyped-def]
+        """Signing keys every auth instance shares (a fresh key in this run's directory unless
+        configured), the JWKS URL game servers verify with, and the Steam simulator."""
+        auth = self.settings.auth
+        if not auth.key_dir:
+            key_dir = self.log_dir / "keys"
+            write_key(key_dir, "stack-1", auth.jwt_algorithm)
+            auth = dataclasses.replace(auth, key_dir=str(key_dir))
+        if self.settings.env != "production" and not self.settings.steam.web_api_url:
+            sim_port = port("steam", 0)
+            self.steam_sim_url = f"http://127.0.0.1:{sim_port}"
+            self.procs.append(Proc("steam-sim", [sys.executable, "-m", "servers.cli", "serve",
+                                                 "steam-sim"],
+                                   self._env({"CARDGAME_STEAM__SIM_PORT": str(sim_port),
+                                              "CARDGAME_STEAM__SIM_HOST": "127.0.0.1"}),
+                                   f"{self.steam_sim_url}/health",
+                                   self.log_dir / "steam-sim.log"))
+            self.settings = self.settings.replace(steam={"web_api_url": self.steam_sim_url})
+        self.settings = self.settings.replace(auth=dataclasses.asdict(auth))
+
+    def _env(self, extra: dict[str, str]) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(to_env(self.settings))  # every field, so a Stack's settings are what runs
+        env.update(self.extra_env)
+        env.update(extra)
+        return env
+
     def _ports(self):  # type: ignore[no-untyped-def]
         bases = {"auth": self.settings.auth.port, "game": self.settings.game.port,
-                 "match": self.settings.match.port}
+                 "match": self.settings.match.port, "steam": self.settings.steam.sim_port}
 
         def port(kind: str, index: int) -> int:
             return bases[kind] + index if self.fixed_ports else free_port()
         return port
 
     def _add(self, name: str, kind: str, pod: str | None, host: str, port: int) -> None:
-        env = dict(os.environ)
-        env.update(to_env(self.settings))
+        env = self._env({})
         env.update({
             "REDIS_URL": self.settings.redis.url,
             "DATABASE_URL": self.settings.database.url,
@@ -149,8 +206,12 @@ class Stack:
         url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         http = f"http://{url_host}:{port}"
         if kind == "auth":
-            self.auth_url = http
+            self.auth_url = self.auth_url or http
+            self.auth_urls.append(http)
         elif kind == "game":
+            # Game servers hold no signing key: they verify with the auth server's JWKS.
+            env["CARDGAME_AUTH__KEY_DIR"] = ""
+            env["CARDGAME_AUTH__JWKS_URL"] = f"{self.auth_url}/.well-known/jwks.json"
             self.game_urls.append(f"ws://{url_host}:{port}/ws")
         else:
             self.match_urls.append(http)
@@ -182,7 +243,8 @@ class Stack:
         return next(p for p in self.procs if p.name == name)
 
     def endpoints(self) -> list[str]:
-        return [self.auth_url, *self.game_urls]
+        return [self.auth_url, *self.game_urls] + ([self.steam_sim_url] if self.steam_sim_url
+                                                   else [])
 
     def stop(self) -> None:
         for proc in reversed(self.procs):

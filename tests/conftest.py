@@ -102,3 +102,32 @@ def stack(settings: Settings) -> Iterator[Stack]:
     """Auth server plus two pods, as real processes, for the whole run."""
     with Stack(settings, pods=2) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def edge_stack(settings: Settings) -> Iterator[Stack]:
+    """A second stack for the front-door tests (issue 4): two auth instances sharing limits,
+    per-IP limits ON for every address (the main stack exempts loopback, as development does),
+    127.0.0.1 trusted as a proxy so that tests choose client IPs with X-Forwarded-For, a high
+    per-connection message limit (the WebSocket fuzzer sends fast), a strict Steam policy and
+    short Steam timeouts. Started only by the tests that ask for it."""
+    edge = settings.replace(
+        redis={"namespace": f"t{RUN}-edge"},
+        ratelimit={"exempt_networks": "", "trusted_proxies": "127.0.0.1/32",
+                   "ws_messages_per_s": 5000.0, "ws_message_burst": 5000},
+        steam={"timeout": 0.5, "retries": 1, "retry_backoff": 0.05,
+               "deny_vac_banned": True, "deny_family_shared": True},
+    )
+    with Stack(edge, pods=1, auth_instances=2) as running:
+        yield running
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Record how many inputs each fuzzer tried and that the servers stayed up."""
+    from tests.fuzz_report import COUNTS
+
+    if COUNTS:
+        terminalreporter.section("fuzzing")
+        for name, figures in sorted(COUNTS.items()):
+            detail = ", ".join(f"{key} {value}" for key, value in figures.items())
+            terminalreporter.write_line(f"{name}: {detail}")

@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from fake_client.client import GameClient, Login, login_dev
+from fake_client.client import GameClient, Login, login_dev, login_steam
 from servers.stack import Stack
 
 
@@ -16,7 +16,12 @@ def unique_name(prefix: str = "t") -> str:
 
 
 async def login(stack: Stack, name: str | None = None) -> Login:
+    """Log in as the client does: a ticket from the Steam simulator, verified by the auth
+    server (development login when the stack has no simulator)."""
     async with httpx.AsyncClient(timeout=10) as http:
+        if stack.steam_sim_url:
+            return await login_steam(http, stack.auth_url, stack.steam_sim_url,
+                                     name or unique_name())
         return await login_dev(http, stack.auth_url, name or unique_name())
 
 

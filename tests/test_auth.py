@@ -7,7 +7,9 @@ import httpx
 import jwt
 import pytest
 
+from servers.auth.app import create_app
 from servers.auth.players import STEAM_ID64_BASE, dev_steam_id
+from servers.common.config import Settings
 from servers.common.decks import deck_problems
 from servers.stack import Stack
 from tests.helpers import unique_name
@@ -69,12 +71,17 @@ async def test_bad_login_requests_get_clear_errors(stack: Stack, pool: asyncpg.P
     assert await pool.fetchval("SELECT count(*) FROM players") == before
 
 
-async def test_steam_login_seam_answers_unavailable(stack: Stack) -> None:
-    async with httpx.AsyncClient() as http:
-        response = await http.post(f"{stack.auth_url}/login/steam", json={"ticket": "ab"})
-        health = await http.get(f"{stack.auth_url}/health")
-        missing = await http.get(f"{stack.auth_url}/nope")
-    assert response.status_code == 501
-    assert response.json()["error"]["code"] == "STEAM_LOGIN_UNAVAILABLE"
-    assert health.status_code == 200 and health.json()["status"] == "ok"
-    assert missing.status_code == 404
+async def test_steam_login_unconfigured_answers_unavailable(settings: Settings) -> None:
+    """Without a Steam configuration /login/steam says so (501) instead of failing oddly."""
+    bare = settings.replace(steam={"web_api_url": ""})
+    app = create_app(bare)
+    async with app.test_app() as running:
+        client = running.test_client()
+        response = await client.post("/login/steam", json={"ticket": "ab"})
+        health = await client.get("/health")
+        missing = await client.get("/nope")
+        assert response.status_code == 501
+        assert (await response.get_json())["error"]["code"] == "STEAM_LOGIN_UNAVAILABLE"
+        assert health.status_code == 200
+        assert missing.status_code == 404
+        assert (await missing.get_json())["error"]["code"] == "UNKNOWN_MESSAGE"

@@ -37,6 +37,7 @@ def test_demo_plays_matches_across_two_pods(settings: Settings) -> None:
 
 def test_fake_client_pvp_against_running_stack(stack: Stack) -> None:
     done = subprocess.run([f"{BIN}/fake-client", "pvp", "--auth", stack.auth_url,
+                           "--steam-sim", stack.steam_sim_url,
                            "--game", ",".join(stack.game_urls), "--pairs", "4", "--json"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]

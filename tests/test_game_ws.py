@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
 import time
 
 import asyncpg
@@ -11,14 +15,17 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 import websockets
+from cryptography.hazmat.primitives import serialization
 
 from fake_client.client import GameClient, ServerError
+from servers.auth.players import dev_steam_id
 from servers.common import protocol as p
 from servers.common.config import Settings
 from servers.common.keys import GameMode, Keys
 from servers.common.models import BattleSnapshot
+from servers.common.tokens import TokenIssuer, generate_key
 from servers.stack import Stack
-from tests.helpers import connect, eventually, login
+from tests.helpers import connect, eventually, login, unique_name
 
 
 @pytest.fixture
@@ -45,26 +52,71 @@ async def test_missing_token_is_refused_with_close_code(stack: Stack) -> None:
     assert isinstance(message, p.Error) and message.code == "UNAUTHORIZED"
 
 
-@pytest.mark.parametrize("kind", ["forged", "expired", "wrong_audience", "alg_none", "garbage"])
-async def test_bad_tokens_are_refused(stack: Stack, settings: Settings, kind: str) -> None:
+BAD_TOKENS = ["forged", "expired", "wrong_audience", "wrong_issuer", "alg_none", "hs256_confusion",
+              "unknown_kid", "no_kid", "garbage", "not_yet_valid"]
+
+
+def bad_token(kind: str, stack: Stack) -> str:
+    """A token that must be refused, minted with the stack's real signing key where it matters."""
+    auth = stack.settings.auth
+    issuer = TokenIssuer(auth)
+    ring = issuer.keyring
+    key, kid = ring.keys[ring.signing_kid], ring.signing_kid
     now = int(time.time())
-    claims = {"sub": "76561197960265729", "name": "x", "iss": settings.auth.jwt_issuer,
-              "aud": settings.auth.jwt_audience, "iat": now, "exp": now + 60}
-    secret = settings.auth.jwt_secret
-    if kind == "forged":
-        token = jwt.encode(claims, "another-secret-another-secret-0123456789", algorithm="HS256")
-    elif kind == "expired":
-        token = jwt.encode({**claims, "iat": now - 120, "exp": now - 60}, secret, algorithm="HS256")
-    elif kind == "wrong_audience":
-        token = jwt.encode({**claims, "aud": "someone-else"}, secret, algorithm="HS256")
-    elif kind == "alg_none":
-        token = jwt.encode(claims, None, algorithm="none")  # type: ignore[arg-type]
-    else:
-        token = "not.a.token"
-    code, message = await close_of(f"{stack.game_urls[0]}?token={token}")
+    claims = {"sub": "76561197960265729", "name": "x", "iss": auth.jwt_issuer,
+              "aud": auth.jwt_audience, "iat": now, "exp": now + 60}
+    if kind == "forged":  # right kid, another key
+        return jwt.encode(claims, generate_key(), algorithm="EdDSA", headers={"kid": kid})
+    if kind == "expired":
+        return jwt.encode({**claims, "iat": now - 120, "exp": now - 60}, key, algorithm="EdDSA",
+                          headers={"kid": kid})
+    if kind == "wrong_audience":
+        return jwt.encode({**claims, "aud": "someone-else"}, key, algorithm="EdDSA",
+                          headers={"kid": kid})
+    if kind == "wrong_issuer":
+        return jwt.encode({**claims, "iss": "evil"}, key, algorithm="EdDSA", headers={"kid": kid})
+    if kind == "not_yet_valid":
+        return jwt.encode({**claims, "nbf": now + 600}, key, algorithm="EdDSA",
+                          headers={"kid": kid})
+    if kind == "alg_none":
+        return jwt.encode(claims, None, algorithm="none",  # type: ignore[arg-type]
+                          headers={"kid": kid})
+    if kind == "hs256_confusion":  # the public key (known to all) used as an HMAC secret
+        public = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                               serialization.PublicFormat.Raw)
+        header = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+        body = b64url(json.dumps(claims).encode())
+        mac = hmac.new(public, f"{header}.{body}".encode(), hashlib.sha256).digest()
+        return f"{header}.{body}.{b64url(mac)}"
+    if kind == "unknown_kid":
+        return jwt.encode(claims, generate_key(), algorithm="EdDSA", headers={"kid": "k-999"})
+    if kind == "no_kid":
+        return jwt.encode(claims, key, algorithm="EdDSA")
+    return "not.a.token"
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("kind", BAD_TOKENS)
+async def test_bad_tokens_are_refused(stack: Stack, kind: str) -> None:
+    code, message = await close_of(f"{stack.game_urls[0]}?token={bad_token(kind, stack)}")
     assert code == 4401
     assert isinstance(message, p.Error)
-    assert message.code == ("TOKEN_EXPIRED" if kind == "expired" else "UNAUTHORIZED")
+    assert message.code == ("TOKEN_EXPIRED" if kind == "expired" else "UNAUTHORIZED"), message
+    # The server is fine for everyone else.
+    client = await connect(stack)
+    assert isinstance(await client.request(p.Ping()), p.Pong)
+    await client.close()
+
+
+async def test_a_token_the_stack_signs_is_accepted_by_every_game_server(stack: Stack) -> None:
+    token, _ = TokenIssuer(stack.settings.auth).issue(str(dev_steam_id(unique_name())), "kid-ok")
+    for url in stack.game_urls:
+        client = await GameClient.connect(url, token)
+        assert client.welcome.name == "kid-ok"
+        await client.close()
 
 
 # ---------------------------------------------------------------- lobby
@@ -128,6 +180,8 @@ async def test_deck_rules_are_enforced(stack: Stack, pool: asyncpg.Pool) -> None
     ('{"type": "enqueue", "mode": "chess", "id": "9"}', "UNKNOWN_MODE"),
     ("x" * 20000, "MESSAGE_TOO_LARGE"),
     (b"\xff\xfe\x00", "MALFORMED_JSON"),
+    (b"", "MALFORMED_JSON"),  # an empty binary frame (found by the fuzzer)
+    ("[" * 5000 + "]" * 5000, "MALFORMED_JSON"),  # nested too deeply (found by the fuzzer)
 ])
 async def test_bad_frames_get_errors_and_the_socket_stays(stack: Stack, frame: str | bytes,
                                                           code: str) -> None:

@@ -28,6 +28,9 @@ def test_client_metadata_is_not_part_of_enqueue() -> None:
     (b"", ErrorCode.MALFORMED_JSON, None),
     (b"{", ErrorCode.MALFORMED_JSON, None),
     (b"null", ErrorCode.INVALID_MESSAGE, None),
+    (b"[" * 5000 + b"]" * 5000, ErrorCode.MALFORMED_JSON, None),  # found by the fuzzer
+    (b"[1, x", ErrorCode.MALFORMED_JSON, None),  # found by the fuzzer: not typed first
+    (b'{"type":"ping","x":' + b"[" * 5000 + b"]" * 5000 + b"}", ErrorCode.MALFORMED_JSON, None),
     (b'{"type": 5, "id": "a"}', ErrorCode.UNKNOWN_MESSAGE, "a"),
     (b'{"type": "get_decks", "id": 5}', ErrorCode.INVALID_MESSAGE, None),
     (b'{"type": "save_deck", "name": "x", "cards": [{"card_id": 1}], "id": "b"}',

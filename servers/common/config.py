@@ -40,6 +40,50 @@ class AuthSettings:
     jwt_audience: str = "cardgame-game"
     access_token_ttl: int = 3600
     dev_login: bool = False
+    # --- issue 4: asymmetric signing, JWKS, refresh tokens (see docs/operations.md) ---
+    # Legacy: jwt_secret (HS256) is no longer used to sign or verify; kept so old env files load.
+    jwt_algorithm: str = "EdDSA"  # EdDSA (Ed25519) or ES256 (P-256); pinned when verifying
+    key_dir: str = ""  # directory of PEM private keys, one per key id (file stem = kid)
+    signing_kid: str = ""  # key id that signs; empty: the last key id in sorted order
+    dev_key_seed: str = ""  # development only: derive one key from this text when key_dir is empty
+    jwks_url: str = ""  # game servers fetch public keys here; empty: derive from local keys
+    jwks_refresh_interval: float = 300.0  # seconds a fetched JWKS is trusted before refetching
+    refresh_token_ttl: int = 2592000  # seconds a refresh token stays usable (rotated on use)
+
+
+@dataclass(frozen=True)
+class SteamSettings:
+    """Steamworks Web API (ISteamUserAuth/AuthenticateUserTicket) and the login policy."""
+
+    web_api_url: str = ""  # empty: Steam login unavailable (development starts the simulator)
+    web_api_key: str = ""  # publisher Web API key
+    app_id: int = 0
+    identity: str = "cardgame-auth"  # must match the client's GetAuthTicketForWebApi identity
+    timeout: float = 3.0  # seconds per attempt
+    retries: int = 2  # extra attempts after a timeout, connection error or 5xx
+    retry_backoff: float = 0.2  # seconds before the first retry, doubled each time
+    deny_vac_banned: bool = False
+    deny_publisher_banned: bool = True
+    deny_family_shared: bool = False  # ownersteamid != steamid: the game is borrowed
+    sim_host: str = "127.0.0.1"  # the development Steam Web API simulator
+    sim_port: int = 8300
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """Limits shared by every instance through Redis (per IP), and per WebSocket connection."""
+
+    enabled: bool = True
+    auth_per_s: float = 10.0  # auth server requests per second per client IP
+    auth_burst: int = 10
+    ws_connects_per_s: float = 2.0  # WebSocket connects per second per client IP
+    ws_connect_burst: int = 10
+    ws_messages_per_s: float = 20.0  # client messages per second per connection (in process)
+    ws_message_burst: int = 40
+    ws_flood_close_after: int = 100  # refused messages (no quiet second between) -> close
+    exempt_networks: str = ""  # comma-separated CIDRs never limited per IP
+    trusted_proxies: str = ""  # comma-separated CIDRs whose X-Forwarded-For is believed
+    fail_open: bool = True  # Redis unreachable: let requests through (logged) instead of 503
 
 
 @dataclass(frozen=True)
@@ -87,6 +131,8 @@ class Settings:
     game: GameSettings = field(default_factory=GameSettings)
     match: MatchSettings = field(default_factory=MatchSettings)
     pods: PodSettings = field(default_factory=PodSettings)
+    steam: SteamSettings = field(default_factory=SteamSettings)
+    ratelimit: RateLimitSettings = field(default_factory=RateLimitSettings)
 
     def replace(self, **sections: Any) -> Settings:
         """Copy with some fields replaced; a dict value updates that section's fields."""
@@ -155,6 +201,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path = CONFI
         "game": GameSettings,
         "match": MatchSettings,
         "pods": PodSettings,
+        "steam": SteamSettings,
+        "ratelimit": RateLimitSettings,
     }
     built = {key: _section(cls, raw.get(key, {}), env, key) for key, cls in sections.items()}
     settings = Settings(env=name, pod_id=env.get("POD_ID", "pod-1"), **built)

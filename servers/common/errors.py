@@ -37,6 +37,15 @@ class ErrorCode(StrEnum):
     SERVER_DRAINING = "SERVER_DRAINING"
     # Anything else: a bug or an outage, never caused by the client.
     INTERNAL = "INTERNAL"
+    # Issue 4: Steam login, sessions, rate limits.
+    STEAM_TICKET_INVALID = "STEAM_TICKET_INVALID"
+    STEAM_UNAVAILABLE = "STEAM_UNAVAILABLE"
+    STEAM_BANNED = "STEAM_BANNED"
+    STEAM_FAMILY_SHARED = "STEAM_FAMILY_SHARED"
+    INVALID_REFRESH_TOKEN = "INVALID_REFRESH_TOKEN"
+    REFRESH_TOKEN_REUSED = "REFRESH_TOKEN_REUSED"
+    TOKEN_REVOKED = "TOKEN_REVOKED"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 # One line of documentation per code; docs/protocol.md is generated from this table.
@@ -63,6 +72,20 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.MAINTENANCE: "Matchmaking is in maintenance mode; try again later.",
     ErrorCode.SERVER_DRAINING: "This game server is shutting down; reconnect to another one.",
     ErrorCode.INTERNAL: "An unexpected server error; the request had no effect.",
+    ErrorCode.STEAM_TICKET_INVALID: "Steam rejected the auth ticket (invalid, expired, or for"
+                                    " another app or identity): get a new ticket.",
+    ErrorCode.STEAM_UNAVAILABLE: "Steam did not answer in time or failed; retry later"
+                                 " (HTTP 503 with Retry-After).",
+    ErrorCode.STEAM_BANNED: "The Steam account is banned (VAC or publisher) and this server"
+                            " refuses banned accounts.",
+    ErrorCode.STEAM_FAMILY_SHARED: "The game is borrowed through Steam Family Sharing and this"
+                                   " server refuses borrowed copies.",
+    ErrorCode.INVALID_REFRESH_TOKEN: "The refresh token is unknown, expired or revoked: log in"
+                                     " again.",
+    ErrorCode.REFRESH_TOKEN_REUSED: "An already used refresh token was presented again; the"
+                                    " whole session was revoked: log in again.",
+    ErrorCode.TOKEN_REVOKED: "The session of this token was logged out or revoked: log in again.",
+    ErrorCode.RATE_LIMITED: "Too many requests; slow down and retry after the indicated time.",
 }
 
 

@@ -114,3 +114,21 @@ class Keys:
     def all_channels_pattern(self) -> str:
         """Pattern matching every channel above (for the console's live tail)."""
         return f"{self.namespace}:*"
+
+    # --- issue 4: rate limits and revoked sessions (each key alone in its own slot) ---
+    def rate_limit(self, scope: str, subject: str) -> str:
+        """String (GCRA theoretical arrival time, ms) of one limit, e.g. scope `auth`, subject an
+        IP. Expires as soon as the bucket is full again. The whole name is one hash tag."""
+        return f"{self.namespace}:rl:{{{scope}:{subject}}}"
+
+    def revoked_session(self, session_id: str) -> str:
+        """String set by the auth server when a session (refresh family) is logged out or
+        revoked; game servers refuse access tokens carrying that `sid`. Lives as long as an
+        access token can."""
+        return f"{self.namespace}:revoked:{{{session_id}}}"
+
+    @property
+    def session_revoked_channel(self) -> str:
+        """Channel: auth server -> every game server; payload = a revoked session id, whose
+        open WebSockets are closed."""
+        return f"{self.namespace}:auth:session_revoked"

@@ -119,3 +119,24 @@ def _text(value: bytes | str) -> str:
 
 def _bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class LimitDecision:
+    allowed: bool
+    retry_after: float  # seconds until one more request would be allowed (0 when allowed)
+    remaining: int  # requests left in the burst after this one
+
+
+class RateLimitScript:
+    """Typed access to `lua/rate_limit.lua` (GCRA). Keys come from Keys.rate_limit."""
+
+    def __init__(self, redis: Any) -> None:
+        self._script: AsyncScript = redis.register_script(load_source("rate_limit"))
+
+    async def hit(self, key: str, per_second: float, burst: int, cost: int = 1) -> LimitDecision:
+        if per_second <= 0 or burst < 1:
+            raise ValueError("a rate limit needs per_second > 0 and burst >= 1")
+        allowed, retry_ms, remaining = await self._script(
+            [key], [1_000_000 / per_second, burst, cost])
+        return LimitDecision(bool(allowed), int(retry_ms) / 1000, int(remaining))

@@ -325,8 +325,15 @@ def decode_client(frame: bytes | str) -> AnyClientMessage:
         detail = str(exc)
     except msgspec.DecodeError as exc:
         raise ProtocolError(ErrorCode.MALFORMED_JSON, f"invalid JSON: {exc}") from None
+    except RecursionError:  # found by the fuzzer: "[[[[...]]]]" thousands deep
+        raise ProtocolError(ErrorCode.MALFORMED_JSON, "invalid JSON: nested too deeply") from None
     # Slow path, errors only: look at the raw object to say precisely what is wrong.
-    raw: Any = msgspec.json.decode(frame)
+    try:
+        raw: Any = msgspec.json.decode(frame)
+    except RecursionError:
+        raise ProtocolError(ErrorCode.MALFORMED_JSON, "invalid JSON: nested too deeply") from None
+    except msgspec.DecodeError as exc:  # found by the fuzzer: '[1, x' fails typing first
+        raise ProtocolError(ErrorCode.MALFORMED_JSON, f"invalid JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "a message must be a JSON object")
     ref = raw.get("id") if isinstance(raw.get("id"), str) else None

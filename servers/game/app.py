@@ -17,7 +17,8 @@ from servers.common.db import create_pool
 from servers.common.errors import ErrorCode
 from servers.common.heartbeat import run_heartbeat
 from servers.common.keys import BATTLE_GROUP, GameMode, Keys
-from servers.common.tokens import TokenService
+from servers.common.ratelimit import IpRateLimiter
+from servers.common.tokens import verifier_for
 from servers.game import ws
 from servers.game.battle.runner import BattleRunner
 from servers.game.relay import Relay
@@ -34,6 +35,7 @@ class GameServer:
     pool: asyncpg.Pool
     relay: Relay
     runner: BattleRunner
+    guard: ws.Guard
     battle_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -43,10 +45,9 @@ class GameServer:
                 "battles_running": self.runner.running,
                 "battles_completed": self.runner.completed, "draining": self.relay.draining}
 
-
 def create_app(settings: Settings) -> Quart:
     app = Quart("cardgame.game")
-    tokens = TokenService(settings.auth)
+    tokens = verifier_for(settings.auth)
     keys = Keys(settings.redis.namespace)
     pod_id = settings.pod_id
     servers: list[GameServer] = []
@@ -59,8 +60,15 @@ def create_app(settings: Settings) -> Quart:
         relay = Relay(redis, pool, keys, pod_id, settings.game.match_reply_timeout,
                       settings.game.reconnect_grace)
         runner = BattleRunner(redis, pool, keys, pod_id)
-        server = GameServer(redis, pool, relay, runner)
-        ready = [asyncio.Event() for _ in range(2 + len(GameMode))]
+        server = GameServer(redis, pool, relay, runner,
+                            ws.Guard(IpRateLimiter(redis, keys, settings.ratelimit), keys,
+                                     settings.ratelimit))
+        ready = [asyncio.Event() for _ in range(3 + len(GameMode))]
+
+        async def on_revoked(_: str, data: bytes) -> None:
+            closed = ws.close_revoked(relay.registry, data.decode(errors="replace"))
+            if closed:
+                log.info("closed %d socket(s) of a revoked session", closed)
 
         async def ignore(_channel: str, _data: bytes) -> None:
             """battle:request carries notices only; subscribing is the liveness signal."""
@@ -70,6 +78,9 @@ def create_app(settings: Settings) -> Quart:
                                                    ready[0]), name="results"),
             asyncio.create_task(bus.run_subscriber(redis, [keys.battle_request], ignore,
                                                    ready[1]), name="battle-notices"),
+            asyncio.create_task(bus.run_subscriber(redis, [keys.session_revoked_channel],
+                                                   on_revoked, ready[2]),
+                                name="revoked-sessions"),
             asyncio.create_task(run_heartbeat(redis, keys, pod_id, "game", server.stats,
                                               settings.pods.heartbeat_interval,
                                               settings.pods.heartbeat_ttl), name="heartbeat"),
@@ -77,7 +88,7 @@ def create_app(settings: Settings) -> Quart:
         server.battle_tasks = [
             asyncio.create_task(bus.run_stream_consumer(
                 redis, keys.battles(mode), BATTLE_GROUP, f"{pod_id}-game", runner.on_entry,
-                batch=64, concurrent=True, ready=ready[2 + i]), name=f"battles-{mode.value}")
+                batch=64, concurrent=True, ready=ready[3 + i]), name=f"battles-{mode.value}")
             for i, mode in enumerate(GameMode)
         ]
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 10)
@@ -128,7 +139,8 @@ def create_app(settings: Settings) -> Quart:
 
     @app.websocket("/ws")
     async def socket() -> None:
-        await ws.serve_socket(servers[0].relay, tokens, settings.game.max_message_bytes)
+        server = servers[0]
+        await ws.serve_socket(server.relay, tokens, settings.game.max_message_bytes, server.guard)
 
     @app.get("/health")
     async def health() -> Response:

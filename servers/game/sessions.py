@@ -17,7 +17,7 @@ import asyncio
 import enum
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,6 +34,7 @@ CLOSE_SERVICE_RESTART = 1012  # standard: the server restarts; reconnect (to ano
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_REPLACED = 4409
 CLOSE_KICKED = 4403
+CLOSE_RATE_LIMITED = 4429
 
 
 class QueueState(enum.Enum):
@@ -50,6 +51,7 @@ class Connection:
     def __init__(self) -> None:
         self.outbox: asyncio.Queue[bytes | tuple[int, str]] = asyncio.Queue()
         self.closed = False
+        self.session_id: str | None = None  # the login session (token `sid`), for revocation
 
     def send(self, message: msgspec.Struct) -> None:
         if not self.closed:
@@ -287,7 +289,7 @@ class Registry:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Session]:
         return iter(list(self._sessions.values()))
 
     def get(self, player_id: str) -> Session | None:

@@ -4,23 +4,74 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from quart import websocket
 
 from servers.common import protocol as p
+from servers.common.config import RateLimitSettings
 from servers.common.errors import ErrorCode, GameError
-from servers.common.tokens import TokenService
+from servers.common.keys import Keys
+from servers.common.ratelimit import IpRateLimiter, Rule, TokenBucket
+from servers.common.tokens import Identity
 from servers.game import lobby
 from servers.game.relay import Relay
 from servers.game.sessions import (
+    CLOSE_RATE_LIMITED,
     CLOSE_SERVICE_RESTART,
     CLOSE_UNAUTHORIZED,
     Connection,
+    Registry,
     Session,
 )
 
 log = logging.getLogger("cardgame.game.ws")
+
+# A flood is refused messages without this many quiet seconds between them.
+FLOOD_QUIET = 1.0
+
+
+class Verifier(Protocol):
+    async def verify(self, token: str) -> Identity: ...
+
+
+@dataclass(frozen=True)
+class Guard:
+    """The front door's limits: connects per IP (Redis, every instance) and messages per
+    connection (in process), plus the revoked-session check."""
+
+    limiter: IpRateLimiter
+    keys: Keys
+    settings: RateLimitSettings
+
+    @property
+    def connect_rule(self) -> Rule:
+        return Rule("ws_connect", self.settings.ws_connects_per_s, self.settings.ws_connect_burst)
+
+    def bucket(self) -> TokenBucket | None:
+        if not self.settings.enabled:
+            return None
+        return TokenBucket(self.settings.ws_messages_per_s, self.settings.ws_message_burst)
+
+
+async def _refuse(code: ErrorCode, message: str | None, close_code: int) -> None:
+    await websocket.accept()
+    await websocket.send(p.encode(p.error_message(code, message)).decode())
+    await websocket.close(close_code, code.value)
+
+
+def close_revoked(registry: Registry, session_id: str) -> int:
+    """Close every socket of a revoked login session; returns how many."""
+    closed = 0
+    for session in registry:
+        conn = session.conn
+        if conn is not None and conn.session_id == session_id:
+            conn.send(p.error_message(ErrorCode.TOKEN_REVOKED))
+            conn.close(CLOSE_UNAUTHORIZED, ErrorCode.TOKEN_REVOKED.value)
+            closed += 1
+    return closed
 
 
 def bearer_token() -> str | None:
@@ -31,17 +82,27 @@ def bearer_token() -> str | None:
     return websocket.args.get("token")
 
 
-async def serve_socket(relay: Relay, tokens: TokenService, max_message_bytes: int) -> None:
+async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
+                       guard: Guard | None = None) -> None:
+    if guard is not None:
+        ip = guard.limiter.ip_of(websocket.remote_addr, websocket.headers.get("X-Forwarded-For"))
+        decision = await guard.limiter.check(guard.connect_rule, ip)
+        if not decision.allowed:
+            await _refuse(ErrorCode.RATE_LIMITED,
+                          f"too many connections from {ip}; retry after"
+                          f" {decision.retry_after:.2f} s", CLOSE_RATE_LIMITED)
+            return
     token = bearer_token()
     try:
         if not token:
             raise GameError(ErrorCode.UNAUTHORIZED, "missing token: use Authorization: Bearer"
                                                     " or ?token=")
-        identity = tokens.verify(token)
+        identity = await tokens.verify(token)
+        if guard is not None and identity.session_id is not None and await relay.redis.exists(
+                guard.keys.revoked_session(identity.session_id)):
+            raise GameError(ErrorCode.TOKEN_REVOKED)
     except GameError as exc:
-        await websocket.accept()
-        await websocket.send(p.encode(p.error_message(exc.code, exc.message)).decode())
-        await websocket.close(CLOSE_UNAUTHORIZED, exc.code.value)
+        await _refuse(exc.code, exc.message, CLOSE_UNAUTHORIZED)
         return
     await websocket.accept()
     if relay.draining:
@@ -49,14 +110,26 @@ async def serve_socket(relay: Relay, tokens: TokenService, max_message_bytes: in
         await websocket.close(CLOSE_SERVICE_RESTART, ErrorCode.SERVER_DRAINING.value)
         return
     conn = Connection()
+    conn.session_id = identity.session_id
     session, resumed, missed = await relay.connect(identity.player_id, identity.name, conn)
     conn.send(relay.welcome(session, resumed))
     if missed is not None:
         await relay.deliver(session, missed)
-    receiver = asyncio.create_task(_receive_loop(relay, session, max_message_bytes))
+    bucket = guard.bucket() if guard is not None else None
+    flood_limit = guard.settings.ws_flood_close_after if guard is not None else 0
+    receiver = asyncio.create_task(_receive_loop(relay, session, max_message_bytes, bucket,
+                                                 flood_limit))
     sender = asyncio.create_task(_send_loop(conn))
     try:
-        await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None and not isinstance(
+                    task.exception(), ConnectionError):
+                log.error("socket of %s ended by an error", identity.player_id,
+                          exc_info=task.exception())
+        if receiver in done and conn.closed and not sender.done():
+            # The receiver decided to close (a flood): let the sender flush and send the close.
+            await asyncio.wait({sender}, timeout=5)
     finally:
         receiver.cancel()
         sender.cancel()
@@ -73,9 +146,28 @@ async def _send_loop(conn: Connection) -> None:
         await websocket.send(item.decode())
 
 
-async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int) -> None:
+async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int,
+                        bucket: TokenBucket | None = None, flood_limit: int = 0) -> None:
+    refused = 0  # messages refused by the per-connection limit with no quiet second between
+    last_refused = 0.0
     while True:
         frame = await websocket.receive()
+        if frame is None:  # found by the fuzzer: Quart hands an empty binary frame over as None
+            frame = b""
+        wait = bucket.take() if bucket is not None else 0.0
+        if wait and bucket is not None:
+            now = time.monotonic()
+            refused = refused + 1 if now - last_refused < FLOOD_QUIET else 1
+            last_refused = now
+            if flood_limit and refused >= flood_limit:
+                session.send_error(ErrorCode.RATE_LIMITED, "message flood: closing")
+                if session.conn is not None:
+                    session.conn.close(CLOSE_RATE_LIMITED, ErrorCode.RATE_LIMITED.value)
+                return
+            session.send_error(ErrorCode.RATE_LIMITED,
+                               f"message not handled: more than {bucket.rate:g} messages/s;"
+                               f" retry after {wait:.2f} s", _ref_of(frame, max_message_bytes))
+            continue
         if len(frame) > max_message_bytes:
             session.send_error(ErrorCode.MESSAGE_TOO_LARGE,
                                f"message of {len(frame)} bytes; the limit is {max_message_bytes}")
@@ -84,6 +176,10 @@ async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int) 
             message = p.decode_client(frame)
         except p.ProtocolError as exc:
             session.send_error(exc.code, exc.message, exc.ref)
+            continue
+        except Exception:  # a decoder bug must cost this frame, not the connection
+            log.exception("frame from %s could not be decoded", session.player_id)
+            session.send_error(ErrorCode.INTERNAL)
             continue
         try:
             await handle(relay, session, message)
@@ -94,6 +190,18 @@ async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int) 
         except Exception:
             log.exception("message %s from %s failed", type(message).__name__, session.player_id)
             session.send_error(ErrorCode.INTERNAL, None, message.id)
+
+
+def _ref_of(frame: str | bytes, max_message_bytes: int) -> str | None:
+    """The correlation id of a frame that will not be handled, when it can be read cheaply."""
+    if len(frame) > max_message_bytes:
+        return None
+    try:
+        return p.decode_client(frame).id
+    except p.ProtocolError as exc:
+        return exc.ref
+    except Exception:
+        return None
 
 
 async def handle(relay: Relay, session: Session, msg: Any) -> None:
