@@ -1,4 +1,4 @@
-"""`cardgame`: run the servers, a whole local stack, or the scripted PvP demo."""
+"""`cardgame`: run the servers, a whole local stack, the scripted PvP demo, or the benchmarks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 
+from servers.bench import cli as bench_cli
 from servers.common.config import Settings, load_settings
 
 
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply database migrations to DATABASE_URL")
     sc = sub.add_parser("schema", help="print the client protocol's JSON Schema")
     sc.add_argument("--write", metavar="PATH", help="write it to PATH instead")
+    bench_cli.add_parser(sub)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=os.environ.get("CARDGAME_LOG_LEVEL", "INFO"),
@@ -114,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     if args.command == "schema":
         return schema_cmd(args.write)
+    if args.command == "bench":
+        return bench_cli.run(args, sys.argv[1:] if argv is None else argv)
     settings = load_settings()
     if args.command == "serve":
         serve(args.kind, settings)
