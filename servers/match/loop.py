@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import Popped, QueueScripts
+from servers.common.lua import Popped, PublishScript, QueueScripts
 from servers.common.models import BattleSnapshot
 from servers.match.matchmakers.normal import pair_fifo
 from servers.match.metrics import MatchMetrics
@@ -32,6 +32,7 @@ class Matchmaking:
                  metrics: MatchMetrics) -> None:
         self.redis, self.keys, self.batch_size, self.metrics = redis, keys, batch_size, metrics
         self.scripts = QueueScripts(redis, keys)
+        self.publisher = PublishScript(redis)
 
     # ------------------------------------------------------------ requests
     async def reply(self, pod_id: str, player_id: str, mode: str, request_id: str | None,
@@ -125,20 +126,20 @@ class Matchmaking:
         if not popped:
             return 0
         pairs, leftover = pair_fifo(self._candidates(mode, popped))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for one, two in pairs:
-                match_id = str(uuid.uuid4())
-                for me, other in ((one, two), (two, one)):
-                    pipe.publish(self.keys.match_result(me.pod_id), _encoder.encode(p.MatchResult(
-                        player_id=me.player_id, game_mode=mode.value,
-                        result=p.ResultMatchFound(match_id=match_id, opponent_id=other.player_id,
-                                                  opponent_name=other.metadata.name))))
-                # After MatchFound, so that a session never sees its result before its match.
-                pipe.publish(self.keys.battle_request, _encoder.encode(p.BattleRequest(
-                    match_id=match_id, game_mode=mode.value, seed=secrets.randbits(63),
-                    player1=one, player2=two)))
-            if pairs:
-                await pipe.execute()
+        # Every message of the batch goes out in one script call (one round trip, one reply).
+        messages: list[tuple[str, bytes]] = []
+        for one, two in pairs:
+            match_id = str(uuid.uuid4())
+            for me, other in ((one, two), (two, one)):
+                messages.append((self.keys.match_result(me.pod_id), _encoder.encode(p.MatchResult(
+                    player_id=me.player_id, game_mode=mode.value,
+                    result=p.ResultMatchFound(match_id=match_id, opponent_id=other.player_id,
+                                              opponent_name=other.metadata.name)))))
+            # After MatchFound, so that a session never sees its result before its match.
+            messages.append((self.keys.battle_request, _encoder.encode(p.BattleRequest(
+                match_id=match_id, game_mode=mode.value, seed=secrets.randbits(63),
+                player1=one, player2=two))))
+        await self.publisher.publish_many(messages)
         for single in leftover:  # back with the original enqueue time: keeps its place
             await self.scripts.enqueue(mode, single.player_id, single.score,
                                        _encoder.encode(single.metadata))
