@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,12 @@ def add_parser(sub: Any) -> None:
                             help=f"directory for the JSON result (default {RESULTS_DIR}/)")
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through the stack's stop(): no orphaned servers
+
+
 def run(args: argparse.Namespace, argv: list[str] | None) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     if args.bench == "e2e":
         from servers.bench.e2e import bench_e2e, print_e2e
 

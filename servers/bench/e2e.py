@@ -66,6 +66,19 @@ class Client:
             if isinstance(message, kind) and (ref is None or message.id == ref):
                 return message
 
+    async def settle(self, quiet: float = 1.0, most: float = 30.0) -> None:
+        """After an error the session may still be queued or in a battle: read until its battle
+        result arrives, or nothing came for `quiet` seconds."""
+        deadline = time.monotonic() + most
+        while time.monotonic() < deadline:
+            try:
+                async with asyncio.timeout(quiet):
+                    message = p.decode_server(await self.ws.recv())
+            except TimeoutError:
+                return
+            if isinstance(message, p.BattleResultMessage):
+                return
+
     async def cycle(self, run: Run, timeout: float) -> None:
         started = time.perf_counter()
         ref = str(next(self.ids))
@@ -139,6 +152,7 @@ async def drive(auth_url: str, game_urls: list[str], clients: int, duration: flo
                     run.errors["timeout"] += 1
             except BenchError as exc:
                 run.errors[exc.code] += 1
+                await client.settle()  # do not hammer a session that is still busy
             except websockets.ConnectionClosed:
                 run.errors["connection closed"] += 1
                 return
