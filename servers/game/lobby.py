@@ -107,10 +107,15 @@ async def set_active_deck(pool: asyncpg.Pool, player_id: int, deck_id: int) -> N
                                     deck_id)
         if owner != player_id:
             raise GameError(ErrorCode.DECK_NOT_FOUND)
+        # Two statements: the unique index "one active deck per player" is checked row by row,
+        # so one UPDATE flipping both rows fails whenever it reaches the new deck first.
         await conn.execute(
-            "UPDATE player_decks SET is_active = (deck_id = $2)"
-            " WHERE player_id = $1 AND (is_active OR deck_id = $2)",
+            "UPDATE player_decks SET is_active = false"
+            " WHERE player_id = $1 AND is_active AND deck_id <> $2",
             player_id, deck_id)
+        await conn.execute(
+            "UPDATE player_decks SET is_active = true WHERE deck_id = $1 AND NOT is_active",
+            deck_id)
 
 
 async def battle_snapshot(pool: asyncpg.Pool, player_id: int, pod_id: str) -> BattleSnapshot:
