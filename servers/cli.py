@@ -1,4 +1,4 @@
-"""`cardgame`: run the servers, a whole local stack, or the scripted PvP demo."""
+"""`cardgame`: run the servers, a whole local stack, the scripted PvP demo, or the benchmarks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 
+from servers.bench import cli as bench_cli
 from servers.common.config import Settings, load_settings
 
 
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--write", metavar="PATH", help="write it to PATH instead")
     oa = sub.add_parser("openapi", help="print the auth server's OpenAPI description")
     oa.add_argument("--write", metavar="PATH", help="write it to PATH instead")
+    bench_cli.add_parser(sub)
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=os.environ.get("CARDGAME_LOG_LEVEL", "INFO"),
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         return schema_cmd(args.write)
     if args.command == "openapi":
         return openapi_cmd(args.write)
+    if args.command == "bench":
+        return bench_cli.run(args, sys.argv[1:] if argv is None else argv)
     settings = load_settings()
     if args.command == "serve":
         serve(args.kind, settings)

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from servers.common.bus import connect_redis
 from servers.common.config import Settings, load_settings
 from servers.common.db import create_pool, migrate
 from servers.common.embedded import ServiceHandle, ensure_postgres, ensure_redis
@@ -85,7 +86,7 @@ def keys() -> Keys:
 
 @pytest.fixture
 async def redis(redis_service: ServiceHandle) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_service.url)
+    client = connect_redis(redis_service.url)
     yield client
     await client.aclose()
 

@@ -32,11 +32,17 @@ RETRY_DELAY = 0.5
 _encoder = msgspec.json.Encoder()
 
 
-def connect_redis(url: str, **kwargs: Any) -> aioredis.Redis:
-    """One client (with its own connection pool) per process, created at server start."""
+def connect_redis(url: str, max_connections: int = 128, **kwargs: Any) -> aioredis.Redis:
+    """One client per process, created at server start.
+
+    A blocking pool: when every connection is busy (a burst of connects, blocking stream reads,
+    subscriptions) a command waits for a free one instead of failing with "Too many
+    connections", which redis-py's default pool raises at 100."""
     kwargs.setdefault("health_check_interval", 15)
     kwargs.setdefault("socket_keepalive", True)
-    return aioredis.Redis.from_url(url, **kwargs)
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
+                                                    timeout=10, **kwargs)
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 async def publish(redis: aioredis.Redis, channel: str, message: msgspec.Struct) -> int:

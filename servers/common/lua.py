@@ -113,6 +113,20 @@ class QueueScripts:
             [k.queue(mode), k.ticket_pods(mode), k.inflight(mode)], [player_id, pod_id]))
 
 
+class PublishScript:
+    """Many PUBLISH commands as one script call: one round trip and one reply instead of one per
+    message, which is what a tick's MatchFound and BattleRequest messages cost otherwise."""
+
+    def __init__(self, redis: Any) -> None:
+        self._publish: AsyncScript = redis.register_script(load_source("publish_batch"))
+
+    async def publish_many(self, messages: list[tuple[str, bytes]]) -> int:
+        """Publish (channel, message) pairs in order; returns the receivers summed."""
+        if not messages:
+            return 0
+        return int(await self._publish([], [part for pair in messages for part in pair]))
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

@@ -107,27 +107,34 @@ async def set_active_deck(pool: asyncpg.Pool, player_id: int, deck_id: int) -> N
                                     deck_id)
         if owner != player_id:
             raise GameError(ErrorCode.DECK_NOT_FOUND)
+        # Two statements: the unique index "one active deck per player" is checked row by row,
+        # so one UPDATE flipping both rows fails whenever it reaches the new deck first.
         await conn.execute(
-            "UPDATE player_decks SET is_active = (deck_id = $2)"
-            " WHERE player_id = $1 AND (is_active OR deck_id = $2)",
+            "UPDATE player_decks SET is_active = false"
+            " WHERE player_id = $1 AND is_active AND deck_id <> $2",
             player_id, deck_id)
+        await conn.execute(
+            "UPDATE player_decks SET is_active = true WHERE deck_id = $1 AND NOT is_active",
+            deck_id)
 
 
 async def battle_snapshot(pool: asyncpg.Pool, player_id: int, pod_id: str) -> BattleSnapshot:
     """The player's battle snapshot, built only from server-side state; needs a legal deck."""
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT p.display_name, f.level, f.rating, dc.count, c.card_id, c.name, c.cost,"
-            " c.attack, c.health"
-            " FROM players p JOIN player_profiles f ON f.player_id = p.steam_id"
-            " JOIN player_decks d ON d.player_id = p.steam_id AND d.is_active"
-            " JOIN deck_cards dc ON dc.deck_id = d.deck_id JOIN cards c ON c.card_id = dc.card_id"
-            " WHERE p.steam_id = $1 ORDER BY c.card_id",
-            player_id)
-        if not rows:
-            raise GameError(ErrorCode.NO_LEGAL_DECK, "no active deck: set one first")
-        problems = deck_problems({r["card_id"]: r["count"] for r in rows},
-                                 await _owned(conn, player_id))
+    # One round trip per enqueue: the copies owned come with the deck's rows.
+    rows = await pool.fetch(
+        "SELECT p.display_name, f.level, f.rating, dc.count, c.card_id, c.name, c.cost,"
+        " c.attack, c.health, coalesce(o.count, 0) AS owned"
+        " FROM players p JOIN player_profiles f ON f.player_id = p.steam_id"
+        " JOIN player_decks d ON d.player_id = p.steam_id AND d.is_active"
+        " JOIN deck_cards dc ON dc.deck_id = d.deck_id JOIN cards c ON c.card_id = dc.card_id"
+        " LEFT JOIN player_card_collection o"
+        "   ON o.player_id = p.steam_id AND o.card_id = dc.card_id"
+        " WHERE p.steam_id = $1 ORDER BY c.card_id",
+        player_id)
+    if not rows:
+        raise GameError(ErrorCode.NO_LEGAL_DECK, "no active deck: set one first")
+    problems = deck_problems({r["card_id"]: r["count"] for r in rows},
+                             {r["card_id"]: r["owned"] for r in rows})
     if problems:
         raise GameError(ErrorCode.NO_LEGAL_DECK, "active deck is not legal: " + "; ".join(problems))
     deck = tuple(

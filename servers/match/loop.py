@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import Dequeued, PairToCommit, Popped, QueueScripts
+from servers.common.lua import Dequeued, PairToCommit, Popped, PublishScript, QueueScripts
 from servers.common.models import BattleSnapshot
 from servers.match.matchmakers.normal import pair_fifo
 from servers.match.metrics import MatchMetrics
@@ -31,8 +31,6 @@ _enqueue_request = msgspec.json.Decoder(p.EnqueueRequest)
 _dequeue_request = msgspec.json.Decoder(p.DequeueRequest)
 _snapshot = msgspec.json.Decoder(BattleSnapshot)
 _encoder = msgspec.json.Encoder()
-# How long a player's "in a battle" marker lives if its result is never delivered.
-MATCH_MARKER_TTL = 600
 
 
 def now_ms() -> int:
@@ -48,6 +46,7 @@ class Matchmaking:
         self.maintenance = False  # kept current by the watchdog
         self.matches_formed = 0
         self.requests_handled = 0
+        self.publisher = PublishScript(redis)
 
     # ------------------------------------------------------------ requests
     async def reply(self, pod_id: str, player_id: str, mode: str, request_id: str | None,
@@ -165,23 +164,19 @@ class Matchmaking:
         return len(committed)
 
     async def _announce(self, mode: GameMode, requests: list[p.BattleRequest]) -> None:
-        """Fast-path notices; the battle itself is already safe in the stream."""
-        if not requests:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for r in requests:
-                for me, other in ((r.player1, r.player2), (r.player2, r.player1)):
-                    pipe.set(self.keys.player_match(me.player_id), r.match_id,
-                             ex=MATCH_MARKER_TTL)
-                    pipe.publish(self.keys.match_result(me.pod_id), _encoder.encode(p.MatchResult(
-                        player_id=me.player_id, game_mode=mode.value,
-                        result=p.ResultMatchFound(match_id=r.match_id,
-                                                  opponent_id=other.player_id,
-                                                  opponent_name=other.metadata.name))))
-                pipe.publish(self.keys.battle_request, _encoder.encode(p.BattleNotice(
-                    match_id=r.match_id, game_mode=mode.value, player1=r.player1.player_id,
-                    player2=r.player2.player_id, pod1=r.player1.pod_id, pod2=r.player2.pod_id)))
-            await pipe.execute()
+        """Fast-path notices; the battle itself is already safe in the stream. Every message
+        of the batch goes out in one script call (one round trip, one reply)."""
+        messages: list[tuple[str, bytes]] = []
+        for r in requests:
+            for me, other in ((r.player1, r.player2), (r.player2, r.player1)):
+                messages.append((self.keys.match_result(me.pod_id), _encoder.encode(p.MatchResult(
+                    player_id=me.player_id, game_mode=mode.value,
+                    result=p.ResultMatchFound(match_id=r.match_id, opponent_id=other.player_id,
+                                              opponent_name=other.metadata.name)))))
+            messages.append((self.keys.battle_request, _encoder.encode(p.BattleNotice(
+                match_id=r.match_id, game_mode=mode.value, player1=r.player1.player_id,
+                player2=r.player2.player_id, pod1=r.player1.pod_id, pod2=r.player2.pod_id))))
+        await self.publisher.publish_many(messages)
 
     async def run_ticks(self, interval: float) -> None:
         """TryMatch forever; the next tick is planned after the previous one ends (no overlap)."""

@@ -1,0 +1,52 @@
+"""Smoke tests of `cardgame bench` with tiny sizes: they run, print figures and their JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from servers.common.config import Settings
+from servers.stack import Stack
+
+BIN = os.path.dirname(sys.executable)
+
+
+def bench(settings: Settings, tmp_path: Path, *args: str) -> dict[str, Any]:
+    env = {**os.environ, "REDIS_URL": settings.redis.url, "DATABASE_URL": settings.database.url}
+    done = subprocess.run([f"{BIN}/cardgame", "bench", *args, "--json", "--out", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(list(tmp_path.glob(f"{args[0]}-*.json"))) == 1
+    return result
+
+
+def test_bench_e2e_against_running_stack(stack: Stack, settings: Settings,
+                                         tmp_path: Path) -> None:
+    result = bench(settings, tmp_path, "e2e", "--auth", stack.auth_url,
+                   "--game", ",".join(stack.game_urls), "--clients", "6", "--duration", "1.5",
+                   "--warmup", "0.5")
+    assert result["connected"] == 6 and result["errors"] == {}
+    assert result["matches_completed"] > 0 and result["matches_per_s"] > 0
+    stages = result["stages_ms"]
+    assert stages["whole cycle"]["count"] > 0 and stages["whole cycle"]["p99"] is not None
+    assert stages["login"]["count"] == 6 and stages["connect"]["count"] == 6
+    assert {"auth", "game-1", "game-2", "load generator"} <= set(result["processes"])
+    assert result["machine"]["cores"] >= 1
+
+
+def test_bench_matchmaker_small_queue(settings: Settings, tmp_path: Path) -> None:
+    result = bench(settings, tmp_path, "matchmaker", "--queued", "3000", "--batch", "256")
+    [run] = result["runs"]
+    assert run["queued"] == 3000 and run["batch_ms"]["p50"] > 0
+    assert run["drain"]["players_paired_per_s"] > 0
+
+
+def test_bench_connections_few_idle(settings: Settings, tmp_path: Path) -> None:
+    result = bench(settings, tmp_path, "connections", "--idle", "30")
+    assert [r["compression_offered"] for r in result["runs"]] == [False, True]
+    assert all(r["idle"] == 30 for r in result["runs"])

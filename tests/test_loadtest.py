@@ -1,0 +1,70 @@
+"""The Locust scenarios, run headless for a few seconds against the test stack."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from loadtest.inputs import BAD_FRAMES, skill_deck
+from servers.common import protocol as p
+from servers.common.decks import DECK_SIZE, deck_problems
+from servers.stack import Stack
+
+BIN = os.path.dirname(sys.executable)
+# One of each behaviour, a few PvP players so that matches happen quickly.
+USERS = [{"user_class_name": "PvPPlayer", "fixed_count": 4},
+         {"user_class_name": "RankedPopulation", "fixed_count": 2},
+         {"user_class_name": "Churner", "fixed_count": 1},
+         {"user_class_name": "BadActor", "fixed_count": 1}]
+
+
+def test_locust_scenarios_run_without_failures(stack: Stack, tmp_path: Path) -> None:
+    prefix = tmp_path / "run"
+    done = subprocess.run(
+        [f"{BIN}/locust", "-f", "loadtest", "--headless", "-u", "8", "-r", "8", "-t", "6s",
+         "--stop-timeout", "5", "--host", stack.auth_url,
+         "--game-urls", ",".join(stack.game_urls), "--think-time", "0.1",
+         "--config-users", json.dumps(USERS), "--csv", str(prefix), "--only-summary"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "LOCUST_WS_TIMEOUT": "10"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(f"{prefix}_stats.csv") as f:
+        stats = {(row["Type"], row["Name"]): row for row in csv.DictReader(f)}
+    with open(f"{prefix}_failures.csv") as f:
+        failures = list(csv.DictReader(f))
+    assert failures == [], failures
+    count = {key: int(row["Request Count"]) for key, row in stats.items()}
+    assert count[("POST", "login")] == 8
+    assert count[("WS", "connect")] >= 8
+    assert count[("WS", "build deck")] == 2  # RankedPopulation
+    assert count[("WS", "enqueue -> EnQueued")] > 0
+    assert count[("WS", "whole cycle")] >= 4  # PvP players finished matches
+    assert count[("WS", "MatchFound -> battle result")] == count[("WS", "whole cycle")]
+    assert any(kind == "BAD" for kind, _ in count), "BadActor's rejections are reported"
+
+
+def test_skill_deck_is_legal_and_skill_picks_stronger_cards() -> None:
+    owned = [p.OwnedCard(card_id=i, name=f"c{i}", cost=1 + i % 7, attack=i % 5, health=1 + i % 4,
+                         rarity="common", count=2) for i in range(1, 31)]
+    have = {c.card_id: c.count for c in owned}
+
+    def value(deck: list[p.DeckCard]) -> float:
+        by_id = {c.card_id: c for c in owned}
+        return sum(n.count * (by_id[n.card_id].attack + by_id[n.card_id].health)
+                   / (by_id[n.card_id].cost + 1) for n in deck)
+
+    for skill in (0.0, 0.5, 1.0):
+        deck = skill_deck(owned, skill, random.Random(1))
+        assert sum(c.count for c in deck) == DECK_SIZE
+        assert deck_problems({c.card_id: c.count for c in deck}, have) == []
+    assert value(skill_deck(owned, 1.0, random.Random(1))) > \
+        value(skill_deck(owned, 0.0, random.Random(1)))
+
+
+def test_bad_frames_are_distinct_cases() -> None:
+    names = [name for name, _, _ in BAD_FRAMES]
+    assert len(names) == len(set(names))
