@@ -73,6 +73,17 @@ def demo(settings: Settings, pods: int, pairs: int, as_json: bool) -> int:
     return 0 if summary.matches_failed == 0 and summary.players_failed == 0 else 1
 
 
+def chaos_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    from servers.chaos import print_report, run_chaos
+
+    report = run_chaos(settings, pods=args.pods, duration=args.duration, players=args.players,
+                       seed=args.seed)
+    print_report(report)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    return 0 if report.lost == 0 and report.duplicates == 0 and not report.problems else 1
+
+
 def migrate_cmd(settings: Settings) -> int:
     from servers.common.db import migrate
 
@@ -125,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--pods", type=int, default=2)
     d.add_argument("--pairs", type=int, default=50)
     d.add_argument("--json", action="store_true")
+    c = sub.add_parser("chaos", help="kill and restart servers under load; check no player is"
+                                     " lost or duplicated (exit 1 if any)")
+    c.add_argument("--pods", type=int, default=3)
+    c.add_argument("--duration", type=float, default=60.0, help="seconds of kills")
+    c.add_argument("--players", type=int, default=60)
+    c.add_argument("--seed", type=int, default=None)
+    c.add_argument("--json", action="store_true")
     sub.add_parser("migrate", help="apply database migrations to DATABASE_URL")
     b = sub.add_parser("burst", help="measure the auth rate limit under a burst (own stack)")
     b.add_argument("--requests", type=int, default=500)
@@ -153,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "up":
         return up(settings, args.pods)
+    if args.command == "chaos":
+        return chaos_cmd(settings, args)
     if args.command == "demo":
         return demo(settings, args.pods, args.pairs, args.json)
     if args.command == "burst":

@@ -178,7 +178,7 @@ async def test_no_game_server_means_maintenance(redis: aioredis.Redis, keys: Key
         assert await redis.get(keys.maintenance_flag) == b"auto"
         assert 0 < await redis.ttl(keys.maintenance_flag) <= 300
         assert not watchdog.game_servers_ok
-        refused = await mm._enqueue(enqueue_request("4", "pod-a"))
+        refused = await mm._enqueue(enqueue_request("4", "pod-a"), "pod-a")
         assert isinstance(refused, p.ResultError) and refused.code is ErrorCode.MAINTENANCE
 
         # A game server subscribes again: maintenance ends by itself.

@@ -99,7 +99,7 @@ async def run_stream_consumer(
     handler: Callable[[bytes], Awaitable[None]],
     *,
     batch: int = 256,
-    claim_idle_ms: int = 10_000,
+    claim_idle_ms: int = 3_000,
     concurrent: bool = False,
     ready: asyncio.Event | None = None,
 ) -> None:

@@ -63,6 +63,11 @@ class Keys:
         """String: the match the player is in until its result was delivered (TTL)."""
         return f"{self.namespace}:player:{{{player_id}}}:match"
 
+    def notice(self, player_id: str) -> str:
+        """String (TTL): why the server dequeued a player who had no socket then ("server",
+        "disconnected"); sent as a `dequeued` message after the next welcome."""
+        return f"{self.namespace}:player:{{{player_id}}}:notice"
+
     def delivered(self, player_id: str, match_id: str) -> str:
         """String: set once a match's result reached the player (exactly-once delivery)."""
         return f"{self.namespace}:player:{{{player_id}}}:delivered:{match_id}"

@@ -61,12 +61,12 @@ class Relay:
             pod_id=self.pod_id, reason=reason))
 
     # ------------------------------------------------------------ connections
-    async def connect(self, player_id: str, name: str,
-                      conn: Connection) -> tuple[Session, bool, p.BattleResult | None]:
+    async def connect(self, player_id: str, name: str, conn: Connection
+                      ) -> tuple[Session, bool, p.BattleResult | p.Dequeued | None]:
         """Attach a connection and restore where the player stands, wherever they were.
 
-        Returns the session, whether it was resumed, and a battle result that finished while
-        the player was away (to deliver right after the welcome)."""
+        Returns the session, whether it was resumed, and what happened while the player was
+        away, to send right after the welcome: a finished battle's result, or a dequeue."""
         session, resumed = self.registry.attach(player_id, name, conn)
         previous = await self.redis.set(self.keys.player_pod(player_id), self.pod_id,
                                         ex=PLAYER_POD_TTL, get=True)
@@ -77,9 +77,14 @@ class Relay:
                                            to_pod=self.pod_id))
         if session.state is QueueState.IDLE:
             await self._restore(session)
-        missed = None
+        missed: p.BattleResult | p.Dequeued | None = None
         if session.state is QueueState.IN_BATTLE and session.match_id:
             missed = await load_result(self.pool, session.match_id, session.player_id)
+        elif session.state is QueueState.IDLE:
+            notice = await self.redis.getdel(self.keys.notice(player_id))
+            if notice is not None:  # dequeued by the server while the player had no socket
+                mode, _, reason = notice.decode().partition("|")
+                missed = p.Dequeued(mode=mode, reason=reason)  # type: ignore[arg-type]
         return session, resumed or bool(moved_from and moved_from != self.pod_id), missed
 
     async def _restore(self, session: Session) -> None:
@@ -101,8 +106,13 @@ class Relay:
                          mode=session.mode.value if session.mode else None,
                          match_id=session.match_id)
 
-    async def deliver(self, session: Session, result: p.BattleResult) -> None:
-        """Send a battle result exactly once per player, across pods and re-runs."""
+    async def deliver(self, session: Session, result: p.BattleResult,
+                      again: bool = False) -> None:
+        """Send a battle result once per player, across pods and re-runs of the battle.
+
+        `again` re-sends a result marked delivered whose delivery never completed (the pod that
+        sent it died before clearing the player's battle marker): the frame may not have
+        reached the client, so it comes again, with the same match id (at least once)."""
         if session.conn is None:
             # Nobody to send it to: settle the session (so it can be forgotten); the match
             # marker stays, and a reconnect delivers the result from the database.
@@ -110,9 +120,8 @@ class Relay:
             return
         first = await self.redis.set(self.keys.delivered(result.player_id, result.match_id), 1,
                                      nx=True, ex=DELIVERED_TTL)
-        if not first:
-            if session.match_id == result.match_id:
-                session.on_battle_result(result)  # settle the state, but the frame went before
+        if not first and not again:  # delivered before (a re-run battle): settle, send nothing
+            session.settle_battle(result.match_id)
             return
         session.on_battle_result(result)
         marker = self.keys.player_match(result.player_id)

@@ -203,7 +203,11 @@ class Session:
                                    opponent_name=result.opponent_name))
             return
         if msg.request_id is None or msg.request_id != self.request_id:
-            return  # a late answer to a request that already settled
+            if isinstance(result, p.ResultEnQueued) and self.state is QueueState.IDLE:
+                # A request made before a reconnect landed late: the player is queued.
+                self.resume_queued(GameMode(msg.game_mode))
+                self.send(p.Enqueued(mode=msg.game_mode))
+            return  # otherwise a late answer to a request that already settled
         ref = self.request_ref
         if isinstance(result, p.ResultEnQueued):
             self._settle(QueueState.QUEUED)
@@ -224,6 +228,11 @@ class Session:
             else:
                 self.send_error(result.code, result.message, ref)
         self._maybe_done()
+
+    def settle_battle(self, match_id: str) -> None:
+        if self.state is QueueState.IN_BATTLE and self.match_id == match_id:
+            self._settle(QueueState.IDLE)
+            self._maybe_done()
 
     def on_battle_result(self, msg: p.BattleResult) -> None:
         """Deliver a result (the relay made sure it is delivered once)."""

@@ -113,8 +113,11 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
     conn.session_id = identity.session_id
     session, resumed, missed = await relay.connect(identity.player_id, identity.name, conn)
     conn.send(relay.welcome(session, resumed))
-    if missed is not None:
-        await relay.deliver(session, missed)
+    if isinstance(missed, p.BattleResult):
+        # The battle marker was still set: no delivery completed, so send it even if marked.
+        await relay.deliver(session, missed, again=True)
+    elif missed is not None:
+        conn.send(missed)
     bucket = guard.bucket() if guard is not None else None
     flood_limit = guard.settings.ws_flood_close_after if guard is not None else 0
     receiver = asyncio.create_task(_receive_loop(relay, session, max_message_bytes, bucket,

@@ -33,6 +33,9 @@ _snapshot = msgspec.json.Decoder(BattleSnapshot)
 _encoder = msgspec.json.Encoder()
 
 
+NOTICE_TTL = 3600
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -63,11 +66,16 @@ class Matchmaking:
             self.metrics.requests.labels("enqueue", "malformed").inc()
             log.error("dropping a malformed enqueue request: %s", exc)
             return
-        result = await self._enqueue(req)
+        # The player may have reconnected to another pod since the request was sent: queue
+        # them for, and answer, the pod that holds their session now.
+        current = await self.redis.get(self.keys.player_pod(req.player_id))
+        pod_id = current.decode() if current else req.pod_id
+        result = await self._enqueue(req, pod_id)
         self.metrics.requests.labels("enqueue", type(result).__name__).inc()
-        await self.reply(req.pod_id, req.player_id, req.game_mode, req.request_id, result)
+        await self.reply(pod_id, req.player_id, req.game_mode, req.request_id, result)
 
-    async def _enqueue(self, req: p.EnqueueRequest) -> p.ResultEnQueued | p.ResultError:
+    async def _enqueue(self, req: p.EnqueueRequest,
+                       pod_id: str) -> p.ResultEnQueued | p.ResultError:
         try:
             mode = GameMode(req.game_mode)
         except ValueError:
@@ -78,7 +86,7 @@ class Matchmaking:
                                  message="matchmaking is in maintenance mode")
         # The match server's clock orders the queue, so skew between game servers cannot.
         change = await self.scripts.enqueue(mode, req.player_id, now_ms(),
-                                            _encoder.encode(req.metadata), req.pod_id)
+                                            _encoder.encode(req.metadata), pod_id)
         self.metrics.queue_size.labels(mode.value).set(change.queue_size)
         if change.changed:
             return p.ResultEnQueued(queue_size=change.queue_size)
@@ -105,11 +113,23 @@ class Matchmaking:
             self.metrics.queue_size.labels(mode.value).set(size)
             if status is Dequeued.REMOVED:
                 result = p.ResultDequeued(reason=req.reason)
+                if req.reason == "disconnected":  # nobody to tell now: tell them next time
+                    await self.leave_notice([(req.player_id, mode)], "disconnected")
             else:
                 result = p.ResultError(code=ErrorCode.NOT_QUEUED,
                                        message="the player is not in the queue")
         self.metrics.requests.labels("dequeue", type(result).__name__).inc()
         await self.reply(req.pod_id, req.player_id, req.game_mode, req.request_id, result)
+
+    async def leave_notice(self, players: list[tuple[str, GameMode]],
+                           reason: p.DequeueReason) -> None:
+        """Remember why players without a socket were dequeued; their next welcome says it."""
+        if not players:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for player, mode in players:
+                pipe.set(self.keys.notice(player), f"{mode.value}|{reason}", ex=NOTICE_TTL)
+            await pipe.execute()
 
     # ------------------------------------------------------------ TryMatch
     async def tick(self) -> int:

@@ -82,15 +82,17 @@ class Watchdog:
                 await self.redis.zrem(self.keys.pods, pod)
 
     async def dequeue_pod(self, pod: str) -> int:
-        removed = 0
+        removed: list[tuple[str, GameMode]] = []
         for mode in GameMode:
             async for player, holder in self.redis.hscan_iter(self.keys.ticket_pods(mode),
                                                               count=1000):
                 if holder.decode() == pod:
                     status, _ = await self.mm.scripts.dequeue(mode, player.decode(), pod)
-                    removed += status is Dequeued.REMOVED
-        self.players_removed += removed
-        return removed
+                    if status is Dequeued.REMOVED:
+                        removed.append((player.decode(), mode))
+        await self.mm.leave_notice(removed, "server")
+        self.players_removed += len(removed)
+        return len(removed)
 
     async def check_numsub(self) -> None:
         [(_, count)] = await self.redis.pubsub_numsub(self.keys.battle_request)
@@ -112,13 +114,14 @@ class Watchdog:
                       self.numsub_failures, removed)
 
     async def clear_queues(self) -> int:
-        removed = 0
+        removed: list[tuple[str, GameMode]] = []
         for mode in GameMode:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zcard(self.keys.queue(mode))
+                pipe.zrange(self.keys.queue(mode), 0, -1)
                 pipe.delete(self.keys.queue(mode), self.keys.tickets(mode),
                             self.keys.ticket_pods(mode))
-                size, _ = await pipe.execute()
-            removed += int(size)
-        self.players_removed += removed
-        return removed
+                players, _ = await pipe.execute()
+            removed += [(player.decode(), mode) for player in players]
+        await self.mm.leave_notice(removed, "server")
+        self.players_removed += len(removed)
+        return len(removed)

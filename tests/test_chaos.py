@@ -1,0 +1,17 @@
+"""The chaos run, short: servers SIGKILLed and restarted under load lose and double nobody."""
+
+from __future__ import annotations
+
+from servers.chaos import run_chaos
+from servers.common.config import Settings
+
+
+def test_short_chaos_run_loses_and_duplicates_nobody(settings: Settings) -> None:
+    report = run_chaos(settings, pods=2, duration=8.0, players=16, kill_interval=(1.5, 3.0),
+                       settle=20.0, seed=7)
+    assert sum(report.kills.values()) >= 2  # servers really died
+    assert report.matches_completed > 20  # and play went on
+    assert report.lost == 0, report.problems
+    assert report.duplicates == 0, report.problems
+    assert report.problems == []
+    assert report.matches_recorded >= report.matches_completed
