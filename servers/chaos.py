@@ -88,8 +88,16 @@ class ChaosPlayer:
         welcome = client.welcome
         self.ledger.last_welcome = f"{welcome.pod_id}:{welcome.state}:{welcome.match_id}"
         ticket = self.ledger.open_ticket
-        if ticket is not None and welcome.state in ("queued", "in_battle"):
-            ticket.acked = True  # the server holds the ticket even if the ack was lost
+        if ticket is not None:
+            current = welcome.state == "queued" or (
+                welcome.state == "in_battle" and welcome.match_id not in self.ledger.results)
+            if current:
+                ticket.acked = True  # the server holds the ticket even if the ack was lost
+            elif not ticket.acked:
+                # The enqueue never got an answer and the server holds nothing for it (an
+                # in_battle for a match already received is a re-sent result coming): forget
+                # it; a new one is sent, and a late one only earns an ALREADY_QUEUED.
+                self.ledger.tickets.pop()
         return client
 
     def on_push(self, message: p.AnyServerMessage) -> None:

@@ -43,7 +43,8 @@ def test_locust_scenarios_run_without_failures(stack: Stack, tmp_path: Path) -> 
     assert count[("WS", "build deck")] == 2  # RankedPopulation
     assert count[("WS", "enqueue -> EnQueued")] > 0
     assert count[("WS", "whole cycle")] >= 4  # PvP players finished matches
-    assert count[("WS", "MatchFound -> battle result")] == count[("WS", "whole cycle")]
+    # A cycle cut off by the stop has its result step counted and its whole cycle not.
+    assert count[("WS", "MatchFound -> battle result")] >= count[("WS", "whole cycle")]
     assert any(kind == "BAD" for kind, _ in count), "BadActor's rejections are reported"
 
 
