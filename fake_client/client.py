@@ -12,15 +12,9 @@ import msgspec
 import websockets
 
 from servers.common import protocol as p
+from servers.common.protocol import ServerError
 
 M = TypeVar("M", bound=p.ServerMessage)
-
-
-class ServerError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

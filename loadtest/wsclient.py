@@ -15,20 +15,9 @@ from typing import Any, TypeVar
 import websocket
 
 from servers.common import protocol as p
+from servers.common.protocol import ServerError
 
 M = TypeVar("M", bound=p.ServerMessage)
-
-
-class ServerError(Exception):
-    """The server answered with an error message (or closed with one); `code` is its ErrorCode."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-    def __repr__(self) -> str:  # Locust groups failures by repr: keep the code first
-        return f"ServerError({self.code}: {self.message})"
 
 
 class StepTimeout(Exception):

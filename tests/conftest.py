@@ -20,7 +20,7 @@ from servers.common.bus import connect_redis
 from servers.common.config import Settings, load_settings
 from servers.common.db import create_pool, migrate
 from servers.common.embedded import ServiceHandle, ensure_postgres, ensure_redis
-from servers.common.keys import Keys
+from servers.common.keys import GameMode, Keys
 from servers.stack import Stack
 
 RUN = uuid.uuid4().hex[:8]
@@ -132,3 +132,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for name, figures in sorted(COUNTS.items()):
             detail = ", ".join(f"{key} {value}" for key, value in figures.items())
             terminalreporter.write_line(f"{name}: {detail}")
+
+
+@pytest.fixture(autouse=True)
+async def quiet_queues(request: pytest.FixtureRequest) -> None:
+    """Tests on the shared stack start with empty queues: a player left by an earlier test (a
+    Locust user, a socket in its reconnect grace) must not be paired with this test's players."""
+    if "stack" not in request.fixturenames:
+        return
+    settings: Settings = request.getfixturevalue("settings")
+    keys = Keys(settings.redis.namespace)
+    client = connect_redis(settings.redis.url)
+    try:
+        deadline = asyncio.get_running_loop().time() + 15
+        while True:
+            async with client.pipeline(transaction=False) as pipe:
+                for mode in GameMode:
+                    pipe.zcard(keys.queue(mode))
+                    pipe.zcard(keys.inflight(mode))
+                sizes = await pipe.execute()
+            if not any(sizes) or asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await client.aclose()

@@ -307,6 +307,19 @@ def encode(message: msgspec.Struct) -> bytes:
     return _encoder.encode(message)
 
 
+class ServerError(Exception):
+    """A client-side view of an `error` message (or an HTTP error body): the server's code and
+    message. Shared by the fake client and the Locust users."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:  # Locust groups failures by repr: keep the code first
+        return f"ServerError({self.code}: {self.message})"
+
+
 class ProtocolError(Exception):
     """A client frame that could not be decoded; carries the code and the frame's id if any."""
 
