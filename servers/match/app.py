@@ -95,7 +95,7 @@ def create_app(settings: Settings) -> Quart:
     async def game_server_health() -> Response:
         """The seed's probe: 500 while no game server subscribes battle:request."""
         run = running[0]
-        [(_, count)] = await run.redis.pubsub_numsub(keys.battle_request)
+        count = await bus.numsub(run.redis, keys.battle_request)
         ok = count > 0 and run.watchdog.game_servers_ok
         return _status({"battle_request_subscribers": count,
                         "numsub_failures": run.watchdog.numsub_failures,

@@ -17,6 +17,7 @@ import time
 
 import redis.asyncio as aioredis
 
+from servers.common import bus
 from servers.common.config import Settings
 from servers.common.heartbeat import read_heartbeats
 from servers.common.keys import GameMode, Keys
@@ -93,7 +94,7 @@ class Watchdog:
         return removed
 
     async def check_numsub(self) -> None:
-        [(_, count)] = await self.redis.pubsub_numsub(self.keys.battle_request)
+        count = await bus.numsub(self.redis, self.keys.battle_request)
         if count > 0:
             self.numsub_failures = 0
             self.game_servers_seen = True

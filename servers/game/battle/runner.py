@@ -16,9 +16,11 @@ import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 
+from servers.common import bus
 from servers.common import protocol as p
 from servers.common.bus import RetryLater
 from servers.common.keys import Keys
+from servers.common.lua import PublishScript
 from servers.game.battle.sim import encode_timeline, simulate
 from servers.game.persistence import record_match
 
@@ -36,6 +38,7 @@ class BattleRunner:
         self.completed = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.publisher = PublishScript(redis)
 
     async def on_entry(self, data: bytes) -> None:
         await self.run(_battle_request.decode(data))
@@ -79,17 +82,18 @@ class BattleRunner:
         """Send each player's result to the pod holding their session now (they may have
         reconnected elsewhere since they queued)."""
         players = (request.player1, request.player2)
-        current = await self.redis.mget([self.keys.player_pod(c.player_id) for c in players])
+        current = await bus.mget(self.redis, [self.keys.player_pod(c.player_id) for c in players])
         raw = msgspec.Raw(timeline)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for (me, other), pod in zip(((players[0], players[1]), (players[1], players[0])),
-                                        current, strict=True):
-                target = pod.decode() if pod else me.pod_id
-                pipe.publish(self.keys.battle_result(target), _encoder.encode(p.BattleResult(
-                    match_id=request.match_id, game_mode=request.game_mode,
-                    player_id=me.player_id, opponent_id=other.player_id, seed=request.seed,
-                    winner_id=winner_id, turns=turns, timeline=raw)))
-            await pipe.execute()
+        messages: list[tuple[str, bytes]] = []
+        for (me, other), pod in zip(((players[0], players[1]), (players[1], players[0])),
+                                    current, strict=True):
+            target = pod.decode() if pod else me.pod_id
+            messages.append((self.keys.battle_result(target), _encoder.encode(p.BattleResult(
+                match_id=request.match_id, game_mode=request.game_mode,
+                player_id=me.player_id, opponent_id=other.player_id, seed=request.seed,
+                winner_id=winner_id, turns=turns, timeline=raw))))
+        # One script call (a cluster client refuses PUBLISH in a pipeline).
+        await self.publisher.publish_many(messages)
 
     async def drain(self, timeout: float) -> None:
         try:
