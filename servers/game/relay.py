@@ -21,7 +21,7 @@ from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode, Keys
 from servers.common.lua import QueueScripts
-from servers.game import lobby
+from servers.game import lobby, metrics
 from servers.game.persistence import load_result
 from servers.game.sessions import CLOSE_KICKED, Connection, QueueState, Registry, Session
 
@@ -75,6 +75,7 @@ class Relay:
             await bus.publish(self.redis, self.keys.pod_control(moved_from),
                               p.PodCommand(command="player_moved", player_id=player_id,
                                            to_pod=self.pod_id))
+            metrics.published(self.keys.namespace, self.keys.pod_control(moved_from))
         if session.state is QueueState.IDLE:
             await self._restore(session)
         missed = None

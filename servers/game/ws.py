@@ -16,7 +16,7 @@ from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import Keys
 from servers.common.ratelimit import IpRateLimiter, Rule, TokenBucket
 from servers.common.tokens import Identity
-from servers.game import lobby
+from servers.game import lobby, metrics
 from servers.game.relay import Relay
 from servers.game.sessions import (
     CLOSE_RATE_LIMITED,
@@ -57,6 +57,7 @@ class Guard:
 
 
 async def _refuse(code: ErrorCode, message: str | None, close_code: int) -> None:
+    metrics.refused(code)
     await websocket.accept()
     await websocket.send(p.encode(p.error_message(code, message)).decode())
     await websocket.close(close_code, code.value)
@@ -88,6 +89,7 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
         ip = guard.limiter.ip_of(websocket.remote_addr, websocket.headers.get("X-Forwarded-For"))
         decision = await guard.limiter.check(guard.connect_rule, ip)
         if not decision.allowed:
+            metrics.RATE_LIMITED.labels("ws_connect").inc()
             await _refuse(ErrorCode.RATE_LIMITED,
                           f"too many connections from {ip}; retry after"
                           f" {decision.retry_after:.2f} s", CLOSE_RATE_LIMITED)
@@ -106,6 +108,7 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
         return
     await websocket.accept()
     if relay.draining:
+        metrics.refused(ErrorCode.SERVER_DRAINING)
         await websocket.send(p.encode(p.error_message(ErrorCode.SERVER_DRAINING)).decode())
         await websocket.close(CLOSE_SERVICE_RESTART, ErrorCode.SERVER_DRAINING.value)
         return
@@ -120,6 +123,8 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
     receiver = asyncio.create_task(_receive_loop(relay, session, max_message_bytes, bucket,
                                                  flood_limit))
     sender = asyncio.create_task(_send_loop(conn))
+    metrics.CONNECTS.labels("accepted").inc()
+    metrics.CONNECTIONS.inc()
     try:
         done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
@@ -131,6 +136,7 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
             # The receiver decided to close (a flood): let the sender flush and send the close.
             await asyncio.wait({sender}, timeout=5)
     finally:
+        metrics.CONNECTIONS.dec()
         receiver.cancel()
         sender.cancel()
         relay.registry.detach(session, conn)
@@ -156,6 +162,7 @@ async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int,
             frame = b""
         wait = bucket.take() if bucket is not None else 0.0
         if wait and bucket is not None:
+            metrics.RATE_LIMITED.labels("ws_message").inc()
             now = time.monotonic()
             refused = refused + 1 if now - last_refused < FLOOD_QUIET else 1
             last_refused = now
@@ -181,6 +188,7 @@ async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int,
             log.exception("frame from %s could not be decoded", session.player_id)
             session.send_error(ErrorCode.INTERNAL)
             continue
+        metrics.message_in(message)
         try:
             await handle(relay, session, message)
         except GameError as exc:

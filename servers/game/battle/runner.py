@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
 import asyncpg
@@ -21,6 +22,7 @@ from servers.common import protocol as p
 from servers.common.bus import RetryLater
 from servers.common.keys import Keys
 from servers.common.lua import PublishScript
+from servers.game import metrics
 from servers.game.battle.sim import encode_timeline, simulate
 from servers.game.persistence import record_match
 
@@ -46,8 +48,10 @@ class BattleRunner:
     async def run(self, request: p.BattleRequest) -> None:
         self.running += 1
         self.idle.clear()
+        started = time.perf_counter()
         try:
             await self._run(request)
+            metrics.BATTLE_SECONDS.labels(request.game_mode).observe(time.perf_counter() - started)
         finally:
             self.running -= 1
             if self.running == 0:
@@ -64,17 +68,25 @@ class BattleRunner:
             await pipe.execute()
         outcome = simulate(request.player1.metadata, request.player2.metadata, request.seed)
         timeline = encode_timeline(outcome.events)
+        persisting = time.perf_counter()
         try:
             fresh = await record_match(
                 self.pool, request, winner_id=outcome.winner_id, end_reason=outcome.reason,
                 turns=outcome.turns, timeline=timeline, pod_id=self.pod_id, started_at=started)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                 asyncpg.CannotConnectNowError, TimeoutError) as exc:
+            metrics.PERSIST_FAILURES.labels("record_match").inc()
+            metrics.BATTLES.labels(request.game_mode, "retry").inc()
             raise RetryLater(f"battle {request.match_id} not recorded yet: {exc}") from exc
+        except Exception:
+            metrics.PERSIST_FAILURES.labels("record_match").inc()
+            raise
+        metrics.PERSIST_SECONDS.labels("record_match").observe(time.perf_counter() - persisting)
         if not fresh:
             log.info("match %s was recorded before; delivering its result again",
                      request.match_id)
         await self.publish_results(request, outcome.winner_id, outcome.turns, timeline)
+        metrics.BATTLES.labels(request.game_mode, "recorded" if fresh else "rerun").inc()
         self.completed += fresh
 
     async def publish_results(self, request: p.BattleRequest, winner_id: str | None, turns: int,
@@ -94,6 +106,8 @@ class BattleRunner:
                 winner_id=winner_id, turns=turns, timeline=raw))))
         # One script call (a cluster client refuses PUBLISH in a pipeline).
         await self.publisher.publish_many(messages)
+        for channel, _ in messages:
+            metrics.published(self.keys.namespace, channel)
 
     async def drain(self, timeout: float) -> None:
         try:
