@@ -116,6 +116,8 @@ class Relay:
                 session.on_battle_result(result)  # settle the state, but the frame went before
             return
         session.on_battle_result(result)
+        log.info("battle result delivered", extra={"player_id": result.player_id,
+                                                   "match_id": result.match_id})
         marker = self.keys.player_match(result.player_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(marker)

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from quart import websocket
 
+from servers.common import logs
 from servers.common import protocol as p
 from servers.common.config import RateLimitSettings
 from servers.common.errors import ErrorCode, GameError
@@ -106,6 +107,7 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
     except GameError as exc:
         await _refuse(exc.code, exc.message, CLOSE_UNAUTHORIZED)
         return
+    logs.bind(player_id=identity.player_id)  # this socket's task (and its children) only
     await websocket.accept()
     if relay.draining:
         metrics.refused(ErrorCode.SERVER_DRAINING)

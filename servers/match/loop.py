@@ -161,6 +161,11 @@ class Matchmaking:
             [PairToCommit(r.match_id, r.player1.player_id, r.player2.player_id,
                           _encoder.encode(r)) for r in requests],
             [c.player_id for c in leftover], poisoned)
+        for r in requests:
+            if r.match_id in committed:  # one line per match: the start of its trail in the logs
+                log.info("match formed: %s (%s) vs %s (%s)", r.player1.player_id,
+                         r.player1.pod_id, r.player2.player_id, r.player2.pod_id,
+                         extra={"match_id": r.match_id})
         await self._announce(mode, [r for r in requests if r.match_id in committed])
         self.metrics.matches.labels(mode.value).inc(len(committed))
         self.metrics.matched(mode.value, now_ms(), [c.score for r in requests

@@ -17,7 +17,7 @@ import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 
-from servers.common import bus
+from servers.common import bus, logs
 from servers.common import protocol as p
 from servers.common.bus import RetryLater
 from servers.common.keys import Keys
@@ -49,10 +49,12 @@ class BattleRunner:
         self.running += 1
         self.idle.clear()
         started = time.perf_counter()
+        bound = logs.bind(match_id=request.match_id)
         try:
             await self._run(request)
             metrics.BATTLE_SECONDS.labels(request.game_mode).observe(time.perf_counter() - started)
         finally:
+            logs.unbind(bound)
             self.running -= 1
             if self.running == 0:
                 self.idle.set()
@@ -87,6 +89,8 @@ class BattleRunner:
                      request.match_id)
         await self.publish_results(request, outcome.winner_id, outcome.turns, timeline)
         metrics.BATTLES.labels(request.game_mode, "recorded" if fresh else "rerun").inc()
+        log.info("battle %s: %s vs %s, winner %s in %d turns", "recorded" if fresh else "re-run",
+                 one, two, outcome.winner_id, outcome.turns)
         self.completed += fresh
 
     async def publish_results(self, request: p.BattleRequest, winner_id: str | None, turns: int,
