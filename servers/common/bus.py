@@ -104,7 +104,7 @@ async def mget(redis: aioredis.Redis, keys: list[str]) -> list[bytes | None]:
         return []
     if is_cluster(redis):
         return list(await redis.mget_nonatomic(keys))  # type: ignore[attr-defined]
-    return list(await redis.mget(keys))
+    return list(await redis.mget(keys))  # type: ignore[arg-type]  # bytes: no decoding
 
 
 async def publish(redis: aioredis.Redis, channel: str, message: msgspec.Struct) -> int:

@@ -434,8 +434,10 @@ def start_redis_cluster(masters: int = 3) -> ClusterHandle:
         raise
     description = (f"private Redis Cluster {_version(binary)}, {masters} primaries on 127.0.0.1:"
                    f"{','.join(map(str, ports))} ({tmpdir})")
-    return _register(ClusterHandle(f"redis+cluster://127.0.0.1:{ports[0]}", True, description,
-                                   None, tmpdir, signal.SIGTERM, procs))
+    handle = ClusterHandle(f"redis+cluster://127.0.0.1:{ports[0]}", True, description, None,
+                           tmpdir, signal.SIGTERM, procs)
+    _register(handle)
+    return handle
 
 
 # ---------------------------------------------------------------- PostgreSQL
