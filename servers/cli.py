@@ -167,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         return bench_cli.run(args, sys.argv[1:] if argv is None else argv)
     settings = load_settings()
     if args.command == "serve":
+        from servers.common import logs
+
+        logs.configure(settings.log.format, os.environ.get("CARDGAME_LOG_LEVEL",
+                                                           settings.log.level),
+                       settings.pod_id if args.kind in ("game", "match") else None, args.kind)
         serve(args.kind, settings)
         return 0
     if args.command == "up":

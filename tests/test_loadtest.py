@@ -13,7 +13,7 @@ from pathlib import Path
 from loadtest.inputs import BAD_FRAMES, skill_deck
 from servers.common import protocol as p
 from servers.common.decks import DECK_SIZE, deck_problems
-from servers.stack import Stack
+from servers.stack import Stack, free_port
 
 BIN = os.path.dirname(sys.executable)
 # One of each behaviour, a few PvP players so that matches happen quickly.
@@ -69,3 +69,37 @@ def test_skill_deck_is_legal_and_skill_picks_stronger_cards() -> None:
 def test_bad_frames_are_distinct_cases() -> None:
     names = [name for name, _, _ in BAD_FRAMES]
     assert len(names) == len(set(names))
+
+
+def test_locust_distributed_master_and_one_worker(stack: Stack, tmp_path: Path) -> None:
+    """Locust's master/worker mode (docs/operations.md#distributed-load): the master only
+    coordinates and aggregates; the worker runs the users and reports back."""
+    port = free_port()
+    prefix = tmp_path / "dist"
+    env = {**os.environ, "LOCUST_WS_TIMEOUT": "10", "LOCUST_GAME_URLS": ",".join(stack.game_urls),
+           "LOCUST_THINK_TIME": "0.1"}
+    common = [f"{BIN}/locust", "-f", "loadtest", "--host", stack.auth_url, "PvPPlayer"]
+    master = subprocess.Popen(
+        [*common, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+         "--expect-workers", "1", "--expect-workers-max-wait", "20", "--headless", "-u", "4",
+         "-r", "4", "-t", "5s", "--stop-timeout", "5", "--csv", str(prefix), "--only-summary"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    worker = subprocess.Popen(
+        [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        master_out, _ = master.communicate(timeout=60)
+        worker_out, _ = worker.communicate(timeout=20)  # a worker quits when the master does
+    finally:
+        for proc in (master, worker):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert master.returncode == 0, master_out[-3000:] + worker_out[-3000:]
+    with open(f"{prefix}_stats.csv") as f:
+        stats = {(row["Type"], row["Name"]): row for row in csv.DictReader(f)}
+    with open(f"{prefix}_failures.csv") as f:
+        assert list(csv.DictReader(f)) == []
+    count = {key: int(row["Request Count"]) for key, row in stats.items()}
+    assert count[("POST", "login")] == 4  # the worker's users, aggregated by the master
+    assert count[("WS", "whole cycle")] >= 2

@@ -28,4 +28,4 @@ async def test_served_document_is_the_same(stack: Stack) -> None:
 def test_every_route_is_described() -> None:
     paths = set(openapi_document()["paths"])
     assert paths == {"/login/steam", "/login/dev", "/token/refresh", "/logout",
-                     "/.well-known/jwks.json", "/openapi.json", "/health"}
+                     "/.well-known/jwks.json", "/openapi.json", "/metrics", "/health"}

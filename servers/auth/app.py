@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
-from quart import Quart, Response, jsonify, request
+from quart import Quart, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from servers.auth import players, sessions
+from servers.auth import metrics, players, sessions
 from servers.auth.openapi import openapi_document
 from servers.auth.steam import SteamWebApi, TicketVerifier, check_policy, check_ticket_format
 from servers.common import bus
@@ -92,14 +93,29 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
         return response
 
     @app.before_request
+    async def start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    async def count(response: Response) -> Response:
+        metrics.answered(request.url_rule.rule if request.url_rule else None, request.method,
+                         response.status_code, time.perf_counter() - g.get("started", 0.0))
+        if response.status_code >= 400:
+            body = await response.get_json(silent=True)
+            if isinstance(body, dict) and isinstance(body.get("error"), dict):
+                metrics.ERRORS.labels(str(body["error"].get("code"))).inc()
+        return response
+
+    @app.before_request
     async def rate_limit() -> Response | None:
-        if request.path == "/health":
+        if request.path in ("/health", "/metrics"):
             return None
         limiter: IpRateLimiter = state["limiter"]
         ip = limiter.ip_of(request.remote_addr, request.headers.get("X-Forwarded-For"))
         decision = await limiter.check(auth_rule, ip)
         if decision.allowed:
             return None
+        metrics.RATE_LIMITED.labels("auth").inc()
         return fail(ErrorCode.RATE_LIMITED,
                     f"more than {auth_rule.per_second:g} requests/s from {ip}; retry after"
                     f" {decision.retry_after:.2f} s", decision.retry_after)
@@ -160,6 +176,7 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
         await redis.set(keys.revoked_session(session_id), reason,
                         ex=settings.auth.access_token_ttl + LEEWAY)
         await redis.publish(keys.session_revoked_channel, session_id)
+        metrics.PUBSUB.labels("auth:session_revoked", "out").inc()
         return changed
 
     @app.post("/login/dev")
@@ -245,6 +262,12 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
     @app.get("/openapi.json")
     async def openapi() -> Response:
         return jsonify(openapi_document())
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        """Prometheus exposition (internal: the Ingress does not route /metrics)."""
+        body, content_type = metrics.scrape()
+        return Response(body, content_type=content_type)
 
     @app.get("/health")
     async def health() -> Response:

@@ -117,6 +117,12 @@ def openapi_document() -> dict[str, Any]:
                     "application/json": {"schema": {"type": "object"}}}},
                     "429": _limited()},
             }},
+            "/metrics": {"get": {
+                "operationId": "metrics",
+                "summary": "Prometheus exposition (not rate limited; not routed by the Ingress).",
+                "responses": {"200": {"description": "Prometheus text format 0.0.4", "content": {
+                    "text/plain": {"schema": {"type": "string"}}}}},
+            }},
             "/health": {"get": {
                 "operationId": "health",
                 "summary": "200 when PostgreSQL answers (not rate limited).",

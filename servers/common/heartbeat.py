@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
+from servers.common import bus
 from servers.common.keys import Keys
 
 log = logging.getLogger("cardgame.heartbeat")
@@ -60,7 +61,7 @@ async def read_heartbeats(redis: aioredis.Redis, keys: Keys) -> dict[str, dict[s
     pods = [p.decode() for p in await redis.zrange(keys.pods, 0, -1)]
     if not pods:
         return {}
-    values = await redis.mget([keys.heartbeat(pod, role) for pod in pods for role in ROLES])
+    values = await bus.mget(redis, [keys.heartbeat(pod, role) for pod in pods for role in ROLES])
     out: dict[str, dict[str, Heartbeat]] = {pod: {} for pod in pods}
     for i, value in enumerate(values):
         if value is not None:

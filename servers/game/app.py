@@ -19,7 +19,7 @@ from servers.common.heartbeat import run_heartbeat
 from servers.common.keys import BATTLE_GROUP, GameMode, Keys
 from servers.common.ratelimit import IpRateLimiter
 from servers.common.tokens import verifier_for
-from servers.game import ws
+from servers.game import metrics, ws
 from servers.game.battle.runner import BattleRunner
 from servers.game.relay import Relay
 from servers.game.sessions import CLOSE_SERVICE_RESTART, QueueState
@@ -74,13 +74,15 @@ def create_app(settings: Settings) -> Quart:
             """battle:request carries notices only; subscribing is the liveness signal."""
 
         server.tasks = [
-            asyncio.create_task(bus.run_subscriber(redis, relay.channels(), relay.on_message,
-                                                   ready[0]), name="results"),
-            asyncio.create_task(bus.run_subscriber(redis, [keys.battle_request], ignore,
-                                                   ready[1]), name="battle-notices"),
-            asyncio.create_task(bus.run_subscriber(redis, [keys.session_revoked_channel],
-                                                   on_revoked, ready[2]),
-                                name="revoked-sessions"),
+            asyncio.create_task(bus.run_subscriber(
+                redis, relay.channels(), metrics.counting(keys.namespace, relay.on_message),
+                ready[0]), name="results"),
+            asyncio.create_task(bus.run_subscriber(
+                redis, [keys.battle_request], metrics.counting(keys.namespace, ignore), ready[1]),
+                name="battle-notices"),
+            asyncio.create_task(bus.run_subscriber(
+                redis, [keys.session_revoked_channel], metrics.counting(keys.namespace, on_revoked),
+                ready[2]), name="revoked-sessions"),
             asyncio.create_task(run_heartbeat(redis, keys, pod_id, "game", server.stats,
                                               settings.pods.heartbeat_interval,
                                               settings.pods.heartbeat_ttl), name="heartbeat"),
@@ -146,6 +148,12 @@ def create_app(settings: Settings) -> Quart:
     async def health() -> Response:
         """Liveness: the process serves requests."""
         return jsonify({"status": "ok", "pod_id": pod_id, **servers[0].stats()})
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        """Prometheus exposition (internal: the Ingress routes only /ws here)."""
+        body, content_type = metrics.scrape(servers[0].stats())
+        return Response(body, content_type=content_type)
 
     @app.get("/ready")
     async def ready() -> Response:

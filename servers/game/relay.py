@@ -7,6 +7,7 @@ session over: the queue place is repointed and the old pod is told to let go.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode, Keys
 from servers.common.lua import QueueScripts
-from servers.game import lobby
+from servers.game import lobby, metrics
 from servers.game.persistence import load_result
 from servers.game.sessions import CLOSE_KICKED, Connection, QueueState, Registry, Session
 
@@ -33,6 +34,8 @@ _command = msgspec.json.Decoder(p.PodCommand)
 _encoder = msgspec.json.Encoder()
 PLAYER_POD_TTL = 86_400  # routes of players who never come back expire
 DELIVERED_TTL = 3_600
+# A battle result that overtook its MatchFound waits this long for it (see on_message).
+EARLY_RESULT_WAIT = 2.0
 
 
 class Relay:
@@ -44,6 +47,7 @@ class Relay:
         self.registry = Registry(self, reply_timeout, grace)
         self.scripts = QueueScripts(redis, keys)
         self.draining = False
+        self.early: dict[str, p.BattleResult] = {}  # player id -> result ahead of MatchFound
 
     # ------------------------------------------------------------ MatchPort
     async def enqueue(self, session: Session, request_id: str, mode: GameMode) -> None:
@@ -75,6 +79,7 @@ class Relay:
             await bus.publish(self.redis, self.keys.pod_control(moved_from),
                               p.PodCommand(command="player_moved", player_id=player_id,
                                            to_pod=self.pod_id))
+            metrics.published(self.keys.namespace, self.keys.pod_control(moved_from))
         if session.state is QueueState.IDLE:
             await self._restore(session)
         missed: p.BattleResult | p.Dequeued | None = None
@@ -124,6 +129,8 @@ class Relay:
             session.settle_battle(result.match_id)
             return
         session.on_battle_result(result)
+        log.info("battle result delivered", extra={"player_id": result.player_id,
+                                                   "match_id": result.match_id})
         marker = self.keys.player_match(result.player_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(marker)
@@ -143,13 +150,35 @@ class Relay:
             session = self.registry.get(result.player_id)
             if session is not None:
                 session.on_match_result(result)
+                if isinstance(result.result, p.ResultMatchFound):
+                    await self._deliver_early(result.player_id, result.result.match_id)
         elif channel == self.keys.battle_result(self.pod_id):
             battle = _battle_result.decode(data)
             session = self.registry.get(battle.player_id)
-            if session is not None:
-                await self.deliver(session, battle)
+            if session is None:
+                return
+            if session.state in (QueueState.ENQUEUING, QueueState.QUEUED,
+                                 QueueState.DEQUEUING) and session.match_id != battle.match_id:
+                # The result overtook its MatchFound: they are published by different processes
+                # and, on a Redis Cluster, may reach us through different nodes, in any order.
+                # Hold it until MatchFound arrives (or briefly: Pub/Sub may have lost it).
+                self.early[battle.player_id] = battle
+                asyncio.get_running_loop().call_later(
+                    EARLY_RESULT_WAIT, lambda: asyncio.ensure_future(
+                        self._deliver_early(battle.player_id, battle.match_id)))
+                return
+            await self.deliver(session, battle)
         else:
             await self.on_command(_command.decode(data))
+
+    async def _deliver_early(self, player_id: str, match_id: str) -> None:
+        battle = self.early.get(player_id)
+        if battle is None or battle.match_id != match_id:
+            return
+        del self.early[player_id]
+        session = self.registry.get(player_id)
+        if session is not None:
+            await self.deliver(session, battle)
 
     async def on_command(self, command: p.PodCommand) -> None:
         session = self.registry.get(command.player_id) if command.player_id else None

@@ -26,6 +26,7 @@ import msgspec
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode
+from servers.game import metrics
 
 log = logging.getLogger("cardgame.game.sessions")
 
@@ -55,6 +56,7 @@ class Connection:
 
     def send(self, message: msgspec.Struct) -> None:
         if not self.closed:
+            metrics.message_out(message)
             self.outbox.put_nowait(p.encode(message))
 
     def close(self, code: int, reason: str) -> None:

@@ -10,13 +10,14 @@ from typing import Any, Protocol
 
 from quart import websocket
 
+from servers.common import logs
 from servers.common import protocol as p
 from servers.common.config import RateLimitSettings
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import Keys
 from servers.common.ratelimit import IpRateLimiter, Rule, TokenBucket
 from servers.common.tokens import Identity
-from servers.game import lobby
+from servers.game import lobby, metrics
 from servers.game.relay import Relay
 from servers.game.sessions import (
     CLOSE_RATE_LIMITED,
@@ -57,6 +58,7 @@ class Guard:
 
 
 async def _refuse(code: ErrorCode, message: str | None, close_code: int) -> None:
+    metrics.refused(code)
     await websocket.accept()
     await websocket.send(p.encode(p.error_message(code, message)).decode())
     await websocket.close(close_code, code.value)
@@ -88,6 +90,7 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
         ip = guard.limiter.ip_of(websocket.remote_addr, websocket.headers.get("X-Forwarded-For"))
         decision = await guard.limiter.check(guard.connect_rule, ip)
         if not decision.allowed:
+            metrics.RATE_LIMITED.labels("ws_connect").inc()
             await _refuse(ErrorCode.RATE_LIMITED,
                           f"too many connections from {ip}; retry after"
                           f" {decision.retry_after:.2f} s", CLOSE_RATE_LIMITED)
@@ -104,8 +107,10 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
     except GameError as exc:
         await _refuse(exc.code, exc.message, CLOSE_UNAUTHORIZED)
         return
+    logs.bind(player_id=identity.player_id)  # this socket's task (and its children) only
     await websocket.accept()
     if relay.draining:
+        metrics.refused(ErrorCode.SERVER_DRAINING)
         await websocket.send(p.encode(p.error_message(ErrorCode.SERVER_DRAINING)).decode())
         await websocket.close(CLOSE_SERVICE_RESTART, ErrorCode.SERVER_DRAINING.value)
         return
@@ -123,6 +128,8 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
     receiver = asyncio.create_task(_receive_loop(relay, session, max_message_bytes, bucket,
                                                  flood_limit))
     sender = asyncio.create_task(_send_loop(conn))
+    metrics.CONNECTS.labels("accepted").inc()
+    metrics.CONNECTIONS.inc()
     try:
         done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
@@ -134,6 +141,7 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
             # The receiver decided to close (a flood): let the sender flush and send the close.
             await asyncio.wait({sender}, timeout=5)
     finally:
+        metrics.CONNECTIONS.dec()
         receiver.cancel()
         sender.cancel()
         relay.registry.detach(session, conn)
@@ -159,6 +167,7 @@ async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int,
             frame = b""
         wait = bucket.take() if bucket is not None else 0.0
         if wait and bucket is not None:
+            metrics.RATE_LIMITED.labels("ws_message").inc()
             now = time.monotonic()
             refused = refused + 1 if now - last_refused < FLOOD_QUIET else 1
             last_refused = now
@@ -184,6 +193,7 @@ async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int,
             log.exception("frame from %s could not be decoded", session.player_id)
             session.send_error(ErrorCode.INTERNAL)
             continue
+        metrics.message_in(message)
         try:
             await handle(relay, session, message)
         except GameError as exc:

@@ -4,13 +4,14 @@ health and metrics."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Quart, Response, jsonify
 
 from servers.common import bus
+from servers.common import metrics as common_metrics
 from servers.common.config import Settings
 from servers.common.heartbeat import run_heartbeat
 from servers.common.keys import MATCH_GROUP, GameMode, Keys
@@ -95,7 +96,7 @@ def create_app(settings: Settings) -> Quart:
     async def game_server_health() -> Response:
         """The seed's probe: 500 while no game server subscribes battle:request."""
         run = running[0]
-        [(_, count)] = await run.redis.pubsub_numsub(keys.battle_request)
+        count = await bus.numsub(run.redis, keys.battle_request)
         ok = count > 0 and run.watchdog.game_servers_ok
         return _status({"battle_request_subscribers": count,
                         "numsub_failures": run.watchdog.numsub_failures,
@@ -107,10 +108,16 @@ def create_app(settings: Settings) -> Quart:
         async with redis.pipeline(transaction=False) as pipe:
             for mode in GameMode:
                 pipe.zcard(keys.queue(mode))
-            sizes = await pipe.execute()
-        for mode, size in zip(GameMode, sizes, strict=True):
+                pipe.zrange(keys.queue(mode), 0, 0, withscores=True)  # the longest waiting
+            replies = await pipe.execute()
+        now = time.time()
+        for i, mode in enumerate(GameMode):
+            size, oldest = replies[2 * i], replies[2 * i + 1]
             metrics.queue_size.labels(mode.value).set(size)
-        return Response(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST)
+            metrics.oldest_wait.labels(mode.value).set(
+                max(0.0, now - oldest[0][1] / 1000) if oldest else 0.0)
+        body, content_type = common_metrics.exposition(metrics.registry)
+        return Response(body, content_type=content_type)
 
     return app
 

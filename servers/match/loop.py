@@ -57,6 +57,7 @@ class Matchmaking:
         message = p.MatchResult(player_id=player_id, game_mode=mode, request_id=request_id,
                                 result=result)
         await self.redis.publish(self.keys.match_result(pod_id), _encoder.encode(message))
+        self.metrics.replied(self.keys.namespace, self.keys.match_result(pod_id), result)
 
     async def on_enqueue(self, data: bytes) -> None:
         self.requests_handled += 1
@@ -138,6 +139,7 @@ class Matchmaking:
         for mode in GameMode:
             reaped = await self.scripts.reap(mode, now_ms())
             if reaped:
+                self.metrics.requeued.labels(mode.value).inc(reaped)
                 log.warning("requeued %d players whose match server died mid-tick", reaped)
             while True:
                 popped = await self.scripts.pop(mode, self.batch_size, now_ms() + self.lease_ms)
@@ -179,8 +181,16 @@ class Matchmaking:
             [PairToCommit(r.match_id, r.player1.player_id, r.player2.player_id,
                           _encoder.encode(r)) for r in requests],
             [c.player_id for c in leftover], poisoned)
+        for r in requests:
+            if r.match_id in committed:  # one line per match: the start of its trail in the logs
+                log.info("match formed: %s (%s) vs %s (%s)", r.player1.player_id,
+                         r.player1.pod_id, r.player2.player_id, r.player2.pod_id,
+                         extra={"match_id": r.match_id})
         await self._announce(mode, [r for r in requests if r.match_id in committed])
         self.metrics.matches.labels(mode.value).inc(len(committed))
+        self.metrics.matched(mode.value, now_ms(), [c.score for r in requests
+                                                    if r.match_id in committed
+                                                    for c in (r.player1, r.player2)])
         return len(committed)
 
     async def _announce(self, mode: GameMode, requests: list[p.BattleRequest]) -> None:
@@ -197,6 +207,7 @@ class Matchmaking:
                 match_id=r.match_id, game_mode=mode.value, player1=r.player1.player_id,
                 player2=r.player2.player_id, pod1=r.player1.pod_id, pod2=r.player2.pod_id))))
         await self.publisher.publish_many(messages)
+        self.metrics.published(self.keys.namespace, (channel for channel, _ in messages))
 
     async def run_ticks(self, interval: float) -> None:
         """TryMatch forever; the next tick is planned after the previous one ends (no overlap)."""

@@ -17,8 +17,9 @@ import time
 
 import redis.asyncio as aioredis
 
+from servers.common import bus
 from servers.common.config import Settings
-from servers.common.heartbeat import read_heartbeats
+from servers.common.heartbeat import ROLES, read_heartbeats
 from servers.common.keys import GameMode, Keys
 from servers.common.lua import Dequeued
 from servers.match.loop import Matchmaking
@@ -63,11 +64,13 @@ class Watchdog:
     async def refresh_maintenance(self) -> None:
         flag = await self.redis.get(self.keys.maintenance_flag)
         self.mm.maintenance = flag is not None
+        self.mm.metrics.maintenance.set(1.0 if flag is not None else 0.0)
         self.auto_maintenance = flag == AUTO
 
     async def check_pods(self) -> None:
         now = time.monotonic()
         beats = await read_heartbeats(self.redis, self.keys)
+        self.mm.metrics.heartbeats(beats, time.time(), ROLES)
         for pod, roles in beats.items():
             if "game" in roles:
                 self.dead_since.pop(pod, None)
@@ -76,6 +79,7 @@ class Watchdog:
             since = self.dead_since.setdefault(pod, now)
             if pod not in self.cleaned and now - since >= self.s.game.reconnect_grace:
                 removed = await self.dequeue_pod(pod)
+                self.mm.metrics.players_removed.labels("dead_pod").inc(removed)
                 self.cleaned.add(pod)
                 log.warning("game server of %s is dead: dequeued %d of its players", pod, removed)
             if not roles and now - since > 3600:  # long gone: stop listing it
@@ -95,7 +99,8 @@ class Watchdog:
         return len(removed)
 
     async def check_numsub(self) -> None:
-        [(_, count)] = await self.redis.pubsub_numsub(self.keys.battle_request)
+        count = await bus.numsub(self.redis, self.keys.battle_request)
+        self.mm.metrics.game_servers.set(count)
         if count > 0:
             self.numsub_failures = 0
             self.game_servers_seen = True
@@ -108,6 +113,7 @@ class Watchdog:
         self.game_servers_seen = False
         if self.numsub_failures >= self.s.match.numsub_failures and not self.mm.maintenance:
             removed = await self.clear_queues()
+            self.mm.metrics.players_removed.labels("no_game_server").inc(removed)
             await self.redis.set(self.keys.maintenance_flag, AUTO, ex=self.s.match.maintenance_ttl)
             self.mm.maintenance = self.auto_maintenance = True
             log.error("no game server for %d checks: removed %d queued players, maintenance on",

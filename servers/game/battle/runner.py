@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 
+from servers.common import bus, logs
 from servers.common import protocol as p
 from servers.common.bus import RetryLater
 from servers.common.keys import Keys
+from servers.common.lua import PublishScript
+from servers.game import metrics
 from servers.game.battle.sim import encode_timeline, simulate
 from servers.game.persistence import record_match
 
@@ -36,6 +40,7 @@ class BattleRunner:
         self.completed = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.publisher = PublishScript(redis)
 
     async def on_entry(self, data: bytes) -> None:
         await self.run(_battle_request.decode(data))
@@ -43,9 +48,13 @@ class BattleRunner:
     async def run(self, request: p.BattleRequest) -> None:
         self.running += 1
         self.idle.clear()
+        started = time.perf_counter()
+        bound = logs.bind(match_id=request.match_id)
         try:
             await self._run(request)
+            metrics.BATTLE_SECONDS.labels(request.game_mode).observe(time.perf_counter() - started)
         finally:
+            logs.unbind(bound)
             self.running -= 1
             if self.running == 0:
                 self.idle.set()
@@ -68,17 +77,27 @@ class BattleRunner:
             await pipe.execute()
         outcome = simulate(request.player1.metadata, request.player2.metadata, request.seed)
         timeline = encode_timeline(outcome.events)
+        persisting = time.perf_counter()
         try:
             fresh = await record_match(
                 self.pool, request, winner_id=outcome.winner_id, end_reason=outcome.reason,
                 turns=outcome.turns, timeline=timeline, pod_id=self.pod_id, started_at=started)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                 asyncpg.CannotConnectNowError, TimeoutError) as exc:
+            metrics.PERSIST_FAILURES.labels("record_match").inc()
+            metrics.BATTLES.labels(request.game_mode, "retry").inc()
             raise RetryLater(f"battle {request.match_id} not recorded yet: {exc}") from exc
+        except Exception:
+            metrics.PERSIST_FAILURES.labels("record_match").inc()
+            raise
+        metrics.PERSIST_SECONDS.labels("record_match").observe(time.perf_counter() - persisting)
         if not fresh:
             log.info("match %s was recorded before; delivering its result again",
                      request.match_id)
         await self.publish_results(request, outcome.winner_id, outcome.turns, timeline)
+        metrics.BATTLES.labels(request.game_mode, "recorded" if fresh else "rerun").inc()
+        log.info("battle %s: %s vs %s, winner %s in %d turns", "recorded" if fresh else "re-run",
+                 one, two, outcome.winner_id, outcome.turns)
         self.completed += fresh
 
     async def publish_results(self, request: p.BattleRequest, winner_id: str | None, turns: int,
@@ -86,17 +105,20 @@ class BattleRunner:
         """Send each player's result to the pod holding their session now (they may have
         reconnected elsewhere since they queued)."""
         players = (request.player1, request.player2)
-        current = await self.redis.mget([self.keys.player_pod(c.player_id) for c in players])
+        current = await bus.mget(self.redis, [self.keys.player_pod(c.player_id) for c in players])
         raw = msgspec.Raw(timeline)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for (me, other), pod in zip(((players[0], players[1]), (players[1], players[0])),
-                                        current, strict=True):
-                target = pod.decode() if pod else me.pod_id
-                pipe.publish(self.keys.battle_result(target), _encoder.encode(p.BattleResult(
-                    match_id=request.match_id, game_mode=request.game_mode,
-                    player_id=me.player_id, opponent_id=other.player_id, seed=request.seed,
-                    winner_id=winner_id, turns=turns, timeline=raw)))
-            await pipe.execute()
+        messages: list[tuple[str, bytes]] = []
+        for (me, other), pod in zip(((players[0], players[1]), (players[1], players[0])),
+                                    current, strict=True):
+            target = pod.decode() if pod else me.pod_id
+            messages.append((self.keys.battle_result(target), _encoder.encode(p.BattleResult(
+                match_id=request.match_id, game_mode=request.game_mode,
+                player_id=me.player_id, opponent_id=other.player_id, seed=request.seed,
+                winner_id=winner_id, turns=turns, timeline=raw))))
+        # One script call (a cluster client refuses PUBLISH in a pipeline).
+        await self.publisher.publish_many(messages)
+        for channel, _ in messages:
+            metrics.published(self.keys.namespace, channel)
 
     async def drain(self, timeout: float) -> None:
         try:
