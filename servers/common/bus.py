@@ -32,6 +32,20 @@ log = logging.getLogger("cardgame.bus")
 Handler = Callable[[str, bytes], Awaitable[None]]
 
 
+def cancelling() -> bool:
+    """Whether the current task was asked to stop. A cancellation can reach a long-lived loop
+    disguised as another error (redis-py turns a cancel that races a timeout into a
+    TimeoutError): every loop that catches broad errors checks this and stops instead of
+    going round again with its cancellation lost."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def stop_if_cancelling() -> None:
+    if cancelling():
+        raise asyncio.CancelledError
+
+
 class RetryLater(Exception):
     """Raised by a stream handler that could not finish (a dependency is down): the entry stays
     pending and is handled again once it is claimed after the idle time."""
@@ -135,8 +149,10 @@ async def run_subscriber(redis: aioredis.Redis, channels: list[str], handler: Ha
                 except asyncio.CancelledError:
                     raise
                 except Exception:
+                    stop_if_cancelling()
                     log.exception("handler failed for a message on %s", channel)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            stop_if_cancelling()
             log.warning("subscription to %s lost (%s); resubscribing", channels, exc)
             await asyncio.sleep(RETRY_DELAY)
         finally:
@@ -185,6 +201,7 @@ async def run_stream_consumer(
             log.warning("will retry an entry of %s: %s", stream, exc)
             return None
         except Exception:
+            stop_if_cancelling()
             log.exception("handler failed on %s; dropping the entry", stream)
         return entry_id
 
@@ -220,6 +237,7 @@ async def run_stream_consumer(
                     pipe.xdel(stream, *ids)
                     await pipe.execute()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            stop_if_cancelling()
             log.warning("stream %s unavailable (%s); retrying", stream, exc)
             await asyncio.sleep(RETRY_DELAY)
         except ResponseError as exc:

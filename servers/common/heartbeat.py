@@ -17,6 +17,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from servers.common import bus
+from servers.common.bus import stop_if_cancelling
 from servers.common.keys import Keys
 
 log = logging.getLogger("cardgame.heartbeat")
@@ -52,6 +53,7 @@ async def run_heartbeat(redis: aioredis.Redis, keys: Keys, pod_id: str, role: st
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Redis down: keep trying; the TTL tells others meanwhile
+            stop_if_cancelling()
             log.warning("heartbeat of %s/%s failed: %s", pod_id, role, exc)
         await asyncio.sleep(interval)
 

@@ -18,6 +18,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from servers.common import protocol as p
+from servers.common.bus import stop_if_cancelling
 from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
 from servers.common.lua import Dequeued, PairToCommit, Popped, PublishScript, QueueScripts
@@ -218,6 +219,7 @@ class Matchmaking:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                stop_if_cancelling()
                 log.exception("TryMatch tick failed")
             elapsed = time.perf_counter() - started
             self.metrics.tick_seconds.observe(elapsed)

@@ -18,6 +18,7 @@ import time
 import redis.asyncio as aioredis
 
 from servers.common import bus
+from servers.common.bus import stop_if_cancelling
 from servers.common.config import Settings
 from servers.common.heartbeat import ROLES, read_heartbeats
 from servers.common.keys import GameMode, Keys
@@ -57,6 +58,7 @@ class Watchdog:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis down: report unready, keep watching
+                stop_if_cancelling()
                 self.redis_ok = False
                 log.warning("watchdog check failed: %s", exc)
             await asyncio.sleep(self.s.pods.heartbeat_interval)
