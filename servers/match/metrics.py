@@ -23,3 +23,13 @@ class MatchMetrics:
             "cardgame_trymatch_tick_seconds", "Duration of one TryMatch tick",
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r)
+        # Issue 3.
+        self.expired = Counter("cardgame_tickets_expired_total",
+                               "Players dequeued because they waited longer than the ticket"
+                               " lifetime", ["mode"], registry=r)
+        self.rating_diff = Histogram(
+            "cardgame_ranked_rating_diff", "Absolute rating difference of Ranked pairs",
+            buckets=(10, 25, 50, 100, 150, 200, 300, 400, 600, 1000), registry=r)
+        self.wait_seconds = Histogram(
+            "cardgame_queue_wait_seconds", "Enqueue to pairing, per mode", ["mode"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300), registry=r)
