@@ -49,17 +49,22 @@ async def run_servers(redis: aioredis.Redis, keys: Keys, count: int, until: int,
     async def loop(mm: Matchmaking) -> None:
         while True:
             await mm.tick()
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.02)
 
     tasks = [asyncio.create_task(loop(mm)) for mm in servers]
     try:
         deadline = time.monotonic() + 10
         while len(await battles(redis, keys, GameMode.RANKED)) < until:
-            assert time.monotonic() < deadline, "not everyone was matched"
+            if time.monotonic() > deadline:
+                failed = [t.exception() for t in tasks if t.done() and not t.cancelled()]
+                raise AssertionError(
+                    f"not everyone was matched: {len(await battles(redis, keys, GameMode.RANKED))}"
+                    f" pairs, queue {await redis.zcard(keys.queue(GameMode.RANKED))}, in flight"
+                    f" {await redis.zcard(keys.inflight(GameMode.RANKED))}, failed {failed!r}")
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.2)  # a double match would show up by now
     finally:
-        await stop_all(tasks)
+        await asyncio.wait_for(stop_all(tasks), 10)
     return await battles(redis, keys, GameMode.RANKED)
 
 

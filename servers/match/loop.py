@@ -49,6 +49,8 @@ def now_ms() -> int:
 # Modes paired over their whole queue by one match server per tick (see
 # lua/try_match_pop_exclusive.lua): the best opponent may be anywhere in the queue.
 WHOLE_QUEUE_MODES = frozenset({GameMode.RANKED, GameMode.PARTY})
+# Each match server looks for expired leases this often (seconds); leases last seconds.
+REAP_INTERVAL = 0.25
 # Ticket lifetime and party expiry are checked this often (seconds).
 HOUSEKEEPING_INTERVAL = 0.5
 
@@ -68,6 +70,7 @@ class Matchmaking:
         # A whole-queue pass at most this often, whichever match server does it; a little
         # shorter than a tick so that one match server alone passes on every tick.
         self.pass_interval_ms = max(1, int(pass_interval * 800))
+        self._next_reap = 0.0
         self.maintenance = False  # kept current by the watchdog
         self.matches_formed = 0
         self.requests_handled = 0
@@ -140,8 +143,11 @@ class Matchmaking:
     async def tick(self) -> int:
         """Pop, pair and commit until the queues hold no more pairs; returns pairs formed."""
         formed = 0
+        reap = time.monotonic() >= self._next_reap
+        if reap:  # leases last seconds: reaping a few times a second is plenty
+            self._next_reap = time.monotonic() + REAP_INTERVAL
         for mode in GameMode:
-            reaped = await self.scripts.reap(mode, now_ms())
+            reaped = await self.scripts.reap(mode, now_ms()) if reap else 0
             if reaped:
                 log.warning("requeued %d players whose match server died mid-tick", reaped)
             if mode in WHOLE_QUEUE_MODES:
