@@ -11,6 +11,7 @@ from collections import Counter
 import msgspec
 import redis.asyncio as aioredis
 
+from servers.bench.matchmaking import stop_tasks
 from servers.common import protocol as p
 from servers.common.keys import GameMode, Keys
 from servers.common.lua import PartyScripts, QueueScripts
@@ -18,7 +19,7 @@ from servers.common.models import BattleSnapshot
 from servers.match.loop import Matchmaking
 from servers.match.matchmakers.ranked import Window
 from servers.match.metrics import MatchMetrics
-from tests.test_match import DECK, Listener, start_servers, stop_all
+from tests.test_match import DECK, Listener, start_servers
 
 _request = msgspec.json.Decoder(p.BattleRequest)
 
@@ -64,7 +65,7 @@ async def run_servers(redis: aioredis.Redis, keys: Keys, count: int, until: int,
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.2)  # a double match would show up by now
     finally:
-        await asyncio.wait_for(stop_all(tasks), 10)
+        await stop_tasks(tasks)
     return await battles(redis, keys, GameMode.RANKED)
 
 
@@ -146,7 +147,7 @@ async def test_party_members_meet_each_other_only(redis: aioredis.Redis, keys: K
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.1)
     finally:
-        await stop_all(tasks)
+        await stop_tasks(tasks)
     met = {frozenset((r.player1.player_id, r.player2.player_id))
            for r in await battles(redis, keys, GameMode.PARTY)}
     assert met == {frozenset(("a1", "a2")), frozenset(("b1", "b2"))}

@@ -46,6 +46,15 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _reraise_cancel() -> None:
+    """Raise CancelledError if this task was asked to stop. On Python 3.11 a cancel that races
+    with asyncio.timeout() (which redis-py uses around socket reads) can surface as a
+    TimeoutError: a loop that logs errors and carries on would then never stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 # Modes paired over their whole queue by one match server per tick (see
 # lua/try_match_pop_exclusive.lua): the best opponent may be anywhere in the queue.
 WHOLE_QUEUE_MODES = frozenset({GameMode.RANKED, GameMode.PARTY})
@@ -176,6 +185,7 @@ class Matchmaking:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                _reraise_cancel()
                 log.exception("housekeeping failed")
             await asyncio.sleep(interval)
 
@@ -299,6 +309,7 @@ class Matchmaking:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                _reraise_cancel()  # a cancel that a client library turned into an error
                 log.exception("TryMatch tick failed")
             elapsed = time.perf_counter() - started
             self.metrics.tick_seconds.observe(elapsed)
