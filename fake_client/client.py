@@ -152,7 +152,7 @@ def timeline_problems(result: p.BattleResultMessage) -> list[str]:
     from servers.game.battle.sim import decode_timeline
 
     try:
-        events = decode_timeline(bytes(result.timeline))
+        events = decode_timeline(p.timeline_bytes(result))
     except msgspec.DecodeError as exc:
         return [f"timeline does not decode: {exc}"]
     problems = []

@@ -72,7 +72,9 @@ def settings(redis_service: ServiceHandle, database_url: str) -> Settings:
     return base.replace(
         redis={"url": redis_service.url, "namespace": f"t{RUN}"},
         database={"url": database_url},
-        match={"tick_interval": 0.05},
+        # Ranked windows open fast: tests check flows, not match quality (the benchmark does).
+        match={"tick_interval": 0.05, "ranked_window_growth": 200.0,
+               "ranked_window_max": 100000.0},
         game={"match_reply_timeout": 3.0, "reconnect_grace": 0.5, "drain_deadline": 5.0},
         pods={"heartbeat_interval": 0.2, "heartbeat_ttl": 1.0},
     )

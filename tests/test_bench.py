@@ -50,3 +50,13 @@ def test_bench_connections_few_idle(settings: Settings, tmp_path: Path) -> None:
     result = bench(settings, tmp_path, "connections", "--idle", "30")
     assert [r["compression_offered"] for r in result["runs"]] == [False, True]
     assert all(r["idle"] == 30 for r in result["runs"])
+
+
+def test_bench_matchmaking_reports_quality(settings: Settings, tmp_path: Path) -> None:
+    result = bench(settings, tmp_path, "matchmaking", "--players", "60", "--arrival-rate", "60",
+                   "--duration", "1", "--servers", "2")
+    assert result["pairs"] > 0 and result["servers"] == 2
+    assert result["arrivals"] == 2 * result["pairs"] + result["still_waiting"]["players"] \
+        + result["arrivals_skipped_nobody_idle"]
+    assert result["wait_s"]["median"] is not None and result["rating_diff"]["p95"] is not None
+    assert result["rating_diff"]["mean"] >= result["best_possible_mean_diff"]

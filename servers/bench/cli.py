@@ -12,7 +12,8 @@ from servers.bench.report import RESULTS_DIR, write_json
 
 
 def add_parser(sub: Any) -> None:
-    bench = sub.add_parser("bench", help="benchmarks: e2e, matchmaker, connections")
+    bench = sub.add_parser("bench",
+                           help="benchmarks: e2e, matchmaker, connections, matchmaking")
     kinds = bench.add_subparsers(dest="bench", required=True)
 
     e2e = kinds.add_parser("e2e", help="C clients play PvP against a stack for S seconds")
@@ -37,7 +38,17 @@ def add_parser(sub: Any) -> None:
     conn = kinds.add_parser("connections", help="memory per idle WebSocket on one game server")
     conn.add_argument("--idle", type=int, default=1000)
 
-    for parser in (e2e, mm, conn):
+    quality = kinds.add_parser("matchmaking",
+                               help="Ranked match quality: waits and rating differences")
+    quality.add_argument("--players", type=int, default=2000, help="population size")
+    quality.add_argument("--arrival-rate", type=float, default=20.0,
+                         help="players entering the Ranked queue per second (Poisson)")
+    quality.add_argument("--duration", type=float, default=30.0, help="seconds of arrivals")
+    quality.add_argument("--servers", type=int, default=1,
+                         help="match servers working the queue at once")
+    quality.add_argument("--seed", type=int, default=1, help="population and arrivals")
+
+    for parser in (e2e, mm, conn, quality):
         parser.add_argument("--json", action="store_true", help="print the JSON result last")
         parser.add_argument("--out", type=Path, default=RESULTS_DIR,
                             help=f"directory for the JSON result (default {RESULTS_DIR}/)")
@@ -64,6 +75,12 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
 
         result = bench_matchmaker(args.queued, args.batch)
         printer = print_matchmaker
+    elif args.bench == "matchmaking":
+        from servers.bench.matchmaking import bench_matchmaking, print_matchmaking
+
+        result = bench_matchmaking(args.players, args.arrival_rate, args.duration,
+                                   args.servers, args.seed)
+        printer = print_matchmaking
     else:
         from servers.bench.connections import bench_connections, print_connections
 

@@ -97,6 +97,10 @@ class GameSettings:
     reconnect_grace: float = 5.0
     # SIGTERM: finish battles, dequeue with a notice and close sockets within this many seconds.
     drain_deadline: float = 20.0
+    # --- issue 3 ---
+    party_ttl: float = 1800.0  # seconds a party lives after it was created
+    timeline_gzip_threshold: int = 4096  # timelines above this many bytes may be gzip-compressed
+    history_limit: int = 50  # most matches one get_history returns
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,26 @@ class MatchSettings:
     numsub_check_interval: float = 6.0
     numsub_failures: int = 5
     maintenance_ttl: int = 300
+    # --- issue 3 ---
+    # Ranked: a player accepts opponents within start + growth * seconds waited, up to max.
+    ranked_window_start: float = 100.0
+    ranked_window_growth: float = 15.0
+    ranked_window_max: float = 600.0
+    # Ranked and Party pair over the whole queue, by one match server per tick: most players
+    # taken in one such pass (the longest-waiting).
+    pass_batch_size: int = 10000
+    # Ticket lifetime: a player queued longer than this is dequeued and told ("expired").
+    ticket_max_wait: float = 300.0
+
+
+@dataclass(frozen=True)
+class RatingSettings:
+    """Glicko-2 (issue 3): tau constrains volatility changes (Glickman suggests 0.3 to 1.2);
+    a player's RD grows for each whole rating period without a Ranked game, up to max_rd."""
+
+    tau: float = 0.5
+    period_seconds: float = 86400.0
+    max_rd: float = 350.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +167,7 @@ class Settings:
     steam: SteamSettings = field(default_factory=SteamSettings)
     ratelimit: RateLimitSettings = field(default_factory=RateLimitSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    rating: RatingSettings = field(default_factory=RatingSettings)
 
     def replace(self, **sections: Any) -> Settings:
         """Copy with some fields replaced; a dict value updates that section's fields."""
@@ -214,6 +239,7 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path = CONFI
         "steam": SteamSettings,
         "ratelimit": RateLimitSettings,
         "log": LogSettings,
+        "rating": RatingSettings,
     }
     built = {key: _section(cls, raw.get(key, {}), env, key) for key, cls in sections.items()}
     settings = Settings(env=name, pod_id=env.get("POD_ID", "pod-1"), **built)

@@ -46,6 +46,16 @@ class ErrorCode(StrEnum):
     REFRESH_TOKEN_REUSED = "REFRESH_TOKEN_REUSED"
     TOKEN_REVOKED = "TOKEN_REVOKED"
     RATE_LIMITED = "RATE_LIMITED"
+    # Issue 3: parties, history and replays.
+    IN_PARTY = "IN_PARTY"
+    ALREADY_IN_PARTY = "ALREADY_IN_PARTY"
+    NOT_IN_PARTY = "NOT_IN_PARTY"
+    PARTY_NOT_FOUND = "PARTY_NOT_FOUND"
+    PARTY_EXPIRED = "PARTY_EXPIRED"
+    PARTY_FULL = "PARTY_FULL"
+    PARTY_NOT_READY = "PARTY_NOT_READY"
+    MATCH_NOT_FOUND = "MATCH_NOT_FOUND"
+    NOT_YOUR_MATCH = "NOT_YOUR_MATCH"
 
 
 # One line of documentation per code; docs/protocol.md is generated from this table.
@@ -86,6 +96,17 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
                                     " whole session was revoked: log in again.",
     ErrorCode.TOKEN_REVOKED: "The session of this token was logged out or revoked: log in again.",
     ErrorCode.RATE_LIMITED: "Too many requests; slow down and retry after the indicated time.",
+    ErrorCode.IN_PARTY: "The player is in a party: only the party duel (mode `party`) can be"
+                        " queued; leave the party first.",
+    ErrorCode.ALREADY_IN_PARTY: "The player is already in a party; leave it first.",
+    ErrorCode.NOT_IN_PARTY: "The player is not in a party.",
+    ErrorCode.PARTY_NOT_FOUND: "No party has that invite code.",
+    ErrorCode.PARTY_EXPIRED: "The party has expired; create a new one.",
+    ErrorCode.PARTY_FULL: "The party already has two members.",
+    ErrorCode.PARTY_NOT_READY: "A party duel needs a party of two.",
+    ErrorCode.MATCH_NOT_FOUND: "No recorded match has that id.",
+    ErrorCode.NOT_YOUR_MATCH: "The match was played by other players; only its players may"
+                              " fetch its replay.",
 }
 
 

@@ -13,6 +13,14 @@ from enum import StrEnum
 
 class GameMode(StrEnum):
     NORMAL = "normal"
+    # Issue 3. Ranked pairs by rating (one match server pairs the whole queue at a time);
+    # Party pairs the two members of one party. PvE has no queue, hence no member here.
+    RANKED = "ranked"
+    PARTY = "party"
+
+
+# Issue 3: modes recorded in match history that have no queue.
+PVE_MODE = "pve"
 
 
 # Consumer group of the match servers on the request streams.
@@ -53,6 +61,11 @@ class Keys:
         """Stream of BattleRequest, read by the game servers' group. Written in the same script
         that takes the pair out of the queue, so a match is never lost nor made twice."""
         return f"{self.namespace}:battles:{{{mode.value}}}"
+
+    def pairing_pass(self, mode: GameMode) -> str:
+        """String with a TTL of one tick (issue 3): set by the match server that pairs the
+        mode's whole queue in this tick (Ranked, Party), so one server does it per tick."""
+        return f"{self.namespace}:pairing-pass:{{{mode.value}}}"
 
     # --- players (one hash slot per player) ---
     def player_pod(self, player_id: str) -> str:
@@ -137,3 +150,22 @@ class Keys:
         """Channel: auth server -> every game server; payload = a revoked session id, whose
         open WebSockets are closed."""
         return f"{self.namespace}:auth:session_revoked"
+
+    # --- issue 3: parties (all in the `{party}` slot, together with the party queue) ---
+    @property
+    def parties(self) -> str:
+        """Hash: party code -> party JSON (owner, members, created and expiry times in ms).
+        Shares the `{party}` hash tag with the party queue, so one script can leave a party
+        and take the partner out of the queue."""
+        return f"{self.namespace}:parties:{{{GameMode.PARTY.value}}}"
+
+    @property
+    def party_members(self) -> str:
+        """Hash: player id -> code of the party they are in (same slot as `parties`)."""
+        return f"{self.namespace}:party-members:{{{GameMode.PARTY.value}}}"
+
+    @property
+    def party_expiry(self) -> str:
+        """Sorted set: party code -> expiry time (ms), so the match servers' sweep finds
+        expired parties without scanning (same slot as `parties`)."""
+        return f"{self.namespace}:party-expiry:{{{GameMode.PARTY.value}}}"

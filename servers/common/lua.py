@@ -60,7 +60,7 @@ class QueueScripts:
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(load_source(name))
             for name in ("enqueue", "dequeue", "try_match_pop", "commit_match", "reap",
-                         "repoint")
+                         "repoint", "try_match_pop_exclusive", "expire")
         }
 
     async def enqueue(self, mode: GameMode, player_id: str, score_ms: int, ticket: bytes,
@@ -111,6 +111,92 @@ class QueueScripts:
         k = self._keys
         return bool(await self._scripts["repoint"](
             [k.queue(mode), k.ticket_pods(mode), k.inflight(mode)], [player_id, pod_id]))
+
+    async def pop_exclusive(self, mode: GameMode, limit: int, lease_deadline_ms: int,
+                            pass_interval_ms: int) -> list[Popped]:
+        """Pop the whole queue (up to `limit`) unless another match server is pairing it or
+        paired it less than `pass_interval_ms` ago (then nothing)."""
+        k = self._keys
+        flat = await self._scripts["try_match_pop_exclusive"](
+            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.inflight(mode),
+             k.inflight_scores(mode), k.pairing_pass(mode)],
+            [limit, lease_deadline_ms, max(1, pass_interval_ms)])
+        return [
+            Popped(_text(flat[i]), int(float(flat[i + 1])), _bytes(flat[i + 2]), _text(flat[i + 3]))
+            for i in range(0, len(flat), 4)
+        ]
+
+    async def expire(self, mode: GameMode, cutoff_ms: int,
+                     limit: int = 1000) -> list[tuple[str, str]]:
+        """Remove tickets enqueued at or before `cutoff_ms`; returns (player id, pod id)."""
+        k = self._keys
+        flat = await self._scripts["expire"](
+            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)], [cutoff_ms, limit])
+        return [(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+
+@dataclass(frozen=True)
+class PartyReply:
+    status: str  # "ok" or the reason nothing was written (see the scripts' headers)
+    party: bytes  # the party JSON ("" when none)
+
+
+@dataclass(frozen=True)
+class PartyLeft:
+    left: bool  # False: the player was in no party
+    party: bytes  # the party after ("" when deleted)
+    other: str  # the remaining member ("" when none)
+    other_dequeued_pod: str  # that member's pod when they were taken out of the queue
+
+
+@dataclass(frozen=True)
+class PartyExpired:
+    player_id: str
+    code: str
+    dequeued_pod: str  # the pod to tell when the member was waiting in the party queue
+
+
+class PartyScripts:
+    """Typed access to the party scripts (issue 3); every key is in the `{party}` slot."""
+
+    def __init__(self, redis: Any, keys: Keys) -> None:
+        self._keys = keys
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(load_source(name))
+            for name in ("party_create", "party_join", "party_leave", "party_sweep")
+        }
+
+    def _party_keys(self) -> list[str]:
+        k = self._keys
+        return [k.parties, k.party_members, k.party_expiry]
+
+    def _queue_keys(self) -> list[str]:
+        k, mode = self._keys, GameMode.PARTY
+        return [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)]
+
+    async def create(self, code: str, player_id: str, now_ms: int,
+                     expires_ms: int) -> PartyReply:
+        status, party = await self._scripts["party_create"](
+            self._party_keys(), [code, player_id, now_ms, expires_ms])
+        return PartyReply(_text(status), _bytes(party))
+
+    async def join(self, code: str, player_id: str, now_ms: int) -> PartyReply:
+        status, party = await self._scripts["party_join"](
+            self._party_keys(), [code, player_id, now_ms])
+        return PartyReply(_text(status), _bytes(party))
+
+    async def leave(self, player_id: str) -> PartyLeft:
+        reply = await self._scripts["party_leave"](
+            self._party_keys() + self._queue_keys(), [player_id])
+        if _text(reply[0]) != "ok":
+            return PartyLeft(False, b"", "", "")
+        return PartyLeft(True, _bytes(reply[1]), _text(reply[2]), _text(reply[3]))
+
+    async def sweep(self, now_ms: int, limit: int = 500) -> list[PartyExpired]:
+        flat = await self._scripts["party_sweep"](
+            self._party_keys() + self._queue_keys(), [now_ms, limit])
+        return [PartyExpired(_text(flat[i]), _text(flat[i + 1]), _text(flat[i + 2]))
+                for i in range(0, len(flat), 3)]
 
 
 class PublishScript:

@@ -31,3 +31,5 @@ class BattleSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     pod_id: str
     artifacts: tuple[str, ...] = ()
     items: tuple[str, ...] = ()
+    # Issue 3: the invite code of the party a Party-mode ticket belongs to ("" otherwise).
+    party_code: str = ""

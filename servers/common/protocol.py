@@ -8,6 +8,8 @@ shared by the servers, the fake client and the Locust users.
 
 from __future__ import annotations
 
+import base64
+import gzip
 from typing import Any, Literal
 
 import msgspec
@@ -68,11 +70,55 @@ class Dequeue(ClientMessage, tag="dequeue"):
     pass
 
 
+# --- issue 3: options, parties, PvE, history and replays ---
+class SetOptions(ClientMessage, tag="set_options"):
+    """Per-connection options. `timeline_gzip`: battle timelines above the server's threshold
+    arrive gzip-compressed in `timeline_gzip` (base64) instead of `timeline`."""
+
+    timeline_gzip: bool = False
+
+
+class CreateParty(ClientMessage, tag="create_party"):
+    pass
+
+
+class JoinParty(ClientMessage, tag="join_party"):
+    code: str
+
+
+class LeaveParty(ClientMessage, tag="leave_party"):
+    pass
+
+
+class GetParty(ClientMessage, tag="get_party"):
+    pass
+
+
+PveDifficulty = Literal["easy", "normal", "hard"]
+
+
+class StartPve(ClientMessage, tag="start_pve"):
+    """A battle against an AI deck on this game server: no queue, unranked, recorded."""
+
+    difficulty: PveDifficulty = "normal"
+
+
+class GetHistory(ClientMessage, tag="get_history"):
+    limit: int = 20
+
+
+class GetReplay(ClientMessage, tag="get_replay"):
+    match_id: str
+
+
 AnyClientMessage = (
     Ping | GetProfile | GetCollection | GetDecks | SaveDeck | SetActiveDeck | Enqueue | Dequeue
+    | SetOptions | CreateParty | JoinParty | LeaveParty | GetParty | StartPve | GetHistory
+    | GetReplay
 )
 CLIENT_MESSAGE_TYPES: tuple[type[ClientMessage], ...] = (
     Ping, GetProfile, GetCollection, GetDecks, SaveDeck, SetActiveDeck, Enqueue, Dequeue,
+    SetOptions, CreateParty, JoinParty, LeaveParty, GetParty, StartPve, GetHistory, GetReplay,
 )
 
 
@@ -151,7 +197,9 @@ class Enqueued(ServerMessage, tag="enqueued"):
     mode: str
 
 
-DequeueReason = Literal["requested", "disconnected", "server"]
+# "expired": waited longer than the ticket lifetime; "party": the party duel cannot happen
+# any more (the other member left or the party expired).
+DequeueReason = Literal["requested", "disconnected", "server", "expired", "party"]
 
 
 class Dequeued(ServerMessage, tag="dequeued"):
@@ -177,6 +225,9 @@ class BattleResultMessage(ServerMessage, tag="battle_result"):
     opponent_id: str
     turns: int
     timeline: msgspec.Raw
+    # Issue 3: set (base64 of the gzip-compressed timeline JSON) instead of `timeline`, which is
+    # then null, when the client asked for it with `set_options` and the timeline is large.
+    timeline_gzip: str | None = None
 
 
 class Error(ServerMessage, tag="error"):
@@ -184,9 +235,77 @@ class Error(ServerMessage, tag="error"):
     message: str
 
 
+class Options(ServerMessage, tag="options"):
+    """Reply to `set_options`: the options in force and the compression threshold (bytes)."""
+
+    timeline_gzip: bool
+    gzip_threshold: int
+
+
+PartyEvent = Literal["created", "joined", "member_joined", "member_left", "expired", "state"]
+
+
+class Party(ServerMessage, tag="party"):
+    """A party's state: the reply to `create_party`, `join_party`, `get_party`, and pushed to
+    its members when it changes (`event`). A duel starts when both members `enqueue` with
+    mode `party`."""
+
+    code: str
+    owner_id: str
+    members: list[str]
+    expires_at_ms: int
+    event: PartyEvent = "state"
+
+
+class PartyLeft(ServerMessage, tag="party_left"):
+    code: str
+
+
+class HistoryEntry(msgspec.Struct, kw_only=True):
+    match_id: str
+    mode: str
+    opponent_id: str
+    opponent_name: str
+    result: Literal["win", "loss", "draw"]
+    turns: int
+    rating_before: float
+    rating_after: float
+    rating_change: float
+    finished_at_ms: int
+
+
+class History(ServerMessage, tag="history"):
+    """The player's most recent matches, newest first."""
+
+    matches: list[HistoryEntry]
+
+
+class ReplayPlayer(msgspec.Struct, kw_only=True):
+    player_id: str
+    name: str
+    slot: int
+    result: Literal["win", "loss", "draw"]
+    rating_before: float
+    rating_after: float
+
+
+class Replay(ServerMessage, tag="replay"):
+    """A recorded match: the stored seed and timeline (byte for byte what was played)."""
+
+    match_id: str
+    mode: str
+    seed: int
+    winner_id: str | None
+    end_reason: str
+    turns: int
+    players: list[ReplayPlayer]
+    timeline: msgspec.Raw
+    timeline_gzip: str | None = None
+
+
 AnyServerMessage = (
     Welcome | Pong | Profile | Collection | Decks | DeckSaved | ActiveDeckSet | Enqueued | Dequeued
-    | MatchFound | BattleResultMessage | Error
+    | MatchFound | BattleResultMessage | Error | Options | Party | PartyLeft | History | Replay
 )
 
 
@@ -278,9 +397,12 @@ class BattleNotice(BusMessage):
 class PodCommand(BusMessage):
     """Operations -> one game server (channel `pod:{pod_id}:control`)."""
 
-    command: Literal["drain", "player_moved", "disconnect"]
+    command: Literal["drain", "player_moved", "disconnect", "party_changed"]
     player_id: str | None = None
     to_pod: str | None = None
+    # Issue 3, "party_changed": what happened and the party JSON after it.
+    event: str | None = None
+    party: str | None = None
 
 
 class BattleResult(BusMessage):
@@ -361,6 +483,18 @@ def decode_client(frame: bytes | str) -> AnyClientMessage:
 
 def decode_server(frame: bytes | str) -> AnyServerMessage:
     return _server_decoder.decode(frame)
+
+
+def gzip_timeline(timeline: bytes) -> str:
+    """A timeline as sent in `timeline_gzip`: gzip (no file name, mtime 0), then base64."""
+    return base64.b64encode(gzip.compress(timeline, compresslevel=6, mtime=0)).decode()
+
+
+def timeline_bytes(message: BattleResultMessage | Replay) -> bytes:
+    """The timeline JSON of a battle result or replay, compressed or not."""
+    if message.timeline_gzip is not None:
+        return gzip.decompress(base64.b64decode(message.timeline_gzip))
+    return bytes(message.timeline)
 
 
 def error_message(code: ErrorCode, message: str | None = None, ref: str | None = None) -> Error:

@@ -58,8 +58,11 @@ def create_app(settings: Settings) -> Quart:
         pool = await create_pool(settings.database.url, settings.database.pool_min,
                                  settings.database.pool_max)
         relay = Relay(redis, pool, keys, pod_id, settings.game.match_reply_timeout,
-                      settings.game.reconnect_grace)
-        runner = BattleRunner(redis, pool, keys, pod_id)
+                      settings.game.reconnect_grace, party_ttl=settings.game.party_ttl,
+                      gzip_threshold=settings.game.timeline_gzip_threshold,
+                      history_limit=settings.game.history_limit)
+        runner = BattleRunner(redis, pool, keys, pod_id, rating=settings.rating)
+        relay.run_battle = runner.run
         server = GameServer(redis, pool, relay, runner,
                             ws.Guard(IpRateLimiter(redis, keys, settings.ratelimit), keys,
                                      settings.ratelimit))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 import msgspec
 
+from servers.common import glicko2
 from servers.common import protocol as p
+from servers.common.config import RatingSettings
+from servers.common.keys import GameMode
 
 EXPERIENCE = {"win": 30, "draw": 15, "loss": 10}
 
@@ -18,13 +22,57 @@ def result_of(player_id: str, winner_id: str | None) -> str:
     return "win" if winner_id == player_id else "loss"
 
 
+@dataclass(frozen=True)
+class RatingChange:
+    before: glicko2.Rating  # after the inactivity growth of RD, as the update used it
+    after: glicko2.Rating
+
+
+def score_of(player_id: str, winner_id: str | None) -> float:
+    return 0.5 if winner_id is None else (1.0 if winner_id == player_id else 0.0)
+
+
+async def _rate(conn: asyncpg.Connection, request: p.BattleRequest, winner_id: str | None,
+                rating: RatingSettings) -> dict[str, RatingChange]:
+    """Glicko-2 update of both players of a Ranked match (inside the caller's transaction).
+
+    The profiles are locked in id order (no deadlock between two matches of the same players);
+    each player's RD first grows for the rating periods they sat out, then the match is one
+    rating period of one game for both."""
+    one, two = request.player1.player_id, request.player2.player_id
+    rows = await conn.fetch(
+        "SELECT player_id, rating, rating_deviation, volatility,"
+        " extract(epoch FROM rated_at)::float8 AS rated_s, extract(epoch FROM now())::float8"
+        " AS now_s FROM player_profiles WHERE player_id = ANY($1::bigint[])"
+        " ORDER BY player_id FOR UPDATE",
+        sorted({int(one), int(two)}))
+    before: dict[str, glicko2.Rating] = {}
+    for row in rows:
+        periods = glicko2.periods_between(row["rated_s"], row["now_s"], rating.period_seconds)
+        before[str(row["player_id"])] = glicko2.decay(
+            glicko2.Rating(row["rating"], row["rating_deviation"], row["volatility"]),
+            periods, rating.max_rd)
+    if set(before) != {one, two}:
+        return {}  # a player without a profile (cannot happen for Ranked): nothing to rate
+    new_one, new_two = glicko2.rate_match(before[one], before[two], score_of(one, winner_id),
+                                          rating.tau, rating.max_rd)
+    changes = {one: RatingChange(before[one], new_one), two: RatingChange(before[two], new_two)}
+    await conn.executemany(
+        "UPDATE player_profiles SET rating = $2, rating_deviation = $3, volatility = $4,"
+        " rated_at = now() WHERE player_id = $1",
+        [(int(pid), c.after.rating, c.after.rd, c.after.volatility)
+         for pid, c in changes.items()])
+    return changes
+
+
 async def record_match(pool: asyncpg.Pool, request: p.BattleRequest, *, winner_id: str | None,
                        end_reason: str, turns: int, timeline: bytes, pod_id: str,
-                       started_at: datetime) -> bool:
-    """Store the match, its participants and their profile counters in one transaction.
+                       started_at: datetime, rating: RatingSettings | None = None) -> bool:
+    """Store the match, its participants and their profile counters in one transaction; for
+    a Ranked match also both players' new Glicko-2 ratings (issue 3).
 
     Returns False (and changes nothing) when this match id was recorded before, so a battle
-    request delivered twice is persisted once.
+    request delivered twice is persisted once, and ratings move once.
     """
     async with pool.acquire() as conn, conn.transaction():
         inserted = await conn.fetchval(
@@ -37,15 +85,26 @@ async def record_match(pool: asyncpg.Pool, request: p.BattleRequest, *, winner_i
         )
         if not inserted:
             return False
+        changes: dict[str, RatingChange] = {}
+        if request.game_mode == GameMode.RANKED.value:
+            changes = await _rate(conn, request, winner_id, rating or RatingSettings())
         rows = []
         for slot, candidate in ((1, request.player1), (2, request.player2)):
             snap = candidate.metadata
+            change = changes.get(snap.player_id)
             rows.append((request.match_id, int(snap.player_id), slot,
-                         result_of(snap.player_id, winner_id), snap.rating, snap.rating,
-                         p.encode(snap).decode()))
+                         result_of(snap.player_id, winner_id),
+                         change.before.rating if change else snap.rating,
+                         change.after.rating if change else snap.rating,
+                         p.encode(snap).decode(),
+                         change.before.rd if change else None,
+                         change.after.rd if change else None,
+                         change.before.volatility if change else None,
+                         change.after.volatility if change else None))
         await conn.executemany(
             "INSERT INTO match_participants (match_id, player_id, slot, result, rating_before,"
-            " rating_after, snapshot) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+            " rating_after, snapshot, rd_before, rd_after, volatility_before, volatility_after)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)",
             rows,
         )
         await conn.executemany(

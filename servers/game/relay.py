@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import msgspec
@@ -20,9 +23,12 @@ import redis.asyncio as aioredis
 from servers.common import bus
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
-from servers.common.keys import GameMode, Keys
+from servers.common.keys import PVE_MODE, GameMode, Keys
 from servers.common.lua import QueueScripts
-from servers.game import lobby, metrics
+from servers.game import lobby, metrics, pve
+from servers.game.parties import Parties
+from servers.game.parties import decode as decode_party
+from servers.game.parties import message as party_message
 from servers.game.persistence import load_result
 from servers.game.sessions import CLOSE_KICKED, Connection, QueueState, Registry, Session
 
@@ -42,18 +48,29 @@ class Relay:
     """Implements the sessions' MatchPort and routes results to the registry's sessions."""
 
     def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool, keys: Keys, pod_id: str,
-                 reply_timeout: float, grace: float) -> None:
+                 reply_timeout: float, grace: float, *, party_ttl: float = 1800.0,
+                 gzip_threshold: int = 4096, history_limit: int = 50) -> None:
         self.redis, self.pool, self.keys, self.pod_id = redis, pool, keys, pod_id
-        self.registry = Registry(self, reply_timeout, grace)
+        self.grace = grace
+        self.history_limit = history_limit
+        self.registry = Registry(self, reply_timeout, grace, on_forget=self._forgotten,
+                                 gzip_threshold=gzip_threshold)
         self.scripts = QueueScripts(redis, keys)
+        self.parties = Parties(redis, keys, party_ttl)
         self.draining = False
         self.early: dict[str, p.BattleResult] = {}  # player id -> result ahead of MatchFound
+        # Runs a battle on this game server (PvE); set by the app to its BattleRunner.
+        self.run_battle: Callable[[p.BattleRequest], Awaitable[None]] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ MatchPort
     async def enqueue(self, session: Session, request_id: str, mode: GameMode) -> None:
         if self.draining:
             raise GameError(ErrorCode.SERVER_DRAINING)
+        party_code = await self.parties.ticket_party(session.player_id, mode)
         snapshot = await lobby.battle_snapshot(self.pool, int(session.player_id), self.pod_id)
+        if party_code:
+            snapshot = msgspec.structs.replace(snapshot, party_code=party_code)
         await bus.stream_add(self.redis, self.keys.enqueue_requests, p.EnqueueRequest(
             request_id=request_id, player_id=session.player_id, game_mode=mode.value,
             pod_id=self.pod_id, metadata=snapshot, enqueued_at_ms=int(time.time() * 1000)))
@@ -182,7 +199,14 @@ class Relay:
 
     async def on_command(self, command: p.PodCommand) -> None:
         session = self.registry.get(command.player_id) if command.player_id else None
-        if command.command == "player_moved" and session is not None:
+        if command.command == "party_changed" and session is not None:
+            if command.event == "expired":
+                session.send(p.Party(code=command.party or "", owner_id="", members=[],
+                                     expires_at_ms=0, event="expired"))
+            elif command.party:
+                session.send(party_message(decode_party(command.party.encode()),
+                                           command.event or "state"))  # type: ignore[arg-type]
+        elif command.command == "player_moved" and session is not None:
             if command.to_pod != self.pod_id:
                 session.release()
         elif command.command == "disconnect" and session is not None and session.conn:
@@ -191,3 +215,65 @@ class Relay:
         elif command.command == "drain":
             log.warning("drain requested by an operator")
             os.kill(os.getpid(), signal.SIGTERM)  # the same graceful path as a deploy
+
+    # ------------------------------------------------------------ issue 3: parties, PvE
+    def _forgotten(self, session: Session) -> None:
+        """A session ended here. Unless the player moved to another pod, they leave their
+        party once the reconnect grace has passed without them coming back anywhere."""
+        if session.moved:
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.grace, self._spawn, self._leave_if_gone(session.player_id))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _leave_if_gone(self, player_id: str) -> None:
+        try:
+            if self.registry.get(player_id) is not None:
+                return
+            pod = await self.redis.get(self.keys.player_pod(player_id))
+            if pod is not None and pod.decode() != self.pod_id:
+                return  # reconnected to another pod
+            if await self.parties.current(player_id) is not None:
+                await self.parties.leave(player_id)
+                log.info("%s left their party on disconnect", player_id)
+        except GameError:
+            pass
+        except Exception:
+            log.exception("could not take %s out of their party", player_id)
+
+    async def start_pve(self, session: Session, difficulty: str, ref: str | None) -> None:
+        """A battle against the AI on this game server: MatchFound now, the result as for any
+        battle (recorded once, delivered once)."""
+        if self.draining:
+            raise GameError(ErrorCode.SERVER_DRAINING)
+        if session.state is QueueState.IN_BATTLE:
+            raise GameError(ErrorCode.IN_BATTLE)
+        if session.state is QueueState.QUEUED:
+            raise GameError(ErrorCode.ALREADY_QUEUED)
+        if session.state is not QueueState.IDLE:
+            raise GameError(ErrorCode.REQUEST_IN_PROGRESS)
+        if self.run_battle is None:
+            raise GameError(ErrorCode.INTERNAL, "this server runs no battles")
+        me = await lobby.battle_snapshot(self.pool, int(session.player_id), self.pod_id)
+        ai = await pve.ai_snapshot(self.pool, difficulty, self.pod_id)
+        if session.state is not QueueState.IDLE:  # changed while we read the database
+            raise GameError(ErrorCode.REQUEST_IN_PROGRESS)
+        now = int(time.time() * 1000)
+        request = p.BattleRequest(
+            match_id=str(uuid.uuid4()), game_mode=PVE_MODE, seed=secrets.randbits(63),
+            player1=p.PlayerCandidate(player_id=me.player_id, score=now, pod_id=self.pod_id,
+                                      metadata=me),
+            player2=p.PlayerCandidate(player_id=ai.player_id, score=now, pod_id=self.pod_id,
+                                      metadata=ai))
+        session.resume_battle(request.match_id)
+        session.send(p.MatchFound(id=ref, match_id=request.match_id, mode=PVE_MODE,
+                                  opponent_id=ai.player_id, opponent_name=ai.name))
+        try:
+            await self.run_battle(request)
+        except Exception:
+            session.abandon_battle(request.match_id)
+            raise

@@ -88,6 +88,10 @@ class Session:
     request_ref: str | None = None  # the client's correlation id for it
     dequeue_wanted: p.DequeueReason | None = None  # dequeue as soon as the enqueue settles
     match_id: str | None = None
+    # Issue 3: per-connection option (set_options) and the server's compression threshold.
+    timeline_gzip: bool = False
+    gzip_threshold: int = 4096
+    moved: bool = False  # released to another pod (its party stays)
     _timer: asyncio.TimerHandle | None = field(default=None, repr=False)
     _grace_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
@@ -153,6 +157,12 @@ class Session:
         self._settle(QueueState.IN_BATTLE)
         self.match_id = match_id
 
+    def abandon_battle(self, match_id: str) -> None:
+        """A battle run here failed before it was recorded (PvE): back to idle."""
+        if self.state is QueueState.IN_BATTLE and self.match_id == match_id:
+            self._settle(QueueState.IDLE)
+            self._maybe_done()
+
     def disconnected(self) -> None:
         """The socket closed: after the grace period the game server dequeues the player."""
         self.conn = None
@@ -173,6 +183,7 @@ class Session:
 
     def release(self) -> None:
         """The player moved to another pod: forget them here without touching their queue."""
+        self.moved = True
         if self._grace_timer is not None:
             self._grace_timer.cancel()
             self._grace_timer = None
@@ -203,6 +214,16 @@ class Session:
             self.send(p.MatchFound(match_id=result.match_id, mode=msg.game_mode,
                                    opponent_id=result.opponent_id,
                                    opponent_name=result.opponent_name))
+            return
+        if (isinstance(result, p.ResultDequeued) and msg.request_id is None
+                and self.state in (QueueState.QUEUED, QueueState.DEQUEUING)
+                and self.mode is not None and self.mode.value == msg.game_mode):
+            # Issue 3: removed by the server (ticket expired, party gone), not at our request;
+            # a dequeue of ours still in flight is answered by this too.
+            ref = self.request_ref if self.state is QueueState.DEQUEUING else None
+            self._settle(QueueState.IDLE)
+            self.send(p.Dequeued(id=ref, mode=msg.game_mode, reason=result.reason))
+            self._maybe_done()
             return
         if msg.request_id is None or msg.request_id != self.request_id:
             if isinstance(result, p.ResultEnQueued) and self.state is QueueState.IDLE:
@@ -242,10 +263,19 @@ class Session:
             self._settle(QueueState.IDLE)
         outcome = "draw" if msg.winner_id is None else (
             "win" if msg.winner_id == self.player_id else "loss")
+        timeline, packed = self.pack_timeline(msg.timeline)
         self.send(p.BattleResultMessage(
             match_id=msg.match_id, mode=msg.game_mode, seed=msg.seed, winner_id=msg.winner_id,
-            outcome=outcome, opponent_id=msg.opponent_id, turns=msg.turns, timeline=msg.timeline))
+            outcome=outcome, opponent_id=msg.opponent_id, turns=msg.turns, timeline=timeline,
+            timeline_gzip=packed))
         self._maybe_done()
+
+    def pack_timeline(self, timeline: msgspec.Raw) -> tuple[msgspec.Raw, str | None]:
+        """(timeline, None), or (null, gzip+base64 text) when this client asked for
+        compression and the timeline is above the threshold (issue 3)."""
+        if self.timeline_gzip and len(timeline) > self.gzip_threshold:
+            return msgspec.Raw(b"null"), p.gzip_timeline(bytes(timeline))
+        return timeline, None
 
     # ------------------------------------------------------------ state
     def _begin(self, state: QueueState, mode: GameMode, ref: str | None) -> str:
@@ -291,11 +321,15 @@ class Session:
 class Registry:
     """player_id -> session for this game server (the seed's LoadBalanceActor)."""
 
-    def __init__(self, port: MatchPort, reply_timeout: float, grace: float) -> None:
+    def __init__(self, port: MatchPort, reply_timeout: float, grace: float,
+                 on_forget: Callable[[Session], None] | None = None,
+                 gzip_threshold: int = 4096) -> None:
         self._sessions: dict[str, Session] = {}
         self._port = port
         self._reply_timeout = reply_timeout
         self._grace = grace
+        self._on_forget = on_forget
+        self.gzip_threshold = gzip_threshold
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -312,7 +346,7 @@ class Registry:
         resumed = session is not None
         if session is None:
             session = Session(player_id, name, self._port, self._forget, self._reply_timeout,
-                              self._grace)
+                              self._grace, gzip_threshold=self.gzip_threshold)
             self._sessions[player_id] = session
         elif session.conn is not None:
             old = session.conn
@@ -329,6 +363,8 @@ class Registry:
     def _forget(self, session: Session) -> None:
         if self._sessions.get(session.player_id) is session:
             del self._sessions[session.player_id]
+            if self._on_forget is not None:
+                self._on_forget(session)
 
     def connected(self) -> int:
         return sum(1 for s in self._sessions.values() if s.conn is not None)

@@ -14,16 +14,18 @@ from servers.common import logs
 from servers.common import protocol as p
 from servers.common.config import RateLimitSettings
 from servers.common.errors import ErrorCode, GameError
-from servers.common.keys import Keys
+from servers.common.keys import GameMode, Keys
 from servers.common.ratelimit import IpRateLimiter, Rule, TokenBucket
 from servers.common.tokens import Identity
-from servers.game import lobby, metrics
+from servers.game import history, lobby, metrics
+from servers.game.parties import message as party_message
 from servers.game.relay import Relay
 from servers.game.sessions import (
     CLOSE_RATE_LIMITED,
     CLOSE_SERVICE_RESTART,
     CLOSE_UNAUTHORIZED,
     Connection,
+    QueueState,
     Registry,
     Session,
 )
@@ -245,5 +247,47 @@ async def handle(relay: Relay, session: Session, msg: Any) -> None:
             await session.request_enqueue(msg.mode, msg.id)
         case p.Dequeue():
             await session.request_dequeue(msg.id)
+        # --- issue 3 ---
+        case p.SetOptions():
+            session.timeline_gzip = msg.timeline_gzip
+            session.send(p.Options(id=msg.id, timeline_gzip=session.timeline_gzip,
+                                   gzip_threshold=session.gzip_threshold))
+        case p.CreateParty():
+            if session.state is not QueueState.IDLE:
+                raise GameError(ErrorCode.ALREADY_QUEUED if session.state is QueueState.QUEUED
+                                else ErrorCode.IN_BATTLE if session.state is QueueState.IN_BATTLE
+                                else ErrorCode.REQUEST_IN_PROGRESS, "leave the queue first")
+            session.send(party_message(await relay.parties.create(session.player_id), "created",
+                                       msg.id))
+        case p.JoinParty():
+            if session.state is not QueueState.IDLE:
+                raise GameError(ErrorCode.ALREADY_QUEUED if session.state is QueueState.QUEUED
+                                else ErrorCode.IN_BATTLE if session.state is QueueState.IN_BATTLE
+                                else ErrorCode.REQUEST_IN_PROGRESS, "leave the queue first")
+            session.send(party_message(await relay.parties.join(session.player_id, msg.code),
+                                       "joined", msg.id))
+        case p.LeaveParty():
+            if session.state in (QueueState.ENQUEUING, QueueState.QUEUED,
+                                 QueueState.DEQUEUING) and session.mode is GameMode.PARTY:
+                raise GameError(ErrorCode.ALREADY_QUEUED, "dequeue from the party duel first")
+            code = await relay.parties.leave(session.player_id)
+            session.send(p.PartyLeft(id=msg.id, code=code))
+        case p.GetParty():
+            record = await relay.parties.current(session.player_id)
+            if record is None:
+                raise GameError(ErrorCode.NOT_IN_PARTY)
+            session.send(party_message(record, "state", msg.id))
+        case p.StartPve():
+            await relay.start_pve(session, msg.difficulty, msg.id)
+        case p.GetHistory():
+            limit = max(1, min(msg.limit, relay.history_limit))
+            matches = await history.history(pool, player, limit)
+            matches.id = msg.id
+            session.send(matches)
+        case p.GetReplay():
+            replay = await history.replay(pool, player, msg.match_id)
+            replay.id = msg.id
+            replay.timeline, replay.timeline_gzip = session.pack_timeline(replay.timeline)
+            session.send(replay)
         case _:
             raise GameError(ErrorCode.UNKNOWN_MESSAGE)

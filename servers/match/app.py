@@ -16,6 +16,7 @@ from servers.common.config import Settings
 from servers.common.heartbeat import run_heartbeat
 from servers.common.keys import MATCH_GROUP, GameMode, Keys
 from servers.match.loop import Matchmaking
+from servers.match.matchmakers.ranked import Window
 from servers.match.metrics import MatchMetrics
 from servers.match.watchdog import Watchdog
 
@@ -28,6 +29,16 @@ class Running:
     tasks: list[asyncio.Task[None]]
 
 
+def matchmaking_for(redis: aioredis.Redis, keys: Keys, settings: Settings,
+                    metrics: MatchMetrics) -> Matchmaking:
+    m = settings.match
+    return Matchmaking(redis, keys, m.batch_size, metrics, m.lease_seconds,
+                       window=Window(m.ranked_window_start, m.ranked_window_growth,
+                                     m.ranked_window_max),
+                       pass_batch_size=m.pass_batch_size, ticket_max_wait=m.ticket_max_wait,
+                       pass_interval=m.tick_interval)
+
+
 def create_app(settings: Settings) -> Quart:
     app = Quart("cardgame.match")
     keys = Keys(settings.redis.namespace)
@@ -38,8 +49,7 @@ def create_app(settings: Settings) -> Quart:
     @app.before_serving
     async def startup() -> None:
         redis = bus.connect_redis(settings.redis.url)
-        mm = Matchmaking(redis, keys, settings.match.batch_size, metrics,
-                         settings.match.lease_seconds)
+        mm = matchmaking_for(redis, keys, settings, metrics)
         watchdog = Watchdog(redis, keys, mm, settings)
 
         def stats() -> dict[str, object]:
@@ -56,6 +66,7 @@ def create_app(settings: Settings) -> Quart:
                 redis, keys.dequeue_requests, MATCH_GROUP, consumer, mm.on_dequeue,
                 ready=ready[1]), name="dequeue-requests"),
             asyncio.create_task(mm.run_ticks(settings.match.tick_interval), name="trymatch"),
+            asyncio.create_task(mm.run_housekeeping(), name="housekeeping"),
             asyncio.create_task(watchdog.run(), name="watchdog"),
             asyncio.create_task(run_heartbeat(redis, keys, settings.pod_id, "match", stats,
                                               settings.pods.heartbeat_interval,

@@ -21,9 +21,18 @@ from servers.common import protocol as p
 from servers.common.bus import stop_if_cancelling
 from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import Dequeued, PairToCommit, Popped, PublishScript, QueueScripts
+from servers.common.lua import (
+    Dequeued,
+    PairToCommit,
+    PartyScripts,
+    Popped,
+    PublishScript,
+    QueueScripts,
+)
 from servers.common.models import BattleSnapshot
 from servers.match.matchmakers.normal import pair_fifo
+from servers.match.matchmakers.party import pair_party
+from servers.match.matchmakers.ranked import Entry, Window, pair_by_rating
 from servers.match.metrics import MatchMetrics
 
 log = logging.getLogger("cardgame.match")
@@ -41,12 +50,31 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+# Modes paired over their whole queue by one match server per tick (see
+# lua/try_match_pop_exclusive.lua): the best opponent may be anywhere in the queue.
+WHOLE_QUEUE_MODES = frozenset({GameMode.RANKED, GameMode.PARTY})
+# Each match server looks for expired leases this often (seconds); leases last seconds.
+REAP_INTERVAL = 0.25
+# Ticket lifetime and party expiry are checked this often (seconds).
+HOUSEKEEPING_INTERVAL = 0.5
+
+
 class Matchmaking:
     def __init__(self, redis: aioredis.Redis, keys: Keys, batch_size: int,
-                 metrics: MatchMetrics, lease_seconds: float = 5.0) -> None:
+                 metrics: MatchMetrics, lease_seconds: float = 5.0, *,
+                 window: Window | None = None, pass_batch_size: int = 10_000,
+                 ticket_max_wait: float = 300.0, pass_interval: float = 0.2) -> None:
         self.redis, self.keys, self.batch_size, self.metrics = redis, keys, batch_size, metrics
         self.lease_ms = int(lease_seconds * 1000)
         self.scripts = QueueScripts(redis, keys)
+        self.parties = PartyScripts(redis, keys)
+        self.window = window or Window()
+        self.pass_batch_size = pass_batch_size
+        self.ticket_max_wait_ms = int(ticket_max_wait * 1000)
+        # A whole-queue pass at most this often, whichever match server does it; a little
+        # shorter than a tick so that one match server alone passes on every tick.
+        self.pass_interval_ms = max(1, int(pass_interval * 800))
+        self._next_reap = 0.0
         self.maintenance = False  # kept current by the watchdog
         self.matches_formed = 0
         self.requests_handled = 0
@@ -137,11 +165,19 @@ class Matchmaking:
     async def tick(self) -> int:
         """Pop, pair and commit until the queues hold no more pairs; returns pairs formed."""
         formed = 0
+        reap = time.monotonic() >= self._next_reap
+        if reap:  # leases last seconds: reaping a few times a second is plenty
+            self._next_reap = time.monotonic() + REAP_INTERVAL
         for mode in GameMode:
-            reaped = await self.scripts.reap(mode, now_ms())
+            reaped = await self.scripts.reap(mode, now_ms()) if reap else 0
             if reaped:
                 self.metrics.requeued.labels(mode.value).inc(reaped)
                 log.warning("requeued %d players whose match server died mid-tick", reaped)
+            if mode in WHOLE_QUEUE_MODES:
+                popped = await self.scripts.pop_exclusive(
+                    mode, self.pass_batch_size, now_ms() + self.lease_ms, self.pass_interval_ms)
+                formed += await self._match(mode, popped)
+                continue
             while True:
                 popped = await self.scripts.pop(mode, self.batch_size, now_ms() + self.lease_ms)
                 formed += await self._match(mode, popped)
@@ -149,6 +185,61 @@ class Matchmaking:
                     break
         self.matches_formed += formed
         return formed
+
+    async def housekeeping(self) -> None:
+        """Issue 3: expire tickets past their lifetime and parties past theirs."""
+        await self.expire_tickets()
+        await self.sweep_parties()
+
+    async def run_housekeeping(self, interval: float = HOUSEKEEPING_INTERVAL) -> None:
+        """Housekeeping forever (every match server; each removal is atomic, so once)."""
+        while True:
+            try:
+                await self.housekeeping()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                stop_if_cancelling()
+                log.exception("housekeeping failed")
+            await asyncio.sleep(interval)
+
+    async def expire_tickets(self) -> int:
+        """Ticket lifetime: dequeue whoever waited longer than the maximum and tell them."""
+        if self.ticket_max_wait_ms <= 0:
+            return 0
+        expired = 0
+        for mode in GameMode:
+            removed = await self.scripts.expire(mode, now_ms() - self.ticket_max_wait_ms)
+            if not removed:
+                continue
+            expired += len(removed)
+            self.metrics.expired.labels(mode.value).inc(len(removed))
+            log.info("%d tickets expired in %s", len(removed), mode.value)
+            await self.publisher.publish_many([
+                (self.keys.match_result(pod), _encoder.encode(p.MatchResult(
+                    player_id=player, game_mode=mode.value,
+                    result=p.ResultDequeued(reason="expired"))))
+                for player, pod in removed if pod])
+        return expired
+
+    async def sweep_parties(self) -> int:
+        """Delete expired parties; tell their members (and dequeue those waiting for the duel)."""
+        gone = await self.parties.sweep(now_ms())
+        if not gone:
+            return 0
+        pods = await self.redis.mget([self.keys.player_pod(e.player_id) for e in gone])
+        messages: list[tuple[str, bytes]] = []
+        for entry, pod in zip(gone, pods, strict=True):
+            if entry.dequeued_pod:
+                messages.append((self.keys.match_result(entry.dequeued_pod), _encoder.encode(
+                    p.MatchResult(player_id=entry.player_id, game_mode=GameMode.PARTY.value,
+                                  result=p.ResultDequeued(reason="party")))))
+            if pod:
+                messages.append((self.keys.pod_control(pod.decode()), _encoder.encode(
+                    p.PodCommand(command="party_changed", player_id=entry.player_id,
+                                 event="expired", party=entry.code))))
+        await self.publisher.publish_many(messages)
+        return len(gone)
 
     def _candidates(self, mode: GameMode,
                     popped: list[Popped]) -> tuple[list[p.PlayerCandidate], list[str]]:
@@ -169,11 +260,29 @@ class Matchmaking:
                                           pod_id=entry.pod_id, metadata=snap))
         return good, poisoned
 
+    def pair(self, mode: GameMode, candidates: list[p.PlayerCandidate],
+             ) -> tuple[list[tuple[p.PlayerCandidate, p.PlayerCandidate]],
+                        list[p.PlayerCandidate]]:
+        """The mode's pure pairing; candidates come longest-waiting first."""
+        if mode is GameMode.RANKED:
+            now = now_ms()
+            pairs, leftover = pair_by_rating(
+                [Entry(c.player_id, c.metadata.rating, c.score, c) for c in candidates],
+                now, self.window)
+            for one, two in pairs:
+                self.metrics.rating_diff.observe(abs(one.metadata.rating - two.metadata.rating))
+        elif mode is GameMode.PARTY:
+            pairs, leftover = pair_party(candidates, lambda c: c.metadata.party_code,
+                                         lambda c: c.player_id)
+        else:
+            pairs, leftover = pair_fifo(candidates)
+        return pairs, leftover
+
     async def _match(self, mode: GameMode, popped: list[Popped]) -> int:
         if not popped:
             return 0
         candidates, poisoned = self._candidates(mode, popped)
-        pairs, leftover = pair_fifo(candidates)
+        pairs, leftover = self.pair(mode, candidates)
         requests = [p.BattleRequest(match_id=str(uuid.uuid4()), game_mode=mode.value,
                                     seed=secrets.randbits(63), player1=one, player2=two)
                     for one, two in pairs]

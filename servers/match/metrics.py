@@ -60,6 +60,13 @@ class MatchMetrics:
         self.pod_up = Gauge("cardgame_pod_up",
                             "1 while the pod's server of this role has a live heartbeat",
                             ["pod", "role"], registry=r)
+        # Issue 3.
+        self.expired = Counter("cardgame_tickets_expired_total",
+                               "Players dequeued because they waited longer than the ticket"
+                               " lifetime", ["mode"], registry=r)
+        self.rating_diff = Histogram(
+            "cardgame_ranked_rating_diff", "Absolute rating difference of Ranked pairs",
+            buckets=(10, 25, 50, 100, 150, 200, 300, 400, 600, 1000), registry=r)
         self._pods_seen: set[tuple[str, str]] = set()
         self._last_at: dict[tuple[str, str], float] = {}
 

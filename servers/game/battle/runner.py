@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from servers.common import bus, logs
 from servers.common import protocol as p
 from servers.common.bus import RetryLater
+from servers.common.config import RatingSettings
 from servers.common.keys import Keys
 from servers.common.lua import PublishScript
 from servers.game import metrics
@@ -34,8 +35,10 @@ MATCH_MARKER_TTL = 600
 
 
 class BattleRunner:
-    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool, keys: Keys, pod_id: str) -> None:
+    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool, keys: Keys, pod_id: str,
+                 rating: RatingSettings | None = None) -> None:
         self.redis, self.pool, self.keys, self.pod_id = redis, pool, keys, pod_id
+        self.rating = rating or RatingSettings()
         self.running = 0
         self.completed = 0
         self.idle = asyncio.Event()
@@ -81,7 +84,8 @@ class BattleRunner:
         try:
             fresh = await record_match(
                 self.pool, request, winner_id=outcome.winner_id, end_reason=outcome.reason,
-                turns=outcome.turns, timeline=timeline, pod_id=self.pod_id, started_at=started)
+                turns=outcome.turns, timeline=timeline, pod_id=self.pod_id, started_at=started,
+                rating=self.rating)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                 asyncpg.CannotConnectNowError, TimeoutError) as exc:
             metrics.PERSIST_FAILURES.labels("record_match").inc()

@@ -1,0 +1,44 @@
+-- Leave one's party. The other member stays (as owner) and the party is open again; if that
+-- member was queued for the party duel they are taken out of the party queue in the same step
+-- (a duel needs both). The last member leaving deletes the party.
+-- KEYS[1] parties, KEYS[2] party members, KEYS[3] party expiry, KEYS[4] party queue,
+-- KEYS[5] party tickets, KEYS[6] party ticket pods; one hash slot ({party})
+-- ARGV[1] player id
+-- Returns {"not_in_party"} or {"ok", party JSON after ("" if deleted), other member ("" if
+-- none), pod of the other member if they were dequeued ("" if not queued)}.
+local parties_key, members_key, expiry_key, queue_key, tickets_key, pods_key =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local player_id = ARGV[1]
+
+local code = redis.call('HGET', members_key, player_id)
+if not code then
+    return {'not_in_party'}
+end
+redis.call('HDEL', members_key, player_id)
+local raw = redis.call('HGET', parties_key, code)
+if not raw then
+    return {'not_in_party'}
+end
+local party = cjson.decode(raw)
+local rest = {}
+for _, member in ipairs(party.members) do
+    if member ~= player_id then rest[#rest + 1] = member end
+end
+if #rest == 0 then
+    redis.call('HDEL', parties_key, code)
+    redis.call('ZREM', expiry_key, code)
+    return {'ok', '', '', ''}
+end
+party.members = rest
+party.owner = rest[1]
+raw = cjson.encode(party)
+redis.call('HSET', parties_key, code, raw)
+local other = rest[1]
+local other_pod = ''
+if redis.call('ZSCORE', queue_key, other) then
+    other_pod = redis.call('HGET', pods_key, other) or ''
+    redis.call('ZREM', queue_key, other)
+    redis.call('HDEL', tickets_key, other)
+    redis.call('HDEL', pods_key, other)
+end
+return {'ok', raw, other, other_pod}
