@@ -202,6 +202,15 @@ class Session:
                                    opponent_id=result.opponent_id,
                                    opponent_name=result.opponent_name))
             return
+        if (isinstance(result, p.ResultDequeued) and self.state is QueueState.QUEUED
+                and self.mode is not None and msg.game_mode == self.mode.value):
+            # Not asked for by this session (none is in flight while queued): an operator took
+            # the player out (the console's dequeue). A match server only says Dequeued when it
+            # removed the player, so the session follows and tells the client.
+            self._settle(QueueState.IDLE)
+            self.send(p.Dequeued(mode=msg.game_mode, reason=result.reason))
+            self._maybe_done()
+            return
         if msg.request_id is None or msg.request_id != self.request_id:
             return  # a late answer to a request that already settled
         ref = self.request_ref
