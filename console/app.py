@@ -104,6 +104,7 @@ class ConsoleApp(App[None]):
 
     def on_mount(self) -> None:
         self.update_status()
+        self.query_one("#pods-table").focus()
         if self.live:
             self.poll_redis()
             self.run_tail()
@@ -226,6 +227,13 @@ class ConsoleApp(App[None]):
 
     def on_player_loaded(self, message: PlayerLoaded) -> None:
         self.query_one(PlayersPanel).show_profile(message.query, message.profile, message.error)
+        if message.error:
+            self.set_note(f"lookup failed: {message.error}", ok=False)
+        elif message.profile is None:
+            self.set_note(f"no player matches {message.query!r}", ok=False)
+        else:
+            self.set_note(f"{message.profile.name}: x dequeue · k disconnect · r reload "
+                          "· 5 new lookup")
         self.watched_player = message.profile.player_id if message.profile else None
         self.refresh_bindings()
         if message.profile and self.live:
@@ -295,8 +303,10 @@ class ConsoleApp(App[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        if tab == "players":
-            self.query_one("#player-query", Input).focus()
+        focus = {"pods": "#pods-table", "channels": "#channels-table", "tail": "#tail-log",
+                 "players": "#player-query"}.get(tab)
+        if focus:
+            self.query_one(focus).focus()
         else:
             self.set_focus(None)
 

@@ -7,6 +7,7 @@ clock (`tests/test_console_model.py`), and the screenshot tests feed it static d
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import deque
@@ -404,10 +405,34 @@ class TailLine:
     data: str
 
 
+SHORT_KEYS = {"player_id": "player", "game_mode": "mode", "match_id": "match",
+              "opponent_id": "opponent", "request_id": "req"}
+
+
 def summarize(data: str, width: int = 200) -> str:
-    """One line of a message for the tail: long fields (timelines, snapshots) cut short."""
-    text = re.sub(r'"timeline":\[.*?\](?=,"|\})', '"timeline":[…]', data)
-    text = re.sub(r'"metadata":\{.*?\}(?=,"|\})', '"metadata":{…}', text)
+    """One line of a message for the tail, most telling part first: its kind (a match result's
+    type, a command), then its fields; timelines and snapshots left out."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
+        text = data
+    else:
+        parts = []
+        result = obj.pop("result", None)
+        if isinstance(result, dict):
+            parts.append(str(result.pop("type", "result")))
+            obj.update(result)
+        if "command" in obj:
+            parts.append(str(obj.pop("command")))
+        for key, value in obj.items():
+            if value is None:
+                continue
+            if isinstance(value, dict | list):
+                value = "…"
+            parts.append(f"{SHORT_KEYS.get(key, key)}={value}")
+        text = " ".join(parts)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

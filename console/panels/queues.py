@@ -22,16 +22,15 @@ from console.model import (
 
 
 def _histogram(title: str, labels: tuple[str, ...], counts: tuple[int, ...],
-               style: str) -> Table:
+               style: str) -> Group:
     table = Table.grid(padding=(0, 1))
     table.add_column(width=9, justify="right")
     table.add_column(width=5, justify="right")
     table.add_column(width=16)
-    table.add_row(Text(title, "bold"), "", "")
     most = max(counts, default=0)
     for label, count in zip(labels, counts, strict=True):
         table.add_row(label, str(count), Text(bar(count, most, 16), style))
-    return table
+    return Group(Text(title, "bold"), table)
 
 
 def render_queue(view: QueueView) -> Group:
@@ -44,7 +43,7 @@ def render_queue(view: QueueView) -> Group:
     grid = Table.grid(padding=(0, 2))
     grid.add_row(
         _histogram("wait", WAIT_LABELS, view.wait_buckets, "green"),
-        _histogram(f"rating n={view.rating_sample}", RATING_LABELS, view.rating_buckets,
+        _histogram(f"rating (sample of {view.rating_sample})", RATING_LABELS, view.rating_buckets,
                    "magenta" if view.ranked else "blue"))
     return Group(head, grid, Text(""))
 
