@@ -116,6 +116,11 @@ class ConsoleApp(App[None]):
         await self.source.close()
 
     @property
+    def showing(self) -> bool:
+        """False while the app shuts down: a worker's late message has nothing to update."""
+        return self.is_running and bool(self.query("#status"))
+
+    @property
     def active_tab(self) -> str:
         return self.query_one(TabbedContent).active
 
@@ -202,6 +207,8 @@ class ConsoleApp(App[None]):
 
     # ------------------------------------------------------------ message handlers
     def on_polled(self, message: Polled) -> None:
+        if not self.showing:
+            return
         self.board.ingest(message.raw)
         self.last_ok, self.redis_error = time.monotonic(), ""
         self.query_one(PodsPanel).show(self.board)
@@ -211,21 +218,31 @@ class ConsoleApp(App[None]):
         self.update_status()
 
     def on_poll_failed(self, message: PollFailed) -> None:
+        if not self.showing:
+            return
         self.redis_error = message.error
         self.update_status()
 
     def on_tail_batch(self, message: TailBatch) -> None:
+        if not self.showing:
+            return
         self.board.add_tail(message.lines)
         self.query_one(TailPanel).add(message.lines)
 
     def on_tail_state(self, message: TailState) -> None:
+        if not self.showing:
+            return
         self.query_one(TailPanel).set_state(message.connected, message.error)
 
     def on_database_state(self, message: DatabaseState) -> None:
+        if not self.showing:
+            return
         self.database = (message.ok, message.error)
         self.update_status()
 
     def on_player_loaded(self, message: PlayerLoaded) -> None:
+        if not self.showing:
+            return
         self.query_one(PlayersPanel).show_profile(message.query, message.profile, message.error)
         if message.error:
             self.set_note(f"lookup failed: {message.error}", ok=False)
@@ -244,6 +261,8 @@ class ConsoleApp(App[None]):
         await self.poll_once()
 
     def on_action_done(self, message: ActionDone) -> None:
+        if not self.showing:
+            return
         self.set_note(message.text, ok=message.ok)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -262,6 +281,8 @@ class ConsoleApp(App[None]):
         return redis_status(since, self.redis_error, duration, self.interval)
 
     def update_status(self) -> None:
+        if not self.showing:
+            return
         redis = self.link()
         text = Text()
         text.append("● ", LINK_STYLES[redis.state])
