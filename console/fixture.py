@@ -162,7 +162,7 @@ class StaticSource:
     async def set_maintenance(self, on: bool) -> str:
         self.maintenance = "manual" if on else None
         self.actions.append(f"maintenance {on}")
-        return "maintenance on (manual)" if on else "maintenance off"
+        return "flag set to manual, expires in 300 s" if on else "flag removed"
 
     async def dequeue(self, player_id: str) -> str:
         self.actions.append(f"dequeue {player_id}")

@@ -289,10 +289,10 @@ class LiveSource:
     async def set_maintenance(self, on: bool) -> str:
         if not on:
             removed = await self.redis.delete(self.keys.maintenance_flag)
-            return "maintenance off" if removed else "maintenance was already off"
+            return "flag removed" if removed else "the flag was already gone"
         ttl = self.maintenance_ttl or None
         await self.redis.set(self.keys.maintenance_flag, "manual", ex=ttl)
-        return f"maintenance on (manual{f', expires in {ttl} s' if ttl else ''})"
+        return f"flag set to manual{f', expires in {ttl} s' if ttl else ', no expiry'}"
 
     async def dequeue(self, player_id: str) -> str:
         """Through the normal request stream, as the player's own game server would: a
