@@ -311,7 +311,7 @@ class ConsoleApp(App[None]):
 
     # ------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        tab = self.active_tab if self.is_mounted else "pods"
+        tab = self.active_tab if self.showing else "pods"
         if action == "drain":
             return tab == "pods"
         if action in ("pause", "filter", "clear_tail"):

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -321,13 +321,13 @@ class LiveSource:
         return f"dequeue request sent for {mode.value}; still queued after {DEQUEUE_WAIT:.0f} s"
 
     async def disconnect(self, player_id: str) -> str:
-        pod = await self.redis.get(self.keys.player_pod(player_id))
-        if pod is None:
+        value = await self.redis.get(self.keys.player_pod(player_id))
+        if value is None:
             return "no pod holds a session for this player"
-        receivers = await bus.publish(self.redis, self.keys.pod_control(pod.decode()),
+        pod = value.decode() if isinstance(value, bytes) else str(value)
+        receivers = await bus.publish(self.redis, self.keys.pod_control(pod),
                                       p.PodCommand(command="disconnect", player_id=player_id))
-        return (f"disconnect sent to {pod.decode()}" if receivers
-                else f"no game server listens on {pod.decode()}")
+        return f"disconnect sent to {pod}" if receivers else f"no game server listens on {pod}"
 
     async def drain(self, pod: str) -> str:
         receivers = await bus.publish(self.redis, self.keys.pod_control(pod),
