@@ -37,13 +37,16 @@ def serve(kind: str, settings: Settings) -> None:
 
 
 def up(settings: Settings, pods: int) -> int:
-    from servers.stack import Stack
+    from servers.stack import STATE_FILE, Stack
 
     stack = Stack(settings, pods=pods, fixed_ports=True)
     stack.start()
     try:
         for url in stack.endpoints():
             print(url, flush=True)
+        STATE_FILE.write_text(json.dumps({"redis": stack.settings.redis.url,
+                                          "database": stack.settings.database.url,
+                                          "namespace": stack.settings.redis.namespace}))
         print(f"# logs in {stack.log_dir}; Ctrl-C stops everything", file=sys.stderr, flush=True)
         stop = asyncio.Event()
 
@@ -54,6 +57,7 @@ def up(settings: Settings, pods: int) -> int:
             await stop.wait()
         asyncio.run(wait())
     finally:
+        STATE_FILE.unlink(missing_ok=True)
         stack.stop()
     return 0
 

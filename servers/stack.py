@@ -30,6 +30,10 @@ from servers.common.tokens import write_key
 
 log = logging.getLogger("cardgame.stack")
 
+# Written by `cardgame up` while it runs: the Redis and PostgreSQL URLs it uses (private ones
+# by default), so that `cardgame-console` finds the stack without being told.
+STATE_FILE = Path(tempfile.gettempdir()) / "cardgame-up.json"
+
 
 # Listening ports are picked below Linux's ephemeral range (32768-60999 by default): a port the
 # kernel hands to an outgoing client connection between our check and the server's bind made

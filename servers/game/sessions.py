@@ -215,11 +215,13 @@ class Session:
                                    opponent_id=result.opponent_id,
                                    opponent_name=result.opponent_name))
             return
-        if (isinstance(result, p.ResultDequeued) and msg.request_id is None
+        if (isinstance(result, p.ResultDequeued)
+                and (msg.request_id is None or msg.request_id != self.request_id)
                 and self.state in (QueueState.QUEUED, QueueState.DEQUEUING)
                 and self.mode is not None and self.mode.value == msg.game_mode):
-            # Issue 3: removed by the server (ticket expired, party gone), not at our request;
-            # a dequeue of ours still in flight is answered by this too.
+            # Removed by the server (ticket expired, party gone) or by an operator (the
+            # console's dequeue), not at this session's request; a match server only says
+            # Dequeued when it removed the player. A dequeue of ours in flight is answered too.
             ref = self.request_ref if self.state is QueueState.DEQUEUING else None
             self._settle(QueueState.IDLE)
             self.send(p.Dequeued(id=ref, mode=msg.game_mode, reason=result.reason))

@@ -1,0 +1,1 @@
+"""One module per panel; each renders from the pure `console.model.Dashboard`."""
