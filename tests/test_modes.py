@@ -42,7 +42,9 @@ async def test_ranked_match_moves_ratings_by_glicko2_once(stack: Stack,
         "SELECT m.match_id, m.player_id, m.slot, m.result, m.rating_before, m.rating_after,"
         " m.rd_before, m.rd_after, m.volatility_after, h.winner_id"
         " FROM match_participants m JOIN match_history h USING (match_id)"
-        " WHERE h.mode = 'ranked' ORDER BY h.finished_at DESC, m.slot LIMIT 2")
+        " WHERE m.match_id = (SELECT match_id FROM match_history WHERE mode = 'ranked'"
+        "                     ORDER BY finished_at DESC LIMIT 1)"
+        " ORDER BY m.slot")
     one, two = rows
     assert one["match_id"] == two["match_id"]
     score = {"win": 1.0, "loss": 0.0, "draw": 0.5}[one["result"]]
