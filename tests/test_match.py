@@ -78,9 +78,12 @@ def start_servers(redis: aioredis.Redis, keys: Keys, count: int, tick: float = 0
 
 
 async def stop_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the servers' loops; each must stop (a loop that swallowed its cancel would hang
+    a server's shutdown: fail clearly instead of waiting for the test timeout)."""
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    _, pending = await asyncio.wait(tasks, timeout=10)
+    assert not pending, f"loops that ignored their cancellation: {pending}"
 
 
 async def test_three_match_servers_match_everyone_exactly_once(redis: aioredis.Redis,

@@ -129,6 +129,7 @@ async def run_subscriber(redis: aioredis.Redis, channels: list[str], handler: Ha
                          ready: asyncio.Event | None = None) -> None:
     """Deliver every message on `channels` to `handler` until cancelled; resubscribe on errors."""
     while True:
+        stop_if_cancelling()  # a swallowed cancel must not keep the loop going
         pubsub = redis.pubsub(ignore_subscribe_messages=True)
         try:
             if is_cluster(redis):
@@ -139,6 +140,7 @@ async def run_subscriber(redis: aioredis.Redis, channels: list[str], handler: Ha
             if ready is not None:
                 ready.set()
             while True:
+                stop_if_cancelling()  # a swallowed cancel must not keep the loop going
                 msg = await pubsub.get_message(timeout=1.0)
                 if msg is None:
                     continue
@@ -208,11 +210,13 @@ async def run_stream_consumer(
     last_claim = 0.0
     loop = asyncio.get_running_loop()
     while True:
+        stop_if_cancelling()  # a swallowed cancel must not keep the loop going
         try:
             await ensure_group(redis, stream, group)
             if ready is not None:
                 ready.set()
             while True:
+                stop_if_cancelling()  # a swallowed cancel must not keep the loop going
                 entries: list[tuple[bytes, dict[bytes, bytes]]] = []
                 if loop.time() - last_claim > claim_idle_ms / 2000:
                     last_claim = loop.time()

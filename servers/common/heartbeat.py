@@ -46,6 +46,7 @@ async def run_heartbeat(redis: aioredis.Redis, keys: Keys, pod_id: str, role: st
                         ttl: float) -> None:
     started = time.time()
     while True:
+        stop_if_cancelling()  # a swallowed cancel must not keep the loop going
         try:
             await beat(redis, keys, Heartbeat(pod_id=pod_id, role=role, pid=os.getpid(),
                                               started_at=started, at=time.time(),

@@ -179,6 +179,7 @@ class Matchmaking:
                 formed += await self._match(mode, popped)
                 continue
             while True:
+                stop_if_cancelling()  # a swallowed cancel must not keep the loop going
                 popped = await self.scripts.pop(mode, self.batch_size, now_ms() + self.lease_ms)
                 formed += await self._match(mode, popped)
                 if len(popped) < self.batch_size:
@@ -194,6 +195,7 @@ class Matchmaking:
     async def run_housekeeping(self, interval: float = HOUSEKEEPING_INTERVAL) -> None:
         """Housekeeping forever (every match server; each removal is atomic, so once)."""
         while True:
+            stop_if_cancelling()  # a swallowed cancel must not keep the loop going
             try:
                 await self.housekeeping()
             except asyncio.CancelledError:
@@ -322,6 +324,7 @@ class Matchmaking:
     async def run_ticks(self, interval: float) -> None:
         """TryMatch forever; the next tick is planned after the previous one ends (no overlap)."""
         while True:
+            stop_if_cancelling()  # a swallowed cancel must not keep the loop going
             started = time.perf_counter()
             try:
                 await self.tick()

@@ -48,6 +48,7 @@ class Watchdog:
     async def run(self) -> None:
         next_numsub = time.monotonic() + self.s.match.numsub_check_interval
         while True:
+            stop_if_cancelling()  # a swallowed cancel must not keep the loop going
             try:
                 await self.refresh_maintenance()
                 await self.check_pods()
