@@ -182,6 +182,15 @@ class GameUser(HttpUser):
         if error.code == "IN_BATTLE":
             self.socket.wait(p.BattleResultMessage, self.timeout)
             return True
+        if error.code == "ALREADY_QUEUED":
+            # The reconnect found the player still queued (the reconnect grace kept the
+            # place): leave the queue, or play the match that was found meanwhile.
+            ref = self.socket.send(p.Dequeue())
+            reply = self.socket.wait_any(self.timeout, lambda m: m.id == ref or
+                                         isinstance(m, p.MatchFound))
+            if isinstance(reply, p.MatchFound):
+                self.socket.wait(p.BattleResultMessage, self.timeout)
+            return True
         if error.code == "REQUEST_IN_PROGRESS":
             self.socket.wait_any(self.timeout, lambda m: isinstance(m, p.Dequeued | p.Enqueued
                                                                    | p.BattleResultMessage))

@@ -30,7 +30,9 @@ def test_bench_e2e_against_running_stack(stack: Stack, settings: Settings,
     result = bench(settings, tmp_path, "e2e", "--auth", stack.auth_url,
                    "--game", ",".join(stack.game_urls), "--clients", "6", "--duration", "1.5",
                    "--warmup", "0.5")
-    assert result["connected"] == 6 and result["errors"] == {}
+    # Closed-loop clients on the test stack's 50 ms tick may exceed the per-connection message
+    # limit (20/s): that protective answer is allowed, any other error is not.
+    assert result["connected"] == 6 and set(result["errors"]) <= {"RATE_LIMITED"}
     assert result["matches_completed"] > 0 and result["matches_per_s"] > 0
     stages = result["stages_ms"]
     assert stages["whole cycle"]["count"] > 0 and stages["whole cycle"]["p99"] is not None

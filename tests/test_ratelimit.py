@@ -167,7 +167,9 @@ async def test_messages_per_connection(stack: Stack) -> None:
         replies = [await asyncio.wait_for(client.pushes.get(), 5) for _ in frames]
         pongs = [r for r in replies if isinstance(r, p.Pong)]
         limited = [r for r in replies if isinstance(r, p.Error)]
-        assert 40 <= len(pongs) <= 45
+        # The burst (40) plus what refilled while the frames went out (20/s): a slow machine
+        # refills more, so only the lower bound and the presence of refusals are fixed.
+        assert len(pongs) >= 40 and limited
         assert {r.code for r in limited} == {"RATE_LIMITED"}
         assert {r.id for r in replies} == {f"m{i}" for i in range(60)}  # every id answered
         await asyncio.sleep(0.2)
