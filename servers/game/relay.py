@@ -250,12 +250,7 @@ class Relay:
         battle (recorded once, delivered once)."""
         if self.draining:
             raise GameError(ErrorCode.SERVER_DRAINING)
-        if session.state is QueueState.IN_BATTLE:
-            raise GameError(ErrorCode.IN_BATTLE)
-        if session.state is QueueState.QUEUED:
-            raise GameError(ErrorCode.ALREADY_QUEUED)
-        if session.state is not QueueState.IDLE:
-            raise GameError(ErrorCode.REQUEST_IN_PROGRESS)
+        session.ensure_idle()
         if self.run_battle is None:
             raise GameError(ErrorCode.INTERNAL, "this server runs no battles")
         me = await lobby.battle_snapshot(self.pool, int(session.player_id), self.pod_id)

@@ -112,12 +112,7 @@ class Session:
             raise GameError(ErrorCode.UNKNOWN_MODE,
                             f"unknown mode {mode_name!r}; open: "
                             + ", ".join(m.value for m in GameMode)) from None
-        if self.state is QueueState.IN_BATTLE:
-            raise GameError(ErrorCode.IN_BATTLE)
-        if self.state is QueueState.QUEUED:
-            raise GameError(ErrorCode.ALREADY_QUEUED)
-        if self.state is not QueueState.IDLE:
-            raise GameError(ErrorCode.REQUEST_IN_PROGRESS)
+        self.ensure_idle()
         request_id = self._begin(QueueState.ENQUEUING, mode, ref)
         try:
             await self.port.enqueue(self, request_id, mode)
@@ -125,6 +120,15 @@ class Session:
             if self.request_id == request_id:
                 self._settle(QueueState.IDLE)
             raise
+
+    def ensure_idle(self) -> None:
+        """Refuse to start a queue entry or a battle unless the player is free."""
+        if self.state is QueueState.IN_BATTLE:
+            raise GameError(ErrorCode.IN_BATTLE)
+        if self.state is QueueState.QUEUED:
+            raise GameError(ErrorCode.ALREADY_QUEUED)
+        if self.state is not QueueState.IDLE:
+            raise GameError(ErrorCode.REQUEST_IN_PROGRESS)
 
     async def request_dequeue(self, ref: str | None, reason: p.DequeueReason = "requested") -> None:
         if self.state is QueueState.ENQUEUING:
