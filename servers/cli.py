@@ -24,7 +24,8 @@ def serve(kind: str, settings: Settings) -> None:
     elif kind == "steam-sim":
         from servers.auth.steam_sim import create_app as steam_sim_app
 
-        run_app(steam_sim_app(settings.steam), settings.steam.sim_host, settings.steam.sim_port)
+        run_app(steam_sim_app(settings.steam, settings.instance_id), settings.steam.sim_host,
+                settings.steam.sim_port)
     elif kind == "game":
         from servers.game.app import create_app as game_app
 

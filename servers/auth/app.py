@@ -274,10 +274,11 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
         try:
             await state["pool"].fetchval("SELECT 1")
         except Exception as exc:  # the probe reports any database failure as unhealthy
-            response = jsonify({"status": "degraded", "database": str(exc)})
+            response = jsonify({"status": "degraded", "database": str(exc),
+                                "instance": settings.instance_id})
             response.status_code = 503
             return response
-        return jsonify({"status": "ok"})
+        return jsonify({"status": "ok", "instance": settings.instance_id})
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

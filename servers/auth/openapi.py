@@ -172,8 +172,12 @@ def openapi_document() -> dict[str, Any]:
                             "x": {"type": "string"}, "y": {"type": "string"},
                             "kid": {"type": "string"}, "alg": {"type": "string"},
                             "use": {"type": "string"}}}}}},
-                "Health": {"type": "object", "required": ["status"], "properties": {
-                    "status": {"type": "string"}, "database": {"type": "string"}}},
+                "Health": {"type": "object", "required": ["status", "instance"], "properties": {
+                    "status": {"type": "string"}, "database": {"type": "string"},
+                    "instance": {"type": "string", "description":
+                                 "the id of the stack that started this server (empty when "
+                                 "started on its own); `cardgame up` accepts a health answer "
+                                 "only from its own instance"}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "object", "required": ["code", "message"], "properties": {
                         "code": {"type": "string", "enum": [c.value for c in ErrorCode]},

@@ -62,7 +62,8 @@ class Mode:
     fail_next: int = 0  # the next n calls answer 503
 
 
-def create_app(settings: SteamSettings) -> Quart:
+def create_app(settings: SteamSettings, instance_id: str = "") -> Quart:
+    """The simulator; `instance_id` is the stack's, reported by /health (see config.py)."""
     app = Quart("cardgame.steam_sim")
     app.config["MAX_CONTENT_LENGTH"] = 16 * 1024
     tickets: dict[str, SimTicket] = {}
@@ -164,6 +165,6 @@ def create_app(settings: SteamSettings) -> Quart:
 
     @app.get("/health")
     async def health() -> Response:
-        return jsonify({"status": "ok"})
+        return jsonify({"status": "ok", "instance": instance_id})
 
     return app

@@ -2,7 +2,7 @@
 
 `load_settings()` reads `config/<CARDGAME_ENV>.toml` (development by default), then applies
 `CARDGAME_<SECTION>__<KEY>` variables, then the conventional `REDIS_URL`, `DATABASE_URL` and
-`POD_ID`. This is the only module that reads `os.environ` for settings.
+`POD_ID`, and `CARDGAME_INSTANCE_ID`. This is the only module that reads `os.environ` for settings.
 """
 
 from __future__ import annotations
@@ -158,6 +158,10 @@ class LogSettings:
 class Settings:
     env: str = "development"
     pod_id: str = "pod-1"
+    # Set by `cardgame up` and the other local stacks for every process they start, and reported
+    # by every /health: a stack accepts a health answer only from its own servers, so a port
+    # answered by someone else's server is caught instead of being taken for ours.
+    instance_id: str = ""
     redis: RedisSettings = field(default_factory=RedisSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -212,7 +216,8 @@ def _section(cls: type[Any], raw: Mapping[str, Any], env: Mapping[str, str], nam
 
 def to_env(settings: Settings) -> dict[str, str]:
     """The environment that makes load_settings() in a child process return these settings."""
-    env = {"CARDGAME_ENV": settings.env, "POD_ID": settings.pod_id}
+    env = {"CARDGAME_ENV": settings.env, "POD_ID": settings.pod_id,
+           "CARDGAME_INSTANCE_ID": settings.instance_id}
     for section in dataclasses.fields(settings):
         value = getattr(settings, section.name)
         if not dataclasses.is_dataclass(value):
@@ -242,7 +247,8 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path = CONFI
         "rating": RatingSettings,
     }
     built = {key: _section(cls, raw.get(key, {}), env, key) for key, cls in sections.items()}
-    settings = Settings(env=name, pod_id=env.get("POD_ID", "pod-1"), **built)
+    settings = Settings(env=name, pod_id=env.get("POD_ID", "pod-1"),
+                        instance_id=env.get("CARDGAME_INSTANCE_ID", ""), **built)
     if env.get("REDIS_URL"):
         settings = settings.replace(redis={"url": env["REDIS_URL"]})
     if env.get("DATABASE_URL"):

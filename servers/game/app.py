@@ -150,7 +150,8 @@ def create_app(settings: Settings) -> Quart:
     @app.get("/health")
     async def health() -> Response:
         """Liveness: the process serves requests."""
-        return jsonify({"status": "ok", "pod_id": pod_id, **servers[0].stats()})
+        return jsonify({"status": "ok", "pod_id": pod_id, "instance": settings.instance_id,
+                        **servers[0].stats()})
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:

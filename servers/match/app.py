@@ -88,7 +88,8 @@ def create_app(settings: Settings) -> Quart:
     @app.get("/health")
     async def health() -> Response:
         """Liveness: the process serves requests."""
-        return jsonify({"status": "ok", "pod_id": settings.pod_id})
+        return jsonify({"status": "ok", "pod_id": settings.pod_id,
+                        "instance": settings.instance_id})
 
     @app.get("/ready")
     async def ready() -> Response:
