@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -99,7 +98,7 @@ class ConsoleApp(App[None]):
                 yield TailPanel(self.source.keys)
             with TabPane("5 Players", id="players"):
                 yield PlayersPanel()
-        yield Static(id="note")
+        yield Static(self.note, id="note")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -405,13 +404,8 @@ class ConsoleApp(App[None]):
 
 
 # ---------------------------------------------------------------- command line
-def stack_state_file() -> Path:
-    from servers.stack import STATE_FILE
-
-    return STATE_FILE
-
-
 def main(argv: list[str] | None = None) -> int:
+    from servers import stack_state
     from servers.common.config import load_settings
     from servers.common.keys import Keys
 
@@ -419,37 +413,50 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cardgame-console", description=__doc__.splitlines()[0])
     parser.add_argument("--redis", default=settings.redis.url,
                         help="Redis URL (default: REDIS_URL / config; else the running "
-                             "`cardgame up`)")
+                             "`cardgame up`, the newest when several run)")
     parser.add_argument("--database", default=settings.database.url,
                         help="PostgreSQL URL (default: DATABASE_URL / config; else the running "
                              "`cardgame up`)")
-    parser.add_argument("--namespace", default=settings.redis.namespace,
-                        help="key namespace (default: %(default)s)")
+    parser.add_argument("--namespace", default=None,
+                        help="key namespace (default: the running `cardgame up`'s when its "
+                             f"URLs are used, else {settings.redis.namespace})")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
     parser.add_argument("--maintenance-ttl", type=int, default=settings.match.maintenance_ttl,
                         help="seconds a manual maintenance flag lives (0: until turned off)")
     parser.add_argument("--demo", action="store_true",
                         help="show static sample data (no Redis or PostgreSQL needed)")
+    parser.add_argument("--list-stacks", action="store_true",
+                        help="list the running `cardgame up` stacks, newest first, and exit")
     args = parser.parse_args(argv)
 
+    if args.list_stacks:
+        for state in stack_state.running():
+            print(state.describe())
+        return 0
     source: Source
+    notice = ""
     if args.demo:
         from console.fixture import StaticSource
 
         source = StaticSource()
     else:
         redis_url, database_url = args.redis, args.database
+        namespace = args.namespace or settings.redis.namespace
         if not redis_url or not database_url:
-            state = stack_state_file()
-            if state.exists():
-                running = json.loads(state.read_text())
-                redis_url = redis_url or running["redis"]
-                database_url = database_url or running["database"]
+            chosen, notice = stack_state.pick(stack_state.running())
+            if chosen is not None:
+                redis_url = redis_url or chosen.redis
+                database_url = database_url or chosen.database
+                namespace = args.namespace or chosen.namespace
+            if notice:
+                print(f"cardgame-console: {notice}", file=sys.stderr, flush=True)
         if not redis_url:
             parser.error("no Redis URL: pass --redis, set REDIS_URL, or run `cardgame up`")
-        source = LiveSource(redis_url, database_url, Keys(args.namespace), args.maintenance_ttl)
-    ConsoleApp(source, interval=args.interval,
-               heartbeat_interval=settings.pods.heartbeat_interval).run()
+        source = LiveSource(redis_url, database_url, Keys(namespace), args.maintenance_ttl)
+    app = ConsoleApp(source, interval=args.interval,
+                     heartbeat_interval=settings.pods.heartbeat_interval)
+    app.note = notice
+    app.run()
     return 0
 
 

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+import time
+from typing import TYPE_CHECKING
 
 from servers.bench import cli as bench_cli
 from servers.common.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from servers.stack import Stack
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts that must be at least 1 (a stack needs a pod)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def serve(kind: str, settings: Settings) -> None:
@@ -37,29 +54,83 @@ def serve(kind: str, settings: Settings) -> None:
         run_app(match_app(settings), settings.match.host, settings.match.port)
 
 
-def up(settings: Settings, pods: int) -> int:
-    from servers.stack import STATE_FILE, Stack
+def up(settings: Settings, pods: int, keep_going: bool) -> int:
+    """Start the stack, print its endpoints, then supervise it until Ctrl-C (exit 0) or, unless
+    keep_going, until a server dies (exit 1). A start that fails exits 1 with the reason."""
+    from servers import stack_state
+    from servers.stack import Stack, StackError
 
     stack = Stack(settings, pods=pods, fixed_ports=True)
-    stack.start()
+    try:
+        stack.start()
+    except StackError as exc:
+        print(f"cardgame up: {exc}", file=sys.stderr, flush=True)
+        return 1
     try:
         for url in stack.endpoints():
             print(url, flush=True)
-        STATE_FILE.write_text(json.dumps({"redis": stack.settings.redis.url,
-                                          "database": stack.settings.database.url,
-                                          "namespace": stack.settings.redis.namespace}))
-        print(f"# logs in {stack.log_dir}; Ctrl-C stops everything", file=sys.stderr, flush=True)
-        stop = asyncio.Event()
-
-        async def wait() -> None:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
-        asyncio.run(wait())
+        path = stack_state.write(stack_state.StackState(
+            instance=stack.instance_id, pid=os.getpid(), started=time.time(), pods=pods,
+            auth_url=stack.auth_url, game_urls=stack.game_urls,
+            steam_sim_url=stack.steam_sim_url, redis=stack.settings.redis.url,
+            database=stack.settings.database.url, namespace=stack.settings.redis.namespace,
+            log_dir=str(stack.log_dir), endpoints=stack.endpoints()))
+        print(f"# stack {stack.instance_id}: logs in {stack.log_dir}, state in {path}; "
+              "Ctrl-C stops everything", file=sys.stderr, flush=True)
+        failed = asyncio.run(supervise(stack, keep_going))
     finally:
-        STATE_FILE.unlink(missing_ok=True)
+        stack_state.remove(stack.instance_id)
         stack.stop()
+    return 1 if failed else 0
+
+
+async def supervise(stack: Stack, keep_going: bool) -> bool:
+    """Watch the servers until SIGINT/SIGTERM; True when one of them died.
+
+    Every exit is reported on stderr at once. A server that fails (non-zero exit, a signal)
+    stops the whole stack unless keep_going: half a stack that looks up is worse than none.
+    A clean exit (code 0) is a server that was asked to stop, e.g. a pod drained from the
+    console, and leaves the rest running."""
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+    stopping = False
+
+    def on_stop() -> None:
+        nonlocal stopping
+        stopping = True
+        wake.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_stop)
+    loop.add_signal_handler(signal.SIGCHLD, wake.set)  # a child exited: look now
+    died = False
+    while not stopping:
+        wake.clear()
+        for proc in stack.newly_exited():
+            print(f"cardgame up: {proc.exit_report()}", file=sys.stderr, flush=True)
+            died = died or proc.returncode != 0
+        if died and not keep_going:
+            print("cardgame up: stopping the stack (--keep-going keeps the rest running)",
+                  file=sys.stderr, flush=True)
+            break
+        if not any(proc.alive() for proc in stack.procs):
+            print("cardgame up: no server left running", file=sys.stderr, flush=True)
+            break
+        with contextlib.suppress(TimeoutError):
+            # SIGCHLD wakes us at once; the timeout only guards against a missed signal.
+            await asyncio.wait_for(wake.wait(), 1.0)
+    return died
+
+
+def stacks_cmd() -> int:
+    """One line per running `cardgame up` on this machine, newest first."""
+    from servers import stack_state
+
+    found = stack_state.running()
+    for state in found:
+        print(state.describe())
+    if not found:
+        print("no running stack (start one with `cardgame up`)", file=sys.stderr)
     return 0
 
 
@@ -136,14 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve", help="run one server process (settings from config + env)")
     s.add_argument("kind", choices=["auth", "game", "match", "steam-sim"])
     u = sub.add_parser("up", help="run auth + N pods in the foreground; prints the endpoints")
-    u.add_argument("--pods", type=int, default=1)
+    u.add_argument("--pods", type=positive_int, default=1)
+    u.add_argument("--keep-going", action="store_true",
+                   help="when a server dies, report it and keep the others running (exit 1 at"
+                        " Ctrl-C); default: stop everything and exit 1")
+    sub.add_parser("stacks", help="list the running `cardgame up` stacks, newest first")
     d = sub.add_parser("demo", help="bring a stack up, play scripted PvP, print a summary")
-    d.add_argument("--pods", type=int, default=2)
+    d.add_argument("--pods", type=positive_int, default=2)
     d.add_argument("--pairs", type=int, default=50)
     d.add_argument("--json", action="store_true")
     c = sub.add_parser("chaos", help="kill and restart servers under load; check no player is"
                                      " lost or duplicated (exit 1 if any)")
-    c.add_argument("--pods", type=int, default=3)
+    c.add_argument("--pods", type=positive_int, default=3)
     c.add_argument("--duration", type=float, default=60.0, help="seconds of kills")
     c.add_argument("--players", type=int, default=60)
     c.add_argument("--seed", type=int, default=None)
@@ -170,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         return openapi_cmd(args.write)
     if args.command == "bench":
         return bench_cli.run(args, sys.argv[1:] if argv is None else argv)
+    if args.command == "stacks":
+        return stacks_cmd()
     settings = load_settings()
     if args.command == "serve":
         from servers.common import logs
@@ -180,11 +257,17 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.kind, settings)
         return 0
     if args.command == "up":
-        return up(settings, args.pods)
-    if args.command == "chaos":
-        return chaos_cmd(settings, args)
-    if args.command == "demo":
-        return demo(settings, args.pods, args.pairs, args.json)
+        return up(settings, args.pods, args.keep_going)
+    if args.command in ("chaos", "demo"):
+        from servers.stack import StackError
+
+        try:
+            if args.command == "chaos":
+                return chaos_cmd(settings, args)
+            return demo(settings, args.pods, args.pairs, args.json)
+        except StackError as exc:  # its message is for people; a traceback adds nothing
+            print(f"cardgame {args.command}: {exc}", file=sys.stderr, flush=True)
+            return 1
     if args.command == "burst":
         from servers import ratelimit_burst
 
