@@ -4,23 +4,41 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup tools demo up test test-fast lint format typecheck clean
+.PHONY: setup tools demo up test lint lock lock-check format typecheck clean
+
+# The lock tool's own version: only `make lock` uses it (installs never need it).
+UV_VERSION := 0.13.9
 
 setup: $(STAMP)
 
-# Installs the project, plus bundled Redis/PostgreSQL binaries when the machine has none.
-$(STAMP): pyproject.toml
+# Installs the exact versions (with hashes) of lock/ when one fits this interpreter (CPython 3.11 or
+# 3.12 on glibc Linux x86_64), else pyproject.toml's ranges, saying so. The bundled Redis/PostgreSQL
+# binaries (extra "embedded") come along either way, so the fallback to them is always there.
+$(STAMP): pyproject.toml $(wildcard lock/*.txt)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	@extras=dev; \
-	if ! command -v redis-server >/dev/null 2>&1 || \
-	   ! { command -v initdb >/dev/null 2>&1 || command -v pg_config >/dev/null 2>&1 || \
-	       ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; }; then \
-	  echo "no local redis-server/PostgreSQL binaries: installing bundled ones"; extras=dev,embedded; \
-	fi; \
-	$(BIN)/python -m pip install --quiet -e ".[$$extras]"
+	@if lock=$$($(BIN)/python lock/lock.py target); then \
+	  $(BIN)/python lock/lock.py check || \
+	    echo "WARNING: installing a lock older than pyproject.toml; run 'make lock'"; \
+	  echo "installing the locked versions of $$lock"; \
+	  $(BIN)/python -m pip install --quiet --require-hashes -r $$lock && \
+	  $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .; \
+	else \
+	  echo "installing from pyproject.toml's version ranges instead: what gets installed may differ"; \
+	  $(BIN)/python -m pip install --quiet --upgrade pip && \
+	  $(BIN)/python -m pip install --quiet -e ".[dev,embedded]"; \
+	fi
 	@touch $(STAMP)
+
+# Remakes lock/*.txt from pyproject.toml against the package index (on purpose: an upstream
+# release never changes what `make setup` installs until someone runs this and commits).
+lock: setup
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/python lock/lock.py update --uv $(BIN)/uv
+
+# Offline: fails when pyproject.toml's dependencies changed after the lock was made.
+lock-check:
+	$(PYTHON) lock/lock.py check
 
 # promtool (from Debian's prometheus package) for the tests that check the metrics exposition
 # and the alerting rules. No PyPI package ships it. Only the binary is taken: the package is
