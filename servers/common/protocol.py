@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import inspect
 from typing import Any, Literal
 
 import msgspec
@@ -501,6 +502,20 @@ def error_message(code: ErrorCode, message: str | None = None, ref: str | None =
     return Error(id=ref, code=code, message=message or DESCRIPTIONS[code])
 
 
+def _clean_descriptions(node: object) -> None:
+    """Dedent every description taken from a docstring, in place: msgspec releases differ in
+    how they dedent, and the committed schema must not depend on the installed release."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                node[key] = inspect.cleandoc(value)
+            else:
+                _clean_descriptions(value)
+    elif isinstance(node, list):
+        for item in node:
+            _clean_descriptions(item)
+
+
 def protocol_schema() -> dict[str, Any]:
     """JSON Schema of both directions, for generating client types (e.g. C#)."""
     from servers.game.battle.events import Event  # the replay format is part of the API
@@ -508,6 +523,7 @@ def protocol_schema() -> dict[str, Any]:
     (client, server, event), components = msgspec.json.schema_components(
         [AnyClientMessage, AnyServerMessage, Event], ref_template="#/$defs/{name}"
     )
+    _clean_descriptions(components)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"cardgame client protocol v{PROTOCOL_VERSION}",
