@@ -6,6 +6,8 @@ import asyncio
 import importlib.util
 import logging
 import os
+import re
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +176,30 @@ def test_postgres_from_pypi_package_when_none_installed(monkeypatch: pytest.Monk
         assert asyncio.run(_roundtrip(handle.url)) == ["alice", "bob"]
     finally:
         handle.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+@pytest.mark.skipif(not _bundled("pgserver"), reason="PyPI package pgserver not installed")
+def test_root_runs_binaries_the_server_user_cannot_reach(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # A virtualenv in a directory the postgres user cannot traverse (a clone under /root, or a
+    # private temporary directory): the binaries are run from a reachable copy instead.
+    private = tmp_path_factory.mktemp("venv")
+    private.chmod(0o700)
+    bundled = embedded._package_dir("pgserver")
+    assert bundled is not None
+    # The wheel's layout: the package, and the shared libraries it finds beside it.
+    install = private / "pgserver" / "pginstall"
+    shutil.copytree(bundled / "pginstall", install, symlinks=True)
+    shutil.copytree(bundled.parent / "pgserver.libs", private / "pgserver.libs", symlinks=True)
+    monkeypatch.setattr(embedded, "find_postgres_bindir", lambda: install / "bin")
+    handle = ensure_postgres(None)
+    try:
+        assert asyncio.run(_roundtrip(handle.url)) == ["alice", "bob"]
+        copied = re.search(r"binaries copied to (\S+) for ", handle.description)
+        assert copied is not None and not copied.group(1).startswith(str(private))
+    finally:
+        handle.stop()
+    # The copy is kept for later runs of the same install; this install was the test's own.
+    shutil.rmtree(Path(copied.group(1)).parent.parent)

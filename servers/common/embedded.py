@@ -22,7 +22,8 @@ PostgreSQL (`initdb` and `postgres`, taken from the same place)
      PostgreSQL 16; found without importing the package).
 
 PostgreSQL refuses to run as root, so when we are root `initdb` and `postgres` run as the
-`postgres` user if it exists, else `nobody`.
+`postgres` user if it exists, else `nobody`; when that user cannot reach the binaries (a
+virtualenv under /root, say), they run from a copy in the temporary directory.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import asyncio
 import atexit
 import contextlib
 import glob
+import hashlib
 import importlib.util
 import logging
 import os
@@ -180,7 +182,8 @@ def _executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def _version(binary: str) -> str:
+def binary_version(binary: str) -> str:
+    """The version a server binary prints for --version ("7.0.15"), or "?"."""
     try:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
@@ -253,6 +256,55 @@ def _traversable_by_all(path: str) -> bool:
         if not os.stat(directory).st_mode & stat.S_IXOTH:
             return False
     return True
+
+
+def _reachable_copy(install: Path) -> Path:
+    """A copy of a PostgreSQL installation (bin/, lib/, share/) that every user can reach.
+
+    As root, PostgreSQL runs as an unprivileged user, who cannot run binaries inside a directory
+    it cannot traverse, e.g. a virtualenv under /root or in a private temporary directory. The
+    copy goes to the temporary directory (else /tmp), is named after the source and its mtime so
+    that later runs reuse it, and is made under a temporary name then renamed, so a concurrent
+    run never sees half a copy. A directory of that name that root does not own, or that others
+    may write, is never used: root would run whatever someone put there.
+
+    A wheel repaired by auditwheel (pgserver's) finds its shared libraries through an RPATH
+    relative to the binary, in `<package>.libs` beside the package; that directory is copied
+    too, at the same relative place: `<copy>/<package>/<install>` and `<copy>/<package>.libs`.
+    """
+    base = tempfile.gettempdir()
+    if not _traversable_by_all(base):
+        base = "/tmp"
+    tag = hashlib.sha256(f"{install.resolve()}:{install.stat().st_mtime_ns}".encode()).hexdigest()
+    target = Path(base) / f"cardgame-pginstall-{tag[:16]}"
+    inside = Path(install.parent.name) / install.name
+    if _safe_copy(target):
+        return target / inside
+    staging = Path(tempfile.mkdtemp(prefix="cardgame-pginstall-", dir=base))
+    for part in ("bin", "lib", "share"):
+        if (install / part).exists():
+            shutil.copytree(install / part, staging / inside / part, symlinks=True)
+    libs = install.parent.parent / f"{install.parent.name}.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, staging / libs.name, symlinks=True)
+    staging.chmod(0o755)  # mkdtemp made it 0700
+    try:
+        staging.rename(target)
+    except OSError:  # another run won the race (or a foreign directory is in the way)
+        if _safe_copy(target):
+            shutil.rmtree(staging, ignore_errors=True)
+            return target / inside
+        return staging / inside  # ours alone; left for the next run to find, like the shared one
+    return target / inside
+
+
+def _safe_copy(path: Path) -> bool:
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return False
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
+            and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
 # ---------------------------------------------------------------- checks
@@ -342,7 +394,9 @@ def _start_redis() -> ServiceHandle:
                 if attempt == 2 or "in use" not in _log_tail(log_path):
                     raise
                 continue  # lost the race for the free port: try another one
-            description = f"private redis-server {_version(binary)} on 127.0.0.1:{port} ({tmpdir})"
+            description = (f"private redis-server {binary_version(binary)} ({binary}) on "
+                           f"127.0.0.1:{port} ({tmpdir})")
+            log.info("started %s", description)
             return _register(ServiceHandle(url, True, description, proc, tmpdir, signal.SIGTERM))
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -432,7 +486,8 @@ def start_redis_cluster(masters: int = 3) -> ClusterHandle:
             _terminate(proc, signal.SIGKILL)
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
-    description = (f"private Redis Cluster {_version(binary)}, {masters} primaries on 127.0.0.1:"
+    description = (f"private Redis Cluster {binary_version(binary)}, {masters} primaries on "
+                   "127.0.0.1:"
                    f"{','.join(map(str, ports))} ({tmpdir})")
     handle = ClusterHandle(f"redis+cluster://127.0.0.1:{ports[0]}", True, description, None,
                            tmpdir, signal.SIGTERM, procs)
@@ -498,8 +553,10 @@ def ensure_postgres(url: str | None, database: str = "cardgame") -> ServiceHandl
 def _start_postgres(database: str) -> ServiceHandle:
     bindir = find_postgres_bindir()
     user = _server_user()
+    where = ""
     if user is not None and not _traversable_by_all(str(bindir)):
-        raise RuntimeError(f"{bindir} is not reachable by {user.pw_name!r}, who must run it")
+        bindir = _reachable_copy(bindir.parent) / "bin"
+        where = f"; binaries copied to {bindir.parent} for {user.pw_name}"
     tmpdir = _make_tmpdir(user)
     data, log_path = Path(tmpdir) / "data", Path(tmpdir) / "postgres.log"
     try:
@@ -532,12 +589,13 @@ def _start_postgres(database: str) -> ServiceHandle:
                 if attempt == 2 or "in use" not in _log_tail(log_path):
                     raise
                 continue  # lost the race for the free port: try another one
-            version = _version(str(bindir / "postgres"))
+            version = binary_version(str(bindir / "postgres"))
             handle = _register(
                 ServiceHandle(
                     url=f"postgresql://postgres@127.0.0.1:{port}/{database}",
                     owned=True,
-                    description=f"private PostgreSQL {version} on 127.0.0.1:{port} ({tmpdir})",
+                    description=f"private PostgreSQL {version} ({bindir}) on 127.0.0.1:{port}"
+                                f" ({tmpdir}{where})",
                     _process=proc,
                     _tmpdir=tmpdir,
                     _stop_signal=signal.SIGINT,
@@ -548,6 +606,7 @@ def _start_postgres(database: str) -> ServiceHandle:
             except BaseException:
                 handle.stop()
                 raise
+            log.info("started %s", handle.description)
             return handle
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
