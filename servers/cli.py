@@ -109,6 +109,9 @@ async def supervise(stack: Stack, keep_going: bool) -> bool:
         for proc in stack.newly_exited():
             print(f"cardgame up: {proc.exit_report()}", file=sys.stderr, flush=True)
             died = died or proc.returncode != 0
+        for report in stack.services_down():  # every server needs them: always fatal
+            print(f"cardgame up: {report}", file=sys.stderr, flush=True)
+            died = True
         if died and not keep_going:
             print("cardgame up: stopping the stack (--keep-going keeps the rest running)",
                   file=sys.stderr, flush=True)

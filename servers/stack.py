@@ -226,6 +226,7 @@ class Stack:
     # Every server of this stack reports it on /health; see judge_health.
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _reported: set[int] = field(default_factory=set, repr=False)  # pids
+    _reported_services: set[int] = field(default_factory=set, repr=False)  # ids of handles
 
     def start(self, timeout: float = 30.0) -> Stack:
         try:
@@ -365,6 +366,16 @@ class Stack:
                 if p.popen is not None and p.popen.pid not in self._reported and not p.alive()]
         self._reported.update(p.popen.pid for p in gone if p.popen is not None)
         return gone
+
+    def services_down(self) -> list[str]:
+        """Reports of private Redis/PostgreSQL servers that died since the last call."""
+        reports = []
+        for service in self.services:
+            report = service.exit_report()
+            if report is not None and id(service) not in self._reported_services:
+                self._reported_services.add(id(service))
+                reports.append(report)
+        return reports
 
     def proc(self, name: str) -> Proc:
         return next(p for p in self.procs if p.name == name)

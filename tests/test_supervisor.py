@@ -188,6 +188,18 @@ def test_a_server_killed_after_start_up_stops_the_stack(running_up: Callable[...
     assert not list(up.state_file().glob("*.json"))
 
 
+def test_a_private_redis_that_dies_stops_the_stack(running_up: Callable[..., Up]) -> None:
+    up = running_up(REDIS_URL="")  # no URL: the stack starts a redis-server of its own
+    up.endpoints()
+    up.wait_stderr(lambda line: line.startswith("# stack "))
+    redis = next(p for p in psutil.Process(up.popen.pid).children()
+                 if p.name() == "redis-server")
+    redis.kill()
+    assert up.popen.wait(60) == 1
+    up.wait_stderr(lambda line: "private redis-server" in line and "exited with code -9" in line)
+    up.wait_stderr(lambda line: "stopping the stack" in line)
+
+
 def test_keep_going_reports_a_dead_server_and_keeps_the_rest(
         running_up: Callable[..., Up]) -> None:
     up = running_up("--keep-going")

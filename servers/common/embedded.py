@@ -73,6 +73,16 @@ class ServiceHandle:
     # Postgres: SIGINT is "fast shutdown"; SIGTERM ("smart") would wait for every client.
     _stop_signal: int = field(default=signal.SIGTERM, repr=False)
 
+    def exit_report(self) -> str | None:
+        """How an owned server ended, with its log's last lines; None while it runs (or when
+        it is not ours to watch). For supervisors such as `cardgame up`."""
+        proc = self._process
+        if proc is None or proc.poll() is None or self._tmpdir is None:
+            return None
+        logs = sorted(Path(self._tmpdir).glob("*.log"))
+        tail = _log_tail(logs[0]) if logs else "(no log)"
+        return f"{self.description} exited with code {proc.returncode}; log tail:\n{tail}"
+
     def stop(self) -> None:
         """Stop an owned instance and remove its directory; a no-op otherwise or if repeated."""
         proc, self._process = self._process, None
