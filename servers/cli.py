@@ -109,10 +109,12 @@ async def supervise(stack: Stack, keep_going: bool) -> bool:
         for proc in stack.newly_exited():
             print(f"cardgame up: {proc.exit_report()}", file=sys.stderr, flush=True)
             died = died or proc.returncode != 0
-        for report in stack.services_down():  # every server needs them: always fatal
+        services_down = stack.services_down()
+        for report in services_down:
             print(f"cardgame up: {report}", file=sys.stderr, flush=True)
-            died = True
-        if died and not keep_going:
+        died = died or bool(services_down)
+        # Without Redis or PostgreSQL no server can work: stop even with --keep-going.
+        if died and (not keep_going or services_down):
             print("cardgame up: stopping the stack (--keep-going keeps the rest running)",
                   file=sys.stderr, flush=True)
             break

@@ -189,7 +189,8 @@ def test_a_server_killed_after_start_up_stops_the_stack(running_up: Callable[...
 
 
 def test_a_private_redis_that_dies_stops_the_stack(running_up: Callable[..., Up]) -> None:
-    up = running_up(REDIS_URL="")  # no URL: the stack starts a redis-server of its own
+    # No URL: the stack starts a redis-server of its own. Fatal even with --keep-going.
+    up = running_up("--keep-going", REDIS_URL="")
     up.endpoints()
     up.wait_stderr(lambda line: line.startswith("# stack "))
     redis = next(p for p in psutil.Process(up.popen.pid).children()
