@@ -5,18 +5,16 @@ ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 CARDGAME_ENV
 WORKDIR /app
 # Dependencies first, so that a code change does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir -p servers fake_client console loadtest \
-    && touch servers/__init__.py fake_client/__init__.py console/__init__.py loadtest/__init__.py \
-    && pip install . && pip uninstall -y cardgame
+RUN mkdir -p servers && touch servers/__init__.py && pip install . && pip uninstall -y cardgame
 # The code runs from /app (installed in place): it reads config/, lua/ and migrations/ next to
-# the servers package (servers/common/config.py, lua.py, db.py).
+# the servers package (servers/common/config.py, lua.py, db.py). Only what production runs is
+# copied: the development tools (devtools/: local stacks, chaos, benchmarks, the Steam
+# simulator), the fake client, the console and the load tests stay out, and `cardgame` offers
+# serve, migrate, schema and openapi.
 COPY config config
 COPY lua lua
 COPY migrations migrations
 COPY servers servers
-COPY fake_client fake_client
-COPY console console
-COPY loadtest loadtest
 RUN pip install --no-deps -e . && python -m compileall -q servers
 # A numeric user, so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001

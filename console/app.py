@@ -405,7 +405,7 @@ class ConsoleApp(App[None]):
 
 # ---------------------------------------------------------------- command line
 def main(argv: list[str] | None = None) -> int:
-    from servers import stack_state
+    from devtools import stack_state
     from servers.common.config import load_settings
     from servers.common.keys import Keys
 

@@ -148,8 +148,7 @@ class GameClient:
 
 def timeline_problems(result: p.BattleResultMessage) -> list[str]:
     """Check a battle result's timeline is well-formed: start, turns, end agreeing with winner."""
-    from servers.game.battle.events import BattleEnd, BattleStart
-    from servers.game.battle.sim import decode_timeline
+    from servers.common.timeline import BattleEnd, BattleStart, decode_timeline
 
     try:
         events = decode_timeline(p.timeline_bytes(result))

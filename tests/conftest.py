@@ -16,12 +16,12 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from devtools.embedded import ServiceHandle, ensure_postgres, ensure_redis
+from devtools.stack import Stack
 from servers.common.bus import connect_redis
 from servers.common.config import Settings, load_settings
 from servers.common.db import create_pool, migrate
-from servers.common.embedded import ServiceHandle, ensure_postgres, ensure_redis
 from servers.common.keys import GameMode, Keys
-from servers.stack import Stack
 
 RUN = uuid.uuid4().hex[:8]
 

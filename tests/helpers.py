@@ -7,8 +7,8 @@ import uuid
 
 import httpx
 
+from devtools.stack import Stack
 from fake_client.client import GameClient, Login, login_dev, login_steam
-from servers.stack import Stack
 
 
 def unique_name(prefix: str = "t") -> str:

@@ -7,11 +7,11 @@ import httpx
 import jwt
 import pytest
 
+from devtools.stack import Stack
 from servers.auth.app import create_app
 from servers.auth.players import STEAM_ID64_BASE, dev_steam_id
 from servers.common.config import Settings
 from servers.common.decks import deck_problems
-from servers.stack import Stack
 from tests.helpers import unique_name
 
 

@@ -9,8 +9,9 @@ from collections import Counter
 import msgspec
 import pytest
 
+from servers.common import timeline as ev
 from servers.common.models import BattleSnapshot, CardSnapshot
-from servers.game.battle import events as ev
+from servers.common.timeline import decode_timeline, encode_timeline
 from servers.game.battle.rng import MASK64, Rng
 from servers.game.battle.sim import (
     MAX_BOARD,
@@ -18,8 +19,6 @@ from servers.game.battle.sim import (
     STARTING_HEALTH,
     TURN_LIMIT,
     BattleOutcome,
-    decode_timeline,
-    encode_timeline,
     simulate,
 )
 

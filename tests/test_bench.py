@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from devtools.stack import Stack
 from servers.common.config import Settings
-from servers.stack import Stack
 
 BIN = os.path.dirname(sys.executable)
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # layout /usr/lib/postgresql/*/bin is pointed elsewhere; everything else is the real demo.
 DRIVER = """
 import sys
-from servers.common import embedded
+from devtools import embedded
 embedded.DEBIAN_PG_BINDIRS = "/nonexistent/*/bin"
 from servers.cli import main
 sys.exit(main(["demo", "--pods", "1", "--pairs", "2", "--json"]))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from servers.chaos import run_chaos
+from devtools.chaos import run_chaos
 from servers.common.config import Settings
 
 

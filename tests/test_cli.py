@@ -12,8 +12,8 @@ import time
 import httpx
 import pytest
 
+from devtools.stack import Stack, free_port
 from servers.common.config import Settings
-from servers.stack import Stack, free_port
 
 BIN = os.path.dirname(sys.executable)
 
@@ -76,3 +76,27 @@ def test_up_prints_endpoints_and_stops_cleanly_on_ctrl_c(settings: Settings) -> 
     time.sleep(0.2)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{auth}/health")
+
+
+# What the production image holds: the servers without devtools/ (see the Dockerfile).
+WITHOUT_TOOLS = """
+import sys
+sys.modules["devtools"] = None  # importing it now fails as if it were not installed
+from servers.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_without_the_development_tools_only_production_commands_remain() -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", WITHOUT_TOOLS, *args], capture_output=True,
+                              text=True, timeout=60)
+
+    usage = run("--help")
+    assert usage.returncode == 0
+    assert "{serve,migrate,schema,openapi}" in usage.stdout
+    assert run("up").returncode == 2 and "invalid choice: 'up'" in run("up").stderr
+    refused = run("serve", "steam-sim")
+    assert refused.returncode == 2 and "invalid choice: 'steam-sim'" in refused.stderr
+    schema = run("schema")
+    assert schema.returncode == 0 and json.loads(schema.stdout)["title"].startswith("cardgame")

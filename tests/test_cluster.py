@@ -15,14 +15,14 @@ import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
+from devtools.embedded import ClusterHandle, start_redis_cluster
+from devtools.stack import Stack
 from fake_client.pvp import run_pvp
 from servers.common import bus
 from servers.common import protocol as p
 from servers.common.config import Settings
-from servers.common.embedded import ClusterHandle, start_redis_cluster
 from servers.common.keys import GameMode, Keys
 from servers.common.lua import PairToCommit, QueueScripts
-from servers.stack import Stack
 from tests.helpers import connect, eventually
 
 

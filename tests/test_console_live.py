@@ -21,13 +21,13 @@ from console.model import PodRow
 from console.panels.pods import PodsPanel
 from console.panels.tail import TailPanel
 from console.sources import LiveSource
+from devtools.embedded import binary_version, find_redis_server
+from devtools.stack import Stack, free_port
 from fake_client.client import GameClient, ServerError
 from fake_client.pvp import run_pvp
 from servers.common import protocol as p
 from servers.common.config import Settings
-from servers.common.embedded import binary_version, find_redis_server
 from servers.common.keys import GameMode, Keys
-from servers.stack import Stack, free_port
 from tests.helpers import login
 
 NORMAL = GameMode.NORMAL

@@ -208,4 +208,6 @@ def test_dockerfile_builds_one_image_for_every_server() -> None:
     assert 'ENTRYPOINT ["cardgame"]' in text
     for needed in ("config", "lua", "migrations", "servers"):
         assert f"COPY {needed} {needed}" in text
+    for tool in ("devtools", "fake_client", "console", "loadtest", "tests"):
+        assert not re.search(rf"^COPY .*\b{tool}\b", text, re.MULTILINE), f"{tool} in the image"
     assert re.search(r"^USER \d+", text, re.MULTILINE), "numeric user for runAsNonRoot"

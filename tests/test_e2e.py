@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncpg
 
+from devtools.stack import Stack
 from fake_client.client import timeline_problems
 from fake_client.pvp import run_pvp
 from servers.common import protocol as p
-from servers.stack import Stack
 from tests.helpers import connect
 
 

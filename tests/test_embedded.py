@@ -1,4 +1,4 @@
-"""Private Redis/PostgreSQL instances from servers.common.embedded: real servers, no fakes."""
+"""Private Redis/PostgreSQL instances from devtools.embedded: real servers, no fakes."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 import redis
 
-from servers.common import embedded
-from servers.common.embedded import (
+from devtools import embedded
+from devtools.embedded import (
     ServiceHandle,
     ensure_postgres,
     ensure_redis,

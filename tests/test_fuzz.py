@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
+from devtools.stack import Stack
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode
-from servers.stack import Stack
 from tests.fuzz_report import COUNTS
 
 WS_EXAMPLES = 400

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 import websockets
 from cryptography.hazmat.primitives import serialization
 
+from devtools.stack import Stack
 from fake_client.client import GameClient, ServerError
 from servers.auth.players import dev_steam_id
 from servers.common import protocol as p
@@ -24,7 +25,6 @@ from servers.common.config import Settings
 from servers.common.keys import GameMode, Keys
 from servers.common.models import BattleSnapshot
 from servers.common.tokens import TokenIssuer, generate_key
-from servers.stack import Stack
 from tests.helpers import connect, eventually, login, unique_name
 
 

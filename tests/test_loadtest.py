@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from devtools.stack import Stack, free_port
 from loadtest.inputs import BAD_FRAMES, skill_deck
 from servers.common import protocol as p
 from servers.common.decks import DECK_SIZE, deck_problems
-from servers.stack import Stack, free_port
 
 BIN = os.path.dirname(sys.executable)
 # One of each behaviour, a few PvP players so that matches happen quickly.

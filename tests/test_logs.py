@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from devtools.stack import Stack
 from servers.common import logs
 from servers.common import protocol as p
 from servers.common.config import Settings, load_settings
-from servers.stack import Stack
 from tests.helpers import connect
 
 

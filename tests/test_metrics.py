@@ -7,11 +7,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.stack import Stack
 from fake_client.pvp import run_pvp
 from servers.common import metrics as common
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode
-from servers.stack import Stack
 from tests import promtool
 from tests.helpers import connect, eventually
 

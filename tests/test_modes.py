@@ -14,6 +14,7 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from devtools.stack import Stack
 from fake_client.client import ServerError, timeline_problems
 from fake_client.modes import run_mode
 from fake_client.pvp import run_pvp
@@ -24,7 +25,6 @@ from servers.common.keys import Keys
 from servers.common.models import BattleSnapshot
 from servers.game.history import resimulate
 from servers.game.persistence import record_match
-from servers.stack import Stack
 from tests.helpers import connect
 
 

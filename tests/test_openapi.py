@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
+from devtools.stack import Stack
 from servers.auth.openapi import openapi_document
 from servers.cli import openapi_text
-from servers.stack import Stack
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

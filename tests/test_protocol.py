@@ -9,8 +9,8 @@ import pytest
 
 from servers.cli import schema_text
 from servers.common import protocol as p
+from servers.common import timeline as events
 from servers.common.errors import DESCRIPTIONS, ErrorCode
-from servers.game.battle import events
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -11,7 +11,7 @@ from collections import Counter
 import msgspec
 import redis.asyncio as aioredis
 
-from servers.bench.matchmaking import stop_tasks
+from devtools.bench.matchmaking import stop_tasks
 from servers.common import protocol as p
 from servers.common.keys import GameMode, Keys
 from servers.common.lua import PartyScripts, QueueScripts

@@ -15,12 +15,12 @@ import pytest
 import redis.asyncio as aioredis
 import websockets
 
+from devtools.stack import Stack
 from fake_client.client import GameClient
 from servers.common import protocol as p
 from servers.common.keys import Keys
 from servers.common.lua import RateLimitScript
 from servers.common.ratelimit import client_ip, parse_networks
-from servers.stack import Stack
 from tests.helpers import connect, login
 
 

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 import websockets
 
+from devtools.stack import Stack
 from fake_client.client import GameClient
 from servers.common import protocol as p
 from servers.common.config import Settings
@@ -19,7 +20,6 @@ from servers.common.keys import GameMode, Keys
 from servers.match.loop import Matchmaking
 from servers.match.metrics import MatchMetrics
 from servers.match.watchdog import Watchdog
-from servers.stack import Stack
 from tests.helpers import eventually, login
 from tests.test_match import enqueue as enqueue_request
 
@@ -229,8 +229,8 @@ async def _retry(work, timeout: float):  # type: ignore[no-untyped-def]
 def test_servers_survive_a_redis_restart(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import subprocess
 
-    from servers.common.embedded import find_redis_server
-    from servers.stack import free_port
+    from devtools.embedded import find_redis_server
+    from devtools.stack import free_port
 
     port = free_port()
     argv = [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",

@@ -10,6 +10,7 @@ import jwt
 import pytest
 import websockets
 
+from devtools.stack import Stack
 from fake_client.client import GameClient, ServerError, refresh
 from servers.common import protocol as p
 from servers.common.config import AuthSettings
@@ -21,7 +22,6 @@ from servers.common.tokens import (
     parse_jwks,
     write_key,
 )
-from servers.stack import Stack
 from tests.helpers import eventually, login
 
 

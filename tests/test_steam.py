@@ -14,11 +14,11 @@ import asyncpg
 import httpx
 import pytest
 
+from devtools.stack import Stack, free_port
 from servers.auth.players import dev_steam_id
 from servers.auth.steam import SteamWebApi, VerifiedTicket, check_policy
 from servers.common.config import SteamSettings
 from servers.common.errors import ErrorCode, GameError
-from servers.stack import Stack, free_port
 from tests.helpers import unique_name
 
 

@@ -20,9 +20,8 @@ import httpx
 import psutil
 import pytest
 
-from servers import stack_state
-from servers.common.config import Settings
-from servers.stack import (
+from devtools import stack_state
+from devtools.stack import (
     Proc,
     StackError,
     exit_description,
@@ -30,6 +29,7 @@ from servers.stack import (
     judge_health,
     port_in_use,
 )
+from servers.common.config import Settings
 
 BIN = os.path.dirname(sys.executable)
 

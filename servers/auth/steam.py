@@ -11,7 +11,7 @@ parses the documented reply:
 Steam being slow or down never hangs a login: each attempt has a timeout, timeouts, connection
 errors and 5xx answers are retried a bounded number of times with backoff, and then the login
 fails with STEAM_UNAVAILABLE (retryable). `check_policy` applies the configured ban and Family
-Sharing policy. The development simulator (`servers/auth/steam_sim.py`) speaks the same format.
+Sharing policy. The development simulator (`devtools/steam_sim.py`) speaks the same format.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import msgspec
 
 from servers.common.errors import DESCRIPTIONS, ErrorCode
 from servers.common.models import BattleSnapshot
+from servers.common.timeline import Event
 
 PROTOCOL_VERSION = 1
 
@@ -518,7 +519,6 @@ def _clean_descriptions(node: object) -> None:
 
 def protocol_schema() -> dict[str, Any]:
     """JSON Schema of both directions, for generating client types (e.g. C#)."""
-    from servers.game.battle.events import Event  # the replay format is part of the API
 
     (client, server, event), components = msgspec.json.schema_components(
         [AnyClientMessage, AnyServerMessage, Event], ref_template="#/$defs/{name}"

@@ -15,7 +15,8 @@ import msgspec
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
 from servers.common.models import BattleSnapshot
-from servers.game.battle.sim import encode_timeline, simulate
+from servers.common.timeline import encode_timeline
+from servers.game.battle.sim import simulate
 
 _snapshot = msgspec.json.Decoder(BattleSnapshot)
 

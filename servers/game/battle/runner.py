@@ -23,8 +23,9 @@ from servers.common.bus import RetryLater
 from servers.common.config import RatingSettings
 from servers.common.keys import Keys
 from servers.common.lua import PublishScript
+from servers.common.timeline import encode_timeline
 from servers.game import metrics
-from servers.game.battle.sim import encode_timeline, simulate
+from servers.game.battle.sim import simulate
 from servers.game.persistence import record_match
 
 log = logging.getLogger("cardgame.game.battle")

@@ -29,12 +29,10 @@ Rules
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import msgspec
 
 from servers.common.models import BattleSnapshot, CardSnapshot
-from servers.game.battle.events import (
+from servers.common.timeline import (
     Attack,
     BattleEnd,
     BattleStart,
@@ -55,8 +53,6 @@ __all__ = [
     "OPENING_HAND",
     "STARTING_HEALTH",
     "TURN_LIMIT",
-    "decode_timeline",
-    "encode_timeline",
     "simulate",
 ]
 
@@ -78,20 +74,6 @@ class BattleOutcome(msgspec.Struct, frozen=True, kw_only=True):
     turns: int
     reason: str
     events: list[Event]
-
-
-_ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder(list[Event])
-
-
-def encode_timeline(events: Sequence[Event]) -> bytes:
-    """Compact JSON; fields in declaration order, so equal timelines give equal bytes."""
-    return _ENCODER.encode(events)
-
-
-def decode_timeline(data: bytes | str) -> list[Event]:
-    """Parse and validate a timeline produced by ``encode_timeline``."""
-    return _DECODER.decode(data)
 
 
 # --- internal state ---------------------------------------------------------------------------

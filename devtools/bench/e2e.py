@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 import websockets
 
-from servers.bench.procs import ProcessWatch, listening_pid, machine
-from servers.bench.report import format_stage, percentiles
+from devtools.bench.procs import ProcessWatch, listening_pid, machine
+from devtools.bench.report import format_stage, percentiles
 from servers.common import protocol as p
 
 STAGES = ("login", "connect", "enqueue -> EnQueued", "enqueue -> MatchFound",
@@ -195,8 +195,8 @@ def bench_e2e(pods: int, clients: int, duration: float, *, warmup: float, think:
               tick: float | None, compression: bool, auth_url: str | None,
               game_urls: list[str] | None) -> dict[str, Any]:
     """Start a stack (or use the running one given by URLs) and drive it."""
+    from devtools.stack import Stack
     from servers.common.config import load_settings
-    from servers.stack import Stack
 
     watch = ProcessWatch()
     stack: Stack | None = None

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
+from devtools.stack import Stack
 from servers.common.config import Settings
-from servers.stack import Stack
 
 
 def _pct(values: list[float]) -> dict[str, float]:

@@ -26,12 +26,12 @@ import asyncpg
 import httpx
 import websockets
 
+from devtools.stack import Stack
 from fake_client.client import GameClient, Login, ServerError, login_steam
 from servers.common import protocol as p
 from servers.common.bus import connect_redis
 from servers.common.config import Settings
 from servers.common.keys import GameMode, Keys
-from servers.stack import Stack
 
 
 @dataclass

@@ -28,11 +28,11 @@ from typing import Any
 
 import msgspec
 
-from servers.bench.procs import machine
+from devtools.bench.procs import machine
+from devtools.embedded import ensure_redis
 from servers.common import bus
 from servers.common import protocol as p
 from servers.common.config import load_settings
-from servers.common.embedded import ensure_redis
 from servers.common.keys import GameMode, Keys
 from servers.common.models import BattleSnapshot, CardSnapshot
 from servers.match.app import matchmaking_for

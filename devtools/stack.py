@@ -26,9 +26,9 @@ from pathlib import Path
 
 import httpx
 
+from devtools.embedded import ServiceHandle, ensure_postgres, ensure_redis
 from servers.common.config import Settings, to_env
 from servers.common.db import migrate
-from servers.common.embedded import ServiceHandle, ensure_postgres, ensure_redis
 from servers.common.tokens import write_key
 
 log = logging.getLogger("cardgame.stack")

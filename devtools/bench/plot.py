@@ -1,6 +1,6 @@
 """Plot e2e results (throughput and p99 against clients, one line per pod count) as plain SVG.
 
-    python -m servers.bench.plot bench-results/matrix docs/performance.svg
+    python -m devtools.bench.plot bench-results/matrix docs/performance.svg
 
 Reads every `e2e-*.json` in the folder. Hand-written SVG: no plotting library needed.
 """

@@ -18,11 +18,11 @@ import httpx
 import psutil
 import websockets
 
-from servers.bench.procs import machine
+from devtools.bench.procs import machine
+from devtools.stack import Stack
 from servers.common import protocol as p
 from servers.common.config import load_settings
 from servers.common.tokens import TokenService
-from servers.stack import Stack
 
 FIRST_ID = 76561198000000000
 WARMUP = 200

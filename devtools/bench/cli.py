@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from servers.bench.report import RESULTS_DIR, write_json
+from devtools.bench.report import RESULTS_DIR, write_json
 
 
 def add_parser(sub: Any) -> None:
@@ -61,7 +61,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     if args.bench == "e2e":
-        from servers.bench.e2e import bench_e2e, print_e2e
+        from devtools.bench.e2e import bench_e2e, print_e2e
 
         games = args.game.split(",") if args.game else None
         if bool(args.auth) != bool(games):
@@ -71,18 +71,18 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
                            auth_url=args.auth, game_urls=games)
         printer = print_e2e
     elif args.bench == "matchmaker":
-        from servers.bench.matchmaker import bench_matchmaker, print_matchmaker
+        from devtools.bench.matchmaker import bench_matchmaker, print_matchmaker
 
         result = bench_matchmaker(args.queued, args.batch)
         printer = print_matchmaker
     elif args.bench == "matchmaking":
-        from servers.bench.matchmaking import bench_matchmaking, print_matchmaking
+        from devtools.bench.matchmaking import bench_matchmaking, print_matchmaking
 
         result = bench_matchmaking(args.players, args.arrival_rate, args.duration,
                                    args.servers, args.seed)
         printer = print_matchmaking
     else:
-        from servers.bench.connections import bench_connections, print_connections
+        from devtools.bench.connections import bench_connections, print_connections
 
         result = bench_connections(args.idle)
         printer = print_connections

@@ -1,4 +1,4 @@
-"""Battle timeline events: the public replay format.
+"""Battle timelines: the public replay format (part of the client protocol) and its codec.
 
 A timeline is a JSON array of objects; each object's ``"type"`` names its event (snake_case) and
 its other fields are listed below in the order they are encoded. Conventions:
@@ -14,6 +14,7 @@ its other fields are listed below in the order they are encoded. Conventions:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
@@ -30,6 +31,8 @@ __all__ = [
     "Play",
     "Timeline",
     "TurnStart",
+    "decode_timeline",
+    "encode_timeline",
 ]
 
 
@@ -122,3 +125,17 @@ class BattleEnd(_Event, tag="battle_end", frozen=True, kw_only=True):
 
 Event = BattleStart | TurnStart | Draw | Fatigue | Play | Attack | Damage | Death | BattleEnd
 Timeline = list[Event]
+
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(list[Event])
+
+
+def encode_timeline(events: Sequence[Event]) -> bytes:
+    """Compact JSON; fields in declaration order, so equal timelines give equal bytes."""
+    return _ENCODER.encode(events)
+
+
+def decode_timeline(data: bytes | str) -> list[Event]:
+    """Parse and validate a timeline produced by ``encode_timeline``."""
+    return _DECODER.decode(data)
