@@ -39,8 +39,7 @@ from console.screens import ConfirmScreen, HelpScreen
 from console.sources import LiveSource, Source, describe_error
 
 TABS = ("pods", "queues", "channels", "tail", "players")
-LINK_STYLES = {"ok": "green", "stale": "bold yellow", "down": "bold red",
-               "connecting": "yellow"}
+LINK_STYLES = {"ok": "green", "stale": "bold yellow", "down": "bold red", "connecting": "yellow"}
 TAIL_FLUSH = 0.25  # seconds between batches of tail lines posted to the UI
 
 
@@ -53,8 +52,10 @@ class ConsoleApp(App[None]):
     TabPane { padding: 0; }
     """
     BINDINGS = [
-        *(Binding(str(i + 1), f"show_tab('{tab}')", tab.title(), show=False)
-          for i, tab in enumerate(TABS)),
+        *(
+            Binding(str(i + 1), f"show_tab('{tab}')", tab.title(), show=False)
+            for i, tab in enumerate(TABS)
+        ),
         Binding("m", "maintenance", "Maint"),
         Binding("d", "drain", "Drain"),
         Binding("p", "pause", "Pause"),
@@ -68,9 +69,16 @@ class ConsoleApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, source: Source, *, interval: float = 1.0, heartbeat_interval: float = 1.0,
-                 poll_timeout: float = 5.0, clock: Callable[[], float] = time.time,
-                 live: bool = True) -> None:
+    def __init__(
+        self,
+        source: Source,
+        *,
+        interval: float = 1.0,
+        heartbeat_interval: float = 1.0,
+        poll_timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        live: bool = True,
+    ) -> None:
         super().__init__()
         self.source = source
         self.interval = interval
@@ -127,8 +135,7 @@ class ConsoleApp(App[None]):
     async def poll_once(self) -> None:
         """One Redis poll, its outcome posted as a message (also used by the tests)."""
         try:
-            raw = await asyncio.wait_for(self.source.poll(self.watched_player),
-                                         self.poll_timeout)
+            raw = await asyncio.wait_for(self.source.poll(self.watched_player), self.poll_timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the status line shows it; the next poll retries
@@ -155,9 +162,15 @@ class ConsoleApp(App[None]):
                             self.post_message(TailState(True))
                     else:
                         channel, data = item
-                        batch.append(TailLine(self.clock(), channel,
-                                              data.decode(errors="replace")
-                                              if isinstance(data, bytes) else str(data)))
+                        batch.append(
+                            TailLine(
+                                self.clock(),
+                                channel,
+                                data.decode(errors="replace")
+                                if isinstance(data, bytes)
+                                else str(data),
+                            )
+                        )
                     if batch and (item is None or time.monotonic() - flushed >= TAIL_FLUSH):
                         self.post_message(TailBatch(batch))
                         batch, flushed = [], time.monotonic()
@@ -248,8 +261,9 @@ class ConsoleApp(App[None]):
         elif message.profile is None:
             self.set_note(f"no player matches {message.query!r}", ok=False)
         else:
-            self.set_note(f"{message.profile.name}: x dequeue · k disconnect · r reload "
-                          "· 5 new lookup")
+            self.set_note(
+                f"{message.profile.name}: x dequeue · k disconnect · r reload · 5 new lookup"
+            )
         self.watched_player = message.profile.player_id if message.profile else None
         self.refresh_bindings()
         if message.profile and self.live:
@@ -323,8 +337,12 @@ class ConsoleApp(App[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        focus = {"pods": "#pods-table", "channels": "#channels-table", "tail": "#tail-log",
-                 "players": "#player-query"}.get(tab)
+        focus = {
+            "pods": "#pods-table",
+            "channels": "#channels-table",
+            "tail": "#tail-log",
+            "players": "#player-query",
+        }.get(tab)
         if focus:
             self.query_one(focus).focus()
         else:
@@ -342,28 +360,38 @@ class ConsoleApp(App[None]):
                 self.perform(label, action)
             else:
                 self.set_note(f"{label}: cancelled")
+
         self.push_screen(ConfirmScreen(question), answered)
 
     def action_maintenance(self) -> None:
         raw = self.board.raw
         if raw is not None and raw.maintenance:
-            self.confirm(f"Turn maintenance mode OFF (now {raw.maintenance})?\n"
-                         "Match servers accept enqueues again.", "maintenance off",
-                         lambda: self.source.set_maintenance(False))
+            self.confirm(
+                f"Turn maintenance mode OFF (now {raw.maintenance})?\n"
+                "Match servers accept enqueues again.",
+                "maintenance off",
+                lambda: self.source.set_maintenance(False),
+            )
         else:
-            self.confirm("Turn maintenance mode ON (manual)?\nMatch servers refuse every "
-                         "enqueue with MAINTENANCE until it is turned off or expires.",
-                         "maintenance on", lambda: self.source.set_maintenance(True))
+            self.confirm(
+                "Turn maintenance mode ON (manual)?\nMatch servers refuse every "
+                "enqueue with MAINTENANCE until it is turned off or expires.",
+                "maintenance on",
+                lambda: self.source.set_maintenance(True),
+            )
 
     def action_drain(self) -> None:
         pod = self.query_one(PodsPanel).selected_pod()
         if pod is None:
             self.set_note("no pod selected", ok=False)
             return
-        self.confirm(f"Drain {pod}?\nIts game server stops taking players, dequeues the "
-                     "queued ones with a notice, finishes its battles, closes every socket "
-                     "(clients reconnect elsewhere) and exits.", f"drain {pod}",
-                     lambda: self.source.drain(pod))
+        self.confirm(
+            f"Drain {pod}?\nIts game server stops taking players, dequeues the "
+            "queued ones with a notice, finishes its battles, closes every socket "
+            "(clients reconnect elsewhere) and exits.",
+            f"drain {pod}",
+            lambda: self.source.drain(pod),
+        )
 
     def _player(self) -> tuple[str, str] | None:
         panel = self.query_one(PlayersPanel)
@@ -376,17 +404,23 @@ class ConsoleApp(App[None]):
         who = self._player()
         if who:
             player_id, name = who
-            self.confirm(f"Dequeue {name} ({player_id})?\nA dequeue request goes to the match "
-                         "servers for the pod holding the ticket; the player is told.",
-                         f"dequeue {name}", lambda: self.source.dequeue(player_id))
+            self.confirm(
+                f"Dequeue {name} ({player_id})?\nA dequeue request goes to the match "
+                "servers for the pod holding the ticket; the player is told.",
+                f"dequeue {name}",
+                lambda: self.source.dequeue(player_id),
+            )
 
     def action_disconnect(self) -> None:
         who = self._player()
         if who:
             player_id, name = who
-            self.confirm(f"Disconnect {name} ({player_id})?\nTheir game server closes the "
-                         "socket; the client may reconnect.", f"disconnect {name}",
-                         lambda: self.source.disconnect(player_id))
+            self.confirm(
+                f"Disconnect {name} ({player_id})?\nTheir game server closes the "
+                "socket; the client may reconnect.",
+                f"disconnect {name}",
+                lambda: self.source.disconnect(player_id),
+            )
 
     def action_reload(self) -> None:
         panel = self.query_one(PlayersPanel)
@@ -411,22 +445,40 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = load_settings()
     parser = argparse.ArgumentParser(prog="cardgame-console", description=__doc__.splitlines()[0])
-    parser.add_argument("--redis", default=settings.redis.url,
-                        help="Redis URL (default: REDIS_URL / config; else the running "
-                             "`cardgame up`, the newest when several run)")
-    parser.add_argument("--database", default=settings.database.url,
-                        help="PostgreSQL URL (default: DATABASE_URL / config; else the running "
-                             "`cardgame up`)")
-    parser.add_argument("--namespace", default=None,
-                        help="key namespace (default: the running `cardgame up`'s when its "
-                             f"URLs are used, else {settings.redis.namespace})")
+    parser.add_argument(
+        "--redis",
+        default=settings.redis.url,
+        help="Redis URL (default: REDIS_URL / config; else the running "
+        "`cardgame up`, the newest when several run)",
+    )
+    parser.add_argument(
+        "--database",
+        default=settings.database.url,
+        help="PostgreSQL URL (default: DATABASE_URL / config; else the running `cardgame up`)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=None,
+        help="key namespace (default: the running `cardgame up`'s when its "
+        f"URLs are used, else {settings.redis.namespace})",
+    )
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
-    parser.add_argument("--maintenance-ttl", type=int, default=settings.match.maintenance_ttl,
-                        help="seconds a manual maintenance flag lives (0: until turned off)")
-    parser.add_argument("--demo", action="store_true",
-                        help="show static sample data (no Redis or PostgreSQL needed)")
-    parser.add_argument("--list-stacks", action="store_true",
-                        help="list the running `cardgame up` stacks, newest first, and exit")
+    parser.add_argument(
+        "--maintenance-ttl",
+        type=int,
+        default=settings.match.maintenance_ttl,
+        help="seconds a manual maintenance flag lives (0: until turned off)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="show static sample data (no Redis or PostgreSQL needed)",
+    )
+    parser.add_argument(
+        "--list-stacks",
+        action="store_true",
+        help="list the running `cardgame up` stacks, newest first, and exit",
+    )
     args = parser.parse_args(argv)
 
     if args.list_stacks:
@@ -453,8 +505,9 @@ def main(argv: list[str] | None = None) -> int:
         if not redis_url:
             parser.error("no Redis URL: pass --redis, set REDIS_URL, or run `cardgame up`")
         source = LiveSource(redis_url, database_url, Keys(namespace), args.maintenance_ttl)
-    app = ConsoleApp(source, interval=args.interval,
-                     heartbeat_interval=settings.pods.heartbeat_interval)
+    app = ConsoleApp(
+        source, interval=args.interval, heartbeat_interval=settings.pods.heartbeat_interval
+    )
     app.note = notice
     app.run()
     return 0

@@ -138,8 +138,9 @@ def sparkline(values: Sequence[float], width: int) -> str:
     if top <= 0:
         return SPARK[0] * len(values)
     steps = len(SPARK) - 1
-    return "".join(SPARK[min(steps, math.ceil(v / top * steps))] if v > 0 else SPARK[0]
-                   for v in values)
+    return "".join(
+        SPARK[min(steps, math.ceil(v / top * steps))] if v > 0 else SPARK[0] for v in values
+    )
 
 
 def bar(count: int, most: int, width: int) -> str:
@@ -168,8 +169,9 @@ class PodRow:
         return min((self.game.status, self.match.status), key=order.index)
 
 
-def role_view(beat: Heartbeat | None, now: float, listed_at: float | None,
-              interval: float) -> RoleView:
+def role_view(
+    beat: Heartbeat | None, now: float, listed_at: float | None, interval: float
+) -> RoleView:
     """A heartbeat older than three intervals is stale (the server or its Redis link is slow);
     a missing one (its TTL expired) means the server is dead."""
     if beat is None:
@@ -189,8 +191,13 @@ def pod_rows(raw: RawPoll, interval: float) -> list[PodRow]:
     for pod in sorted(set(raw.pods_listed) | set(raw.heartbeats), key=natural_key):
         roles = raw.heartbeats.get(pod, {})
         listed = raw.pods_listed.get(pod)
-        rows.append(PodRow(pod, role_view(roles.get("game"), raw.now, listed, interval),
-                           role_view(roles.get("match"), raw.now, listed, interval)))
+        rows.append(
+            PodRow(
+                pod,
+                role_view(roles.get("game"), raw.now, listed, interval),
+                role_view(roles.get("match"), raw.now, listed, interval),
+            )
+        )
     return rows
 
 
@@ -283,6 +290,7 @@ class QueueView:
 def _labels(edges: Sequence[float], unit: str = "") -> tuple[str, ...]:
     def num(x: float) -> str:
         return f"{x:g}"
+
     labels = [f"<{num(edges[0])}{unit}"]
     labels += [f"{num(a)}-{num(b)}{unit}" for a, b in zip(edges, edges[1:], strict=False)]
     labels.append(f"{num(edges[-1])}{unit}+")
@@ -318,10 +326,18 @@ def queue_views(raw: RawPoll) -> list[QueueView]:
     views = []
     for mode, q in raw.queues.items():
         oldest = None if q.oldest_score_ms is None else raw.now - q.oldest_score_ms / 1000
-        views.append(QueueView(mode, q.size, q.inflight, oldest,
-                               wait_buckets(q.size, q.waits_at_least),
-                               histogram(q.ratings, RATING_EDGES), len(q.ratings),
-                               is_ranked(mode)))
+        views.append(
+            QueueView(
+                mode,
+                q.size,
+                q.inflight,
+                oldest,
+                wait_buckets(q.size, q.waits_at_least),
+                histogram(q.ratings, RATING_EDGES),
+                len(q.ratings),
+                is_ranked(mode),
+            )
+        )
     return views
 
 
@@ -355,7 +371,7 @@ def design_channels(keys: Keys, pods: Iterable[str], modes: Iterable[str]) -> li
 
 def short_channel(keys: Keys, channel: str) -> str:
     prefix = f"{keys.namespace}:"
-    return channel[len(prefix):] if channel.startswith(prefix) else channel
+    return channel[len(prefix) :] if channel.startswith(prefix) else channel
 
 
 # ------------------------------------------------------------------ the live tail
@@ -393,8 +409,11 @@ class TailFilter:
         return not self.text or self.text.lower() in (channel + " " + data).lower()
 
     def describe(self) -> str:
-        parts = [f"pod={self.pod}" if self.pod else "", f"player={self.player}" if self.player
-                 else "", self.text]
+        parts = [
+            f"pod={self.pod}" if self.pod else "",
+            f"player={self.player}" if self.player else "",
+            self.text,
+        ]
         return " ".join(p for p in parts if p) or "none"
 
 
@@ -405,8 +424,13 @@ class TailLine:
     data: str
 
 
-SHORT_KEYS = {"player_id": "player", "game_mode": "mode", "match_id": "match",
-              "opponent_id": "opponent", "request_id": "req"}
+SHORT_KEYS = {
+    "player_id": "player",
+    "game_mode": "mode",
+    "match_id": "match",
+    "opponent_id": "opponent",
+    "request_id": "req",
+}
 
 
 def summarize(data: str, width: int = 200) -> str:
@@ -467,22 +491,28 @@ class Dashboard:
         totals: dict[str, float | None] = {}
         names = []
         for pod, roles in raw.heartbeats.items():
-            for role, stat in (("match", "matches_formed"), ("game", "battles_completed"),
-                               ("match", "requests")):
+            for role, stat in (
+                ("match", "matches_formed"),
+                ("game", "battles_completed"),
+                ("match", "requests"),
+            ):
                 beat = roles.get(role)
                 value = beat.stats.get(stat) if beat is not None else None
                 name = f"{pod}/{role}/{stat}"
                 names.append(name)
-                rate = self.counters.update(name, beat.at if beat else raw.now,
-                                            float(value) if isinstance(value, int | float)
-                                            else None)
+                rate = self.counters.update(
+                    name,
+                    beat.at if beat else raw.now,
+                    float(value) if isinstance(value, int | float) else None,
+                )
                 if rate is not None:
                     totals[stat] = (totals.get(stat) or 0.0) + rate
         for stream, info in raw.streams.items():
             name = f"stream/{stream}"
             names.append(name)
             self.stream_rates[stream] = self.counters.update(
-                name, raw.now, None if info.entries_added is None else float(info.entries_added))
+                name, raw.now, None if info.entries_added is None else float(info.entries_added)
+            )
         self.counters.forget_except(names)
         self.matches_rate = totals.get("matches_formed")
         self.battles_rate = totals.get("battles_completed")
@@ -511,11 +541,20 @@ class Dashboard:
             if spec.kind == "stream":
                 info = raw.streams.get(spec.name, StreamRaw(0, None))
                 lag = "" if info.lag is None else f" lag {info.lag}"
-                rows.append(ChannelRow(spec, None, self.stream_rates.get(spec.name),
-                                       f"len {info.length} pending {info.pending}{lag}"))
+                rows.append(
+                    ChannelRow(
+                        spec,
+                        None,
+                        self.stream_rates.get(spec.name),
+                        f"len {info.length} pending {info.pending}{lag}",
+                    )
+                )
             else:
-                rows.append(ChannelRow(spec, raw.numsub.get(spec.name),
-                                       self.tail_rates.rate(spec.name, now)))
+                rows.append(
+                    ChannelRow(
+                        spec, raw.numsub.get(spec.name), self.tail_rates.rate(spec.name, now)
+                    )
+                )
         return rows
 
 
@@ -525,13 +564,15 @@ class LinkStatus:
     text: str
 
 
-def redis_status(since_ok: float | None, error: str, duration: float | None,
-                 interval: float) -> LinkStatus:
+def redis_status(
+    since_ok: float | None, error: str, duration: float | None, interval: float
+) -> LinkStatus:
     """How the Redis link looks: `since_ok` is the time since the last good poll (None: never).
     Older than three intervals is stale: the screen shows old numbers and says so."""
     if since_ok is None:
-        return LinkStatus("down" if error else "connecting",
-                          f"down: {error}" if error else "connecting")
+        return LinkStatus(
+            "down" if error else "connecting", f"down: {error}" if error else "connecting"
+        )
     if error and since_ok > interval:
         return LinkStatus("down", f"down {fmt_age(since_ok)}: {error}")
     if since_ok > 3 * interval:

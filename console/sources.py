@@ -77,16 +77,18 @@ def _hide_password(url: str) -> str:
 
 
 class LiveSource:
-    def __init__(self, redis_url: str, database_url: str, keys: Keys,
-                 maintenance_ttl: int = 300) -> None:
+    def __init__(
+        self, redis_url: str, database_url: str, keys: Keys, maintenance_ttl: int = 300
+    ) -> None:
         self.keys = keys
         self.redis_label = _hide_password(redis_url)
         self.database_label = _hide_password(database_url) if database_url else "(none)"
         self.maintenance_ttl = maintenance_ttl
         # Short timeouts: a slow or gone Redis must turn into an error the status bar shows,
         # never a poll that hangs. redis-py reconnects by itself on the next command.
-        self.redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2,
-                                             socket_timeout=5, health_check_interval=10)
+        self.redis = aioredis.Redis.from_url(
+            redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+        )
         self.database_url = database_url
         self._pool: asyncpg.Pool | None = None
         self._scripts = QueueScripts(self.redis, keys)
@@ -167,8 +169,9 @@ class LiveSource:
                     ratings.append(_rating.decode(ticket).rating)
                 except msgspec.DecodeError:
                     pass
-            queues[mode.value] = QueueRaw(size, int(first[0][1]) if first else None, waits,
-                                          inflight, tuple(ratings))
+            queues[mode.value] = QueueRaw(
+                size, int(first[0][1]) if first else None, waits, inflight, tuple(ratings)
+            )
         numsub = {(c.decode() if isinstance(c, bytes) else c): int(n) for c, n in take()}
         stream_info = {}
         for stream in streams:
@@ -187,27 +190,42 @@ class LiveSource:
                 else:
                     lag += int(group["lag"])
             added = info.get("entries-added")
-            stream_info[stream] = StreamRaw(int(info.get("length", 0)),
-                                            None if added is None else int(added), pending,
-                                            lag if lag_known else None)
+            stream_info[stream] = StreamRaw(
+                int(info.get("length", 0)),
+                None if added is None else int(added),
+                pending,
+                lag if lag_known else None,
+            )
         player = None
         if player_id:
             pod, match = take(), take()
-            live: dict[str, Any] = {"pod": pod.decode() if pod else None,
-                                    "match_id": match.decode() if match else None}
+            live: dict[str, Any] = {
+                "pod": pod.decode() if pod else None,
+                "match_id": match.decode() if match else None,
+            }
             for mode in GameMode:
                 score, holder, inflight_at = take(), take(), take()
                 if score is not None:
-                    live.update(queued_mode=mode.value, queued_since_ms=int(score),
-                                ticket_pod=holder.decode() if holder else None)
+                    live.update(
+                        queued_mode=mode.value,
+                        queued_since_ms=int(score),
+                        ticket_pod=holder.decode() if holder else None,
+                    )
                 if inflight_at is not None:
                     live["inflight_mode"] = mode.value
             player = PlayerLive(**live)
-        return RawPoll(now=now, pods_listed=pods_listed, heartbeats=beats, queues=queues,
-                       numsub=numsub, streams=stream_info,
-                       maintenance=flag.decode() if flag is not None else None,
-                       maintenance_ttl=ttl if flag is not None and ttl >= 0 else None,
-                       duration=time.perf_counter() - started, player=player)
+        return RawPoll(
+            now=now,
+            pods_listed=pods_listed,
+            heartbeats=beats,
+            queues=queues,
+            numsub=numsub,
+            streams=stream_info,
+            maintenance=flag.decode() if flag is not None else None,
+            maintenance_ttl=ttl if flag is not None and ttl >= 0 else None,
+            duration=time.perf_counter() - started,
+            player=player,
+        )
 
     async def tail(self) -> AsyncIterator[tuple[str, bytes] | None]:
         """Every message published in the namespace, through one PSUBSCRIBE; None once
@@ -235,8 +253,9 @@ class LiveSource:
         if self._pool is None:
             # min_size=0: creating the pool never fails; each use (re)connects as needed, so
             # a database that comes back is used again without restarting the console.
-            pool = await asyncpg.create_pool(self.database_url, min_size=0, max_size=2,
-                                             timeout=3, command_timeout=5)
+            pool = await asyncpg.create_pool(
+                self.database_url, min_size=0, max_size=2, timeout=3, command_timeout=5
+            )
             assert pool is not None
             self._pool = pool
         return self._pool
@@ -262,7 +281,10 @@ class LiveSource:
             " WHERE p.steam_id = $1 OR p.display_name = $2 OR p.display_name ILIKE $3"
             " ORDER BY p.steam_id = $1 DESC NULLS LAST, p.display_name = $2 DESC,"
             " p.last_login_at DESC LIMIT 6",
-            player_id, query, f"%{_like_escape(query)}%")
+            player_id,
+            query,
+            f"%{_like_escape(query)}%",
+        )
         if not rows:
             return None
         row = rows[0]
@@ -273,17 +295,36 @@ class LiveSource:
             " FROM match_participants me JOIN match_history h ON h.match_id = me.match_id"
             " JOIN match_participants o ON o.match_id = me.match_id AND o.player_id <> $1"
             " JOIN players op ON op.steam_id = o.player_id"
-            " WHERE me.player_id = $1 ORDER BY h.finished_at DESC LIMIT 5", row["steam_id"])
+            " WHERE me.player_id = $1 ORDER BY h.finished_at DESC LIMIT 5",
+            row["steam_id"],
+        )
         return PlayerProfile(
-            player_id=str(row["steam_id"]), name=row["display_name"],
+            player_id=str(row["steam_id"]),
+            name=row["display_name"],
             created_at=row["created_at"].timestamp(),
-            last_login_at=row["last_login_at"].timestamp(), rating=row["rating"],
-            rating_deviation=row["rd"], level=row["level"], experience=row["experience"],
-            wins=row["wins"], losses=row["losses"], draws=row["draws"],
-            recent=tuple(MatchRow(r["match_id"], r["mode"], r["finished_at"].timestamp(),
-                                  r["result"], str(r["opponent"]), r["opponent_name"],
-                                  r["rating_before"], r["rating_after"]) for r in recent),
-            others=tuple(f"{r['display_name']} ({r['steam_id']})" for r in rows[1:]))
+            last_login_at=row["last_login_at"].timestamp(),
+            rating=row["rating"],
+            rating_deviation=row["rd"],
+            level=row["level"],
+            experience=row["experience"],
+            wins=row["wins"],
+            losses=row["losses"],
+            draws=row["draws"],
+            recent=tuple(
+                MatchRow(
+                    r["match_id"],
+                    r["mode"],
+                    r["finished_at"].timestamp(),
+                    r["result"],
+                    str(r["opponent"]),
+                    r["opponent_name"],
+                    r["rating_before"],
+                    r["rating_after"],
+                )
+                for r in recent
+            ),
+            others=tuple(f"{r['display_name']} ({r['steam_id']})" for r in rows[1:]),
+        )
 
     # ------------------------------------------------------------ actions
     async def set_maintenance(self, on: bool) -> str:
@@ -308,11 +349,22 @@ class LiveSource:
         mode = GameMode(live.queued_mode)
         if not live.ticket_pod:
             status, _ = await self._scripts.dequeue(mode, player_id, "")
-            return ("removed directly (no pod held the ticket)" if status is Dequeued.REMOVED
-                    else "not queued")
-        await bus.stream_add(self.redis, self.keys.dequeue_requests, p.DequeueRequest(
-            request_id=f"console-{uuid.uuid4().hex}", player_id=player_id,
-            game_mode=mode.value, pod_id=live.ticket_pod, reason="server"))
+            return (
+                "removed directly (no pod held the ticket)"
+                if status is Dequeued.REMOVED
+                else "not queued"
+            )
+        await bus.stream_add(
+            self.redis,
+            self.keys.dequeue_requests,
+            p.DequeueRequest(
+                request_id=f"console-{uuid.uuid4().hex}",
+                player_id=player_id,
+                game_mode=mode.value,
+                pod_id=live.ticket_pod,
+                reason="server",
+            ),
+        )
         deadline = time.monotonic() + DEQUEUE_WAIT
         while time.monotonic() < deadline:
             if await self.redis.zscore(self.keys.queue(mode), player_id) is None:
@@ -325,13 +377,17 @@ class LiveSource:
         if value is None:
             return "no pod holds a session for this player"
         pod = value.decode() if isinstance(value, bytes) else str(value)
-        receivers = await bus.publish(self.redis, self.keys.pod_control(pod),
-                                      p.PodCommand(command="disconnect", player_id=player_id))
+        receivers = await bus.publish(
+            self.redis,
+            self.keys.pod_control(pod),
+            p.PodCommand(command="disconnect", player_id=player_id),
+        )
         return f"disconnect sent to {pod}" if receivers else f"no game server listens on {pod}"
 
     async def drain(self, pod: str) -> str:
-        receivers = await bus.publish(self.redis, self.keys.pod_control(pod),
-                                      p.PodCommand(command="drain"))
+        receivers = await bus.publish(
+            self.redis, self.keys.pod_control(pod), p.PodCommand(command="drain")
+        )
         return f"drain sent to {pod}" if receivers else f"no game server listens on {pod}"
 
 
@@ -344,4 +400,3 @@ def describe_error(exc: BaseException) -> str:
         return "timed out"
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:120]
-

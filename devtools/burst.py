@@ -22,36 +22,41 @@ from servers.common.config import Settings
 
 def _pct(values: list[float]) -> dict[str, float]:
     ordered = sorted(values) or [0.0]
-    q = statistics.quantiles(ordered * (2 if len(ordered) == 1 else 1), n=100,
-                             method="inclusive")
+    q = statistics.quantiles(ordered * (2 if len(ordered) == 1 else 1), n=100, method="inclusive")
     return {"p50": round(q[49], 1), "p99": round(q[98], 1), "max": round(ordered[-1], 1)}
 
 
-async def _burst(urls: list[str], requests: int, concurrency: int, duration: float
-                 ) -> dict[str, Any]:
+async def _burst(
+    urls: list[str], requests: int, concurrency: int, duration: float
+) -> dict[str, Any]:
     limit = asyncio.Semaphore(concurrency)
     statuses: list[int] = []
     latencies: list[float] = []
     bystander: list[tuple[int, float]] = []
     done = asyncio.Event()
 
-    async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=concurrency
-                                                                 + 5)) as http:
+    async with httpx.AsyncClient(
+        timeout=10, limits=httpx.Limits(max_connections=concurrency + 5)
+    ) as http:
+
         async def one(i: int) -> None:
             # Spread over `duration` seconds (0: all at once).
             await asyncio.sleep(duration * i / requests)
             async with limit:
                 started = time.perf_counter()
-                response = await http.get(f"{urls[i % len(urls)]}/openapi.json",
-                                          headers={"X-Forwarded-For": "203.0.113.10"})
+                response = await http.get(
+                    f"{urls[i % len(urls)]}/openapi.json",
+                    headers={"X-Forwarded-For": "203.0.113.10"},
+                )
                 latencies.append((time.perf_counter() - started) * 1000)
                 statuses.append(response.status_code)
 
         async def other_ip() -> None:
             while not done.is_set():
                 started = time.perf_counter()
-                response = await http.get(f"{urls[0]}/openapi.json",
-                                          headers={"X-Forwarded-For": "203.0.113.99"})
+                response = await http.get(
+                    f"{urls[0]}/openapi.json", headers={"X-Forwarded-For": "203.0.113.99"}
+                )
                 bystander.append((response.status_code, (time.perf_counter() - started) * 1000))
                 await asyncio.sleep(0.1)  # 10/s: within its own limit
 
@@ -76,8 +81,10 @@ async def _burst(urls: list[str], requests: int, concurrency: int, duration: flo
 
 
 def run(settings: Settings, requests: int, concurrency: int, duration: float) -> dict[str, Any]:
-    edge = settings.replace(ratelimit={"exempt_networks": "", "trusted_proxies": "127.0.0.1/32"},
-                            redis={"namespace": f"burst-{int(time.time())}"})
+    edge = settings.replace(
+        ratelimit={"exempt_networks": "", "trusted_proxies": "127.0.0.1/32"},
+        redis={"namespace": f"burst-{int(time.time())}"},
+    )
     with Stack(edge, pods=0, auth_instances=2) as stack:
         return asyncio.run(_burst(stack.auth_urls, requests, concurrency, duration))
 

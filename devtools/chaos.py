@@ -78,8 +78,9 @@ class ChaosPlayer:
         while True:
             url = self.rng.choice(self.game_urls)
             try:
-                client = await GameClient.connect(url, self.ledger.login.access_token,
-                                                  open_timeout=3)
+                client = await GameClient.connect(
+                    url, self.ledger.login.access_token, open_timeout=3
+                )
                 break
             except (OSError, websockets.WebSocketException, ServerError, TimeoutError) as exc:
                 self.ledger.errors[type(exc).__name__] += 1
@@ -90,7 +91,8 @@ class ChaosPlayer:
         ticket = self.ledger.open_ticket
         if ticket is not None:
             current = welcome.state == "queued" or (
-                welcome.state == "in_battle" and welcome.match_id not in self.ledger.results)
+                welcome.state == "in_battle" and welcome.match_id not in self.ledger.results
+            )
             if current:
                 ticket.acked = True  # the server holds the ticket even if the ack was lost
             elif not ticket.acked:
@@ -111,8 +113,9 @@ class ChaosPlayer:
                 return
             # A refused or timed-out enqueue may still have been queued by a match server
             # that answered late: its match belongs to that ticket.
-            target = ticket or next((t for t in reversed(self.ledger.tickets)
-                                     if t.refused and not t.match_ids), None)
+            target = ticket or next(
+                (t for t in reversed(self.ledger.tickets) if t.refused and not t.match_ids), None
+            )
             if target is None:
                 self.ledger.anomalies.append(f"result of {message.match_id} for no ticket")
                 return
@@ -146,8 +149,11 @@ class ChaosPlayer:
                 self.ledger.tickets.append(Ticket(sent_at=time.monotonic()))
                 await client.send_raw(p.encode(p.Enqueue(mode=GameMode.NORMAL.value)))
             get = asyncio.ensure_future(client.pushes.get())
-            done, _ = await asyncio.wait({get, client._reader}, timeout=1.0,  # noqa: SLF001
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {get, client._reader},
+                timeout=1.0,  # noqa: SLF001
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             if get in done:
                 message = get.result()
                 if isinstance(message, p.Error):
@@ -201,16 +207,22 @@ async def _login_all(stack: Stack, count: int, tag: str) -> list[Login]:
         async def one(i: int) -> Login:
             async with sem:
                 assert stack.steam_sim_url
-                return await login_steam(http, stack.auth_url, stack.steam_sim_url,
-                                         f"chaos-{tag}-{i}")
+                return await login_steam(
+                    http, stack.auth_url, stack.steam_sim_url, f"chaos-{tag}-{i}"
+                )
+
         return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
-def _killer(stack: Stack, stop: float, rng: random.Random, interval: tuple[float, float],
-            kills: Counter[str]) -> None:
+def _killer(
+    stack: Stack,
+    stop: float,
+    rng: random.Random,
+    interval: tuple[float, float],
+    kills: Counter[str],
+) -> None:
     """SIGKILL a random server now and then, restarting it after a short pause."""
-    victims = [proc for proc in stack.procs if proc.name.split("-")[0] in ("auth", "game",
-                                                                          "match")]
+    victims = [proc for proc in stack.procs if proc.name.split("-")[0] in ("auth", "game", "match")]
     while time.monotonic() < stop:
         time.sleep(rng.uniform(*interval))
         if time.monotonic() >= stop:
@@ -223,8 +235,9 @@ def _killer(stack: Stack, stop: float, rng: random.Random, interval: tuple[float
         victim.wait_healthy(30)
 
 
-async def _final_checks(stack: Stack, ledgers: list[PlayerLedger]) -> tuple[int, int, int,
-                                                                           list[str]]:
+async def _final_checks(
+    stack: Stack, ledgers: list[PlayerLedger]
+) -> tuple[int, int, int, list[str]]:
     keys = Keys(stack.settings.redis.namespace)
     redis = connect_redis(stack.settings.redis.url)
     problems: list[str] = []
@@ -232,8 +245,12 @@ async def _final_checks(stack: Stack, ledgers: list[PlayerLedger]) -> tuple[int,
     try:
         for ledger in ledgers:
             ticket = ledger.open_ticket
-            if ticket is not None and ticket.acked and await redis.zscore(
-                    keys.queue(GameMode.NORMAL), ledger.login.player_id) is not None:
+            if (
+                ticket is not None
+                and ticket.acked
+                and await redis.zscore(keys.queue(GameMode.NORMAL), ledger.login.player_id)
+                is not None
+            ):
                 ticket.dequeued = None
                 still_queued += 1
                 ledger.tickets.pop()  # resolved as "still queued"
@@ -242,13 +259,19 @@ async def _final_checks(stack: Stack, ledgers: list[PlayerLedger]) -> tuple[int,
     received = {m for ledger in ledgers for m in ledger.results}
     conn = await asyncpg.connect(stack.settings.database.url)
     try:
-        recorded = {str(r["match_id"]) for r in await conn.fetch(
-            "SELECT match_id FROM match_history WHERE match_id = ANY($1::uuid[])",
-            list(received))}
+        recorded = {
+            str(r["match_id"])
+            for r in await conn.fetch(
+                "SELECT match_id FROM match_history WHERE match_id = ANY($1::uuid[])",
+                list(received),
+            )
+        }
         mine = [int(ledger.login.player_id) for ledger in ledgers]
         all_recorded = await conn.fetchval(
             "SELECT count(DISTINCT match_id) FROM match_participants"
-            " WHERE player_id = ANY($1::bigint[])", mine)
+            " WHERE player_id = ANY($1::bigint[])",
+            mine,
+        )
     finally:
         await conn.close()
     for match_id in sorted(received - recorded):
@@ -256,9 +279,15 @@ async def _final_checks(stack: Stack, ledgers: list[PlayerLedger]) -> tuple[int,
     return still_queued, len(recorded), int(all_recorded), problems
 
 
-def run_chaos(settings: Settings, pods: int = 3, duration: float = 60.0, players: int = 60,
-              kill_interval: tuple[float, float] = (3.0, 8.0), settle: float = 25.0,
-              seed: int | None = None) -> ChaosReport:
+def run_chaos(
+    settings: Settings,
+    pods: int = 3,
+    duration: float = 60.0,
+    players: int = 60,
+    kill_interval: tuple[float, float] = (3.0, 8.0),
+    settle: float = 25.0,
+    seed: int | None = None,
+) -> ChaosReport:
     rng = random.Random(seed)
     settings = settings.replace(redis={"namespace": f"chaos-{uuid.uuid4().hex[:6]}"})
     kills: Counter[str] = Counter()
@@ -268,8 +297,10 @@ def run_chaos(settings: Settings, pods: int = 3, duration: float = 60.0, players
         async def main() -> list[PlayerLedger]:
             logins = await _login_all(stack, players, uuid.uuid4().hex[:6])
             ledgers = [PlayerLedger(login) for login in logins]
-            clients = [ChaosPlayer(ledger, stack.game_urls, random.Random(rng.random()))
-                       for ledger in ledgers]
+            clients = [
+                ChaosPlayer(ledger, stack.game_urls, random.Random(rng.random()))
+                for ledger in ledgers
+            ]
             tasks = [asyncio.create_task(c.run()) for c in clients]
             stop_at = time.monotonic() + duration
             await asyncio.to_thread(_killer, stack, stop_at, rng, kill_interval, kills)
@@ -284,14 +315,12 @@ def run_chaos(settings: Settings, pods: int = 3, duration: float = 60.0, players
             return ledgers
 
         ledgers = asyncio.run(main())
-        still_queued, recorded, all_recorded, problems = asyncio.run(
-            _final_checks(stack, ledgers))
+        still_queued, recorded, all_recorded, problems = asyncio.run(_final_checks(stack, ledgers))
         elapsed = time.monotonic() - started
 
     tickets = [t for ledger in ledgers for t in ledger.tickets]
     lost = [t for t in tickets if t.acked and not t.resolved]
-    anomalies = [f"{ledger.login.player_id}: {a}" for ledger in ledgers
-                 for a in ledger.anomalies]
+    anomalies = [f"{ledger.login.player_id}: {a}" for ledger in ledgers for a in ledger.anomalies]
     duplicates = len(anomalies)
     problems.extend(anomalies)
     seen_by: Counter[str] = Counter(m for ledger in ledgers for m in ledger.results)
@@ -299,24 +328,34 @@ def run_chaos(settings: Settings, pods: int = 3, duration: float = 60.0, players
     for ledger in ledgers:
         for t in ledger.tickets:
             if t.acked and not t.resolved:
-                problems.append(f"lost: player {ledger.login.player_id}, ticket sent "
-                                f"{time.monotonic() - t.sent_at:.1f} s before the end, "
-                                f"reconnects {ledger.reconnects}, last welcome "
-                                f"{ledger.last_welcome}")
+                problems.append(
+                    f"lost: player {ledger.login.player_id}, ticket sent "
+                    f"{time.monotonic() - t.sent_at:.1f} s before the end, "
+                    f"reconnects {ledger.reconnects}, last welcome "
+                    f"{ledger.last_welcome}"
+                )
     errors: Counter[str] = Counter()
     for ledger in ledgers:
         errors.update(ledger.errors)
     return ChaosReport(
-        pods=pods, duration_s=round(elapsed, 1), players=players,
+        pods=pods,
+        duration_s=round(elapsed, 1),
+        players=players,
         tickets=len(tickets) + still_queued,
         tickets_acked=sum(t.acked for t in tickets) + still_queued,
-        matches_completed=len(matches), matches_recorded=all_recorded,
+        matches_completed=len(matches),
+        matches_recorded=all_recorded,
         dequeued_with_notice=sum(t.dequeued is not None for t in tickets),
         refused=sum(t.refused is not None and not t.match_ids for t in tickets),
-        still_queued=still_queued, lost=len(lost), duplicates=duplicates,
-        redelivered=sum(ledger.redelivered for ledger in ledgers), kills=dict(kills),
-        reconnects=sum(ledger.reconnects for ledger in ledgers), client_errors=dict(errors),
-        problems=problems[:20])
+        still_queued=still_queued,
+        lost=len(lost),
+        duplicates=duplicates,
+        redelivered=sum(ledger.redelivered for ledger in ledgers),
+        kills=dict(kills),
+        reconnects=sum(ledger.reconnects for ledger in ledgers),
+        client_errors=dict(errors),
+        problems=problems[:20],
+    )
 
 
 def print_report(report: ChaosReport) -> None:

@@ -55,14 +55,28 @@ def up(settings: Settings, pods: int, keep_going: bool) -> int:
     try:
         for url in stack.endpoints():
             print(url, flush=True)
-        path = stack_state.write(stack_state.StackState(
-            instance=stack.instance_id, pid=os.getpid(), started=time.time(), pods=pods,
-            auth_url=stack.auth_url, game_urls=stack.game_urls,
-            steam_sim_url=stack.steam_sim_url, redis=stack.settings.redis.url,
-            database=stack.settings.database.url, namespace=stack.settings.redis.namespace,
-            log_dir=str(stack.log_dir), endpoints=stack.endpoints()))
-        print(f"# stack {stack.instance_id}: logs in {stack.log_dir}, state in {path}; "
-              "Ctrl-C stops everything", file=sys.stderr, flush=True)
+        path = stack_state.write(
+            stack_state.StackState(
+                instance=stack.instance_id,
+                pid=os.getpid(),
+                started=time.time(),
+                pods=pods,
+                auth_url=stack.auth_url,
+                game_urls=stack.game_urls,
+                steam_sim_url=stack.steam_sim_url,
+                redis=stack.settings.redis.url,
+                database=stack.settings.database.url,
+                namespace=stack.settings.redis.namespace,
+                log_dir=str(stack.log_dir),
+                endpoints=stack.endpoints(),
+            )
+        )
+        print(
+            f"# stack {stack.instance_id}: logs in {stack.log_dir}, state in {path}; "
+            "Ctrl-C stops everything",
+            file=sys.stderr,
+            flush=True,
+        )
         failed = asyncio.run(supervise(stack, keep_going))
     finally:
         stack_state.remove(stack.instance_id)
@@ -101,8 +115,11 @@ async def supervise(stack: Stack, keep_going: bool) -> bool:
         died = died or bool(services_down)
         # Without Redis or PostgreSQL no server can work: stop even with --keep-going.
         if died and (not keep_going or services_down):
-            print("cardgame up: stopping the stack (--keep-going keeps the rest running)",
-                  file=sys.stderr, flush=True)
+            print(
+                "cardgame up: stopping the stack (--keep-going keeps the rest running)",
+                file=sys.stderr,
+                flush=True,
+            )
             break
         if not any(proc.alive() for proc in stack.procs):
             print("cardgame up: no server left running", file=sys.stderr, flush=True)
@@ -130,10 +147,16 @@ def demo(settings: Settings, pods: int, pairs: int, as_json: bool) -> int:
     from fake_client.pvp import print_summary, run_pvp
 
     with Stack(settings, pods=pods) as stack:
-        print(f"stack up: auth {stack.auth_url}, game {', '.join(stack.game_urls)}",
-              file=sys.stderr, flush=True)
-        summary = asyncio.run(run_pvp(stack.auth_url, stack.game_urls, pairs,
-                                      steam_sim_url=stack.steam_sim_url or None))
+        print(
+            f"stack up: auth {stack.auth_url}, game {', '.join(stack.game_urls)}",
+            file=sys.stderr,
+            flush=True,
+        )
+        summary = asyncio.run(
+            run_pvp(
+                stack.auth_url, stack.game_urls, pairs, steam_sim_url=stack.steam_sim_url or None
+            )
+        )
     print_summary(summary)
     if as_json:
         print(json.dumps(summary.as_dict()))
@@ -143,8 +166,9 @@ def demo(settings: Settings, pods: int, pairs: int, as_json: bool) -> int:
 def chaos_cmd(settings: Settings, args: argparse.Namespace) -> int:
     from devtools.chaos import print_report, run_chaos
 
-    report = run_chaos(settings, pods=args.pods, duration=args.duration, players=args.players,
-                       seed=args.seed)
+    report = run_chaos(
+        settings, pods=args.pods, duration=args.duration, players=args.players, seed=args.seed
+    )
     print_report(report)
     if args.json:
         print(json.dumps(report.as_dict()))
@@ -156,23 +180,32 @@ def serve(kind: str, settings: Settings) -> None:
     from devtools.steam_sim import create_app
     from servers.common.http import run_app
 
-    run_app(create_app(settings.steam, settings.instance_id), settings.steam.sim_host,
-            settings.steam.sim_port)
+    run_app(
+        create_app(settings.steam, settings.instance_id),
+        settings.steam.sim_host,
+        settings.steam.sim_port,
+    )
 
 
 def add_parsers(sub: Any) -> None:
     u = sub.add_parser("up", help="run auth + N pods in the foreground; prints the endpoints")
     u.add_argument("--pods", type=positive_int, default=1)
-    u.add_argument("--keep-going", action="store_true",
-                   help="when a server dies, report it and keep the others running (exit 1 at"
-                        " Ctrl-C); default: stop everything and exit 1")
+    u.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="when a server dies, report it and keep the others running (exit 1 at"
+        " Ctrl-C); default: stop everything and exit 1",
+    )
     sub.add_parser("stacks", help="list the running `cardgame up` stacks, newest first")
     d = sub.add_parser("demo", help="bring a stack up, play scripted PvP, print a summary")
     d.add_argument("--pods", type=positive_int, default=2)
     d.add_argument("--pairs", type=int, default=50)
     d.add_argument("--json", action="store_true")
-    c = sub.add_parser("chaos", help="kill and restart servers under load; check no player is"
-                                     " lost or duplicated (exit 1 if any)")
+    c = sub.add_parser(
+        "chaos",
+        help="kill and restart servers under load; check no player is"
+        " lost or duplicated (exit 1 if any)",
+    )
     c.add_argument("--pods", type=positive_int, default=3)
     c.add_argument("--duration", type=float, default=60.0, help="seconds of kills")
     c.add_argument("--players", type=int, default=60)
@@ -181,8 +214,12 @@ def add_parsers(sub: Any) -> None:
     b = sub.add_parser("burst", help="measure the auth rate limit under a burst (own stack)")
     b.add_argument("--requests", type=int, default=500)
     b.add_argument("--concurrency", type=int, default=50)
-    b.add_argument("--duration", type=float, default=0.0,
-                   help="spread the requests over this many seconds (0: all at once)")
+    b.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        help="spread the requests over this many seconds (0: all at once)",
+    )
     bench_cli.add_parser(sub)
 
 

@@ -313,8 +313,11 @@ def _safe_copy(path: Path) -> bool:
         info = path.lstat()
     except FileNotFoundError:
         return False
-    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
-            and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.geteuid()
+        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
 
 
 # ---------------------------------------------------------------- checks
@@ -328,8 +331,9 @@ def redis_answers(url: str, timeout: float = 1.0) -> bool:
     from servers.common.bus import is_cluster_url, node_url
 
     try:
-        client = redis.Redis.from_url(node_url(url), socket_timeout=timeout,
-                                      socket_connect_timeout=timeout)
+        client = redis.Redis.from_url(
+            node_url(url), socket_timeout=timeout, socket_connect_timeout=timeout
+        )
         if is_cluster_url(url):
             try:
                 info = client.execute_command("CLUSTER INFO")  # parsed into a dict
@@ -404,8 +408,10 @@ def _start_redis() -> ServiceHandle:
                 if attempt == 2 or "in use" not in _log_tail(log_path):
                     raise
                 continue  # lost the race for the free port: try another one
-            description = (f"private redis-server {binary_version(binary)} ({binary}) on "
-                           f"127.0.0.1:{port} ({tmpdir})")
+            description = (
+                f"private redis-server {binary_version(binary)} ({binary}) on "
+                f"127.0.0.1:{port} ({tmpdir})"
+            )
             log.info("started %s", description)
             return _register(ServiceHandle(url, True, description, proc, tmpdir, signal.SIGTERM))
     except BaseException:
@@ -465,14 +471,35 @@ def start_redis_cluster(masters: int = 3) -> ClusterHandle:
             node_dir.mkdir()
             log_path = node_dir / "redis.log"
             port = _free_cluster_port(ports)
-            argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--dir", str(node_dir), "--daemonize", "no",
-                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", "5000"]
+            argv = [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(node_dir),
+                "--daemonize",
+                "no",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+            ]
             proc = _spawn(argv, log_path, str(node_dir), None)
             procs.append(proc)
-            _wait_ready(proc, partial(redis_answers, f"redis://127.0.0.1:{port}/0", 0.5),
-                        REDIS_START_TIMEOUT, log_path)
+            _wait_ready(
+                proc,
+                partial(redis_answers, f"redis://127.0.0.1:{port}/0", 0.5),
+                REDIS_START_TIMEOUT,
+                log_path,
+            )
             ports.append(port)
         clients = [redis.Redis(host="127.0.0.1", port=port, socket_timeout=5) for port in ports]
         try:
@@ -483,8 +510,9 @@ def start_redis_cluster(masters: int = 3) -> ClusterHandle:
             for client in clients[1:]:
                 client.execute_command("CLUSTER MEET", "127.0.0.1", ports[0])
             deadline = time.monotonic() + REDIS_START_TIMEOUT * 3
-            while not all(redis_answers(f"redis+cluster://127.0.0.1:{port}", 0.5)
-                          for port in ports):
+            while not all(
+                redis_answers(f"redis+cluster://127.0.0.1:{port}", 0.5) for port in ports
+            ):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the Redis Cluster did not reach state ok")
                 time.sleep(0.05)
@@ -496,11 +524,20 @@ def start_redis_cluster(masters: int = 3) -> ClusterHandle:
             _terminate(proc, signal.SIGKILL)
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
-    description = (f"private Redis Cluster {binary_version(binary)}, {masters} primaries on "
-                   "127.0.0.1:"
-                   f"{','.join(map(str, ports))} ({tmpdir})")
-    handle = ClusterHandle(f"redis+cluster://127.0.0.1:{ports[0]}", True, description, None,
-                           tmpdir, signal.SIGTERM, procs)
+    description = (
+        f"private Redis Cluster {binary_version(binary)}, {masters} primaries on "
+        "127.0.0.1:"
+        f"{','.join(map(str, ports))} ({tmpdir})"
+    )
+    handle = ClusterHandle(
+        f"redis+cluster://127.0.0.1:{ports[0]}",
+        True,
+        description,
+        None,
+        tmpdir,
+        signal.SIGTERM,
+        procs,
+    )
     _register(handle)
     return handle
 
@@ -605,7 +642,7 @@ def _start_postgres(database: str) -> ServiceHandle:
                     url=f"postgresql://postgres@127.0.0.1:{port}/{database}",
                     owned=True,
                     description=f"private PostgreSQL {version} ({bindir}) on 127.0.0.1:{port}"
-                                f" ({tmpdir}{where})",
+                    f" ({tmpdir}{where})",
                     _process=proc,
                     _tmpdir=tmpdir,
                     _stop_signal=signal.SIGINT,

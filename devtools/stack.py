@@ -128,8 +128,13 @@ class Proc:
 
     def start(self) -> None:
         log_file = self.log_path.open("ab")
-        self.popen = subprocess.Popen(self.args, env=self.env, stdout=log_file,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+        self.popen = subprocess.Popen(
+            self.args,
+            env=self.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log_file.close()
 
     def alive(self) -> bool:
@@ -148,8 +153,9 @@ class Proc:
     def exit_report(self, lines: int = 20) -> str:
         """Who exited, how, and the end of its log (for a person reading stderr)."""
         tail = self.log_tail(lines)
-        head = (f"{self.name} (port {self.port}) exited with "
-                f"{exit_description(self.returncode or 0)}")
+        head = (
+            f"{self.name} (port {self.port}) exited with {exit_description(self.returncode or 0)}"
+        )
         if not tail:
             return f"{head}; its log {self.log_path} is empty"
         indented = "\n".join(f"    {line}" for line in tail.splitlines())
@@ -242,16 +248,18 @@ class Stack:
         if self.fixed_ports:
             # Before anything starts: a taken port is named at once, not after a server's
             # bind error surfaces in its log.
-            taken = [f"port {slot.port} ({slot.name}) is already in use" for slot in slots
-                     if port_in_use(slot.host, slot.port)]
+            taken = [
+                f"port {slot.port} ({slot.name}) is already in use"
+                for slot in slots
+                if port_in_use(slot.host, slot.port)
+            ]
             if taken:
                 raise StackError("; ".join(taken))
         redis = ensure_redis(self.settings.redis.url or None)
         self.services.append(redis)
         db = ensure_postgres(self.settings.database.url or None)
         self.services.append(db)
-        self.settings = self.settings.replace(redis={"url": redis.url},
-                                              database={"url": db.url})
+        self.settings = self.settings.replace(redis={"url": redis.url}, database={"url": db.url})
         asyncio.run(migrate(db.url))
         self._prepare_auth()
         for slot in slots:
@@ -266,22 +274,33 @@ class Stack:
     def _plan(self) -> list[Slot]:
         """Every server process, in start order (auth before the game servers that use its
         JWKS URL), with its port: the configured ones counted up, or free ones."""
+
         def port(base: int, index: int) -> int:
             return base + index if self.fixed_ports else free_port()
 
         s = self.settings
         slots: list[Slot] = []
         if s.env != "production" and not s.steam.web_api_url:
-            slots.append(Slot("steam-sim", "steam-sim", None, "127.0.0.1",
-                              port(s.steam.sim_port, 0)))
+            slots.append(
+                Slot("steam-sim", "steam-sim", None, "127.0.0.1", port(s.steam.sim_port, 0))
+            )
         for i in range(self.auth_instances):
-            slots.append(Slot("auth" if i == 0 else f"auth-{i + 1}", "auth", None, s.auth.host,
-                              port(s.auth.port, i)))
+            slots.append(
+                Slot(
+                    "auth" if i == 0 else f"auth-{i + 1}",
+                    "auth",
+                    None,
+                    s.auth.host,
+                    port(s.auth.port, i),
+                )
+            )
         for i in range(1, self.pods + 1):
-            slots.append(Slot(f"match-{i}", "match", f"pod-{i}", s.match.host,
-                              port(s.match.port, i - 1)))
-            slots.append(Slot(f"game-{i}", "game", f"pod-{i}", s.game.host,
-                              port(s.game.port, i - 1)))
+            slots.append(
+                Slot(f"match-{i}", "match", f"pod-{i}", s.match.host, port(s.match.port, i - 1))
+            )
+            slots.append(
+                Slot(f"game-{i}", "game", f"pod-{i}", s.game.host, port(s.game.port, i - 1))
+            )
         return slots
 
     def _prepare_auth(self) -> None:
@@ -298,13 +317,22 @@ class Stack:
         """The Steam Web API simulator, which the auth servers then verify tickets with."""
         self.steam_sim_url = f"http://{slot.host}:{slot.port}"
         self.settings = self.settings.replace(steam={"web_api_url": self.steam_sim_url})
-        self.procs.append(Proc(slot.name, [sys.executable, "-m", "servers.cli", "serve",
-                                           "steam-sim"],
-                               self._env({"CARDGAME_STEAM__SIM_PORT": str(slot.port),
-                                          "CARDGAME_STEAM__SIM_HOST": slot.host}),
-                               f"{self.steam_sim_url}/health",
-                               self.log_dir / f"{slot.name}.log", port=slot.port,
-                               instance=self.instance_id))
+        self.procs.append(
+            Proc(
+                slot.name,
+                [sys.executable, "-m", "servers.cli", "serve", "steam-sim"],
+                self._env(
+                    {
+                        "CARDGAME_STEAM__SIM_PORT": str(slot.port),
+                        "CARDGAME_STEAM__SIM_HOST": slot.host,
+                    }
+                ),
+                f"{self.steam_sim_url}/health",
+                self.log_dir / f"{slot.name}.log",
+                port=slot.port,
+                instance=self.instance_id,
+            )
+        )
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         env = dict(os.environ)
@@ -316,13 +344,15 @@ class Stack:
     def _add(self, slot: Slot) -> None:
         kind, host, port = slot.kind, slot.host, slot.port
         env = self._env({})
-        env.update({
-            "REDIS_URL": self.settings.redis.url,
-            "DATABASE_URL": self.settings.database.url,
-            f"CARDGAME_{kind.upper()}__PORT": str(port),
-            f"CARDGAME_{kind.upper()}__HOST": host,
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "REDIS_URL": self.settings.redis.url,
+                "DATABASE_URL": self.settings.database.url,
+                f"CARDGAME_{kind.upper()}__PORT": str(port),
+                f"CARDGAME_{kind.upper()}__HOST": host,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if slot.pod:
             env["POD_ID"] = slot.pod
         url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
@@ -337,9 +367,17 @@ class Stack:
             self.game_urls.append(f"ws://{url_host}:{port}/ws")
         else:
             self.match_urls.append(http)
-        self.procs.append(Proc(slot.name, [sys.executable, "-m", "servers.cli", "serve", kind],
-                               env, f"{http}/health", self.log_dir / f"{slot.name}.log",
-                               port=port, instance=self.instance_id))
+        self.procs.append(
+            Proc(
+                slot.name,
+                [sys.executable, "-m", "servers.cli", "serve", kind],
+                env,
+                f"{http}/health",
+                self.log_dir / f"{slot.name}.log",
+                port=port,
+                instance=self.instance_id,
+            )
+        )
 
     def _wait_healthy(self, timeout: float) -> None:
         """Until every server answers as ours; a server that exits or a port answered by
@@ -355,15 +393,20 @@ class Stack:
                         pending.remove(proc)
                 if pending and time.monotonic() > deadline:
                     names = ", ".join(f"{p.name} (port {p.port})" for p in pending)
-                    raise StackError(f"not healthy after {timeout:.0f} s: {names}\n"
-                                     + "\n".join(p.log_tail() for p in pending))
+                    raise StackError(
+                        f"not healthy after {timeout:.0f} s: {names}\n"
+                        + "\n".join(p.log_tail() for p in pending)
+                    )
                 if pending:
                     time.sleep(0.1)
 
     def newly_exited(self) -> list[Proc]:
         """Servers that exited since the last call (each reported once)."""
-        gone = [p for p in self.procs
-                if p.popen is not None and p.popen.pid not in self._reported and not p.alive()]
+        gone = [
+            p
+            for p in self.procs
+            if p.popen is not None and p.popen.pid not in self._reported and not p.alive()
+        ]
         self._reported.update(p.popen.pid for p in gone if p.popen is not None)
         return gone
 
@@ -381,8 +424,9 @@ class Stack:
         return next(p for p in self.procs if p.name == name)
 
     def endpoints(self) -> list[str]:
-        return [self.auth_url, *self.game_urls] + ([self.steam_sim_url] if self.steam_sim_url
-                                                   else [])
+        return [self.auth_url, *self.game_urls] + (
+            [self.steam_sim_url] if self.steam_sim_url else []
+        )
 
     def stop(self) -> None:
         for proc in reversed(self.procs):

@@ -44,8 +44,10 @@ class StackState:
     def describe(self) -> str:
         """One line for `cardgame stacks` and the console's messages."""
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.started))
-        return (f"{self.instance}  pid {self.pid}  started {started}  pods {self.pods}  "
-                f"auth {self.auth_url}  redis {self.redis}  namespace {self.namespace}")
+        return (
+            f"{self.instance}  pid {self.pid}  started {started}  pods {self.pods}  "
+            f"auth {self.auth_url}  redis {self.redis}  namespace {self.namespace}"
+        )
 
 
 def parse(text: str) -> StackState | None:
@@ -53,12 +55,19 @@ def parse(text: str) -> StackState | None:
     try:
         raw: Any = json.loads(text)
         return StackState(
-            instance=str(raw["instance"]), pid=int(raw["pid"]), started=float(raw["started"]),
-            pods=int(raw["pods"]), auth_url=str(raw["auth_url"]),
+            instance=str(raw["instance"]),
+            pid=int(raw["pid"]),
+            started=float(raw["started"]),
+            pods=int(raw["pods"]),
+            auth_url=str(raw["auth_url"]),
             game_urls=[str(url) for url in raw["game_urls"]],
-            steam_sim_url=str(raw["steam_sim_url"]), redis=str(raw["redis"]),
-            database=str(raw["database"]), namespace=str(raw["namespace"]),
-            log_dir=str(raw["log_dir"]), endpoints=[str(url) for url in raw.get("endpoints", [])])
+            steam_sim_url=str(raw["steam_sim_url"]),
+            redis=str(raw["redis"]),
+            database=str(raw["database"]),
+            namespace=str(raw["namespace"]),
+            log_dir=str(raw["log_dir"]),
+            endpoints=[str(url) for url in raw.get("endpoints", [])],
+        )
     except (ValueError, TypeError, KeyError):
         return None
 
@@ -75,8 +84,10 @@ def pick(states: list[StackState]) -> tuple[StackState | None, str]:
     chosen = newest_first(states)[0]
     if len(states) == 1:
         return chosen, ""
-    return chosen, (f"{len(states)} stacks run; using the newest, {chosen.instance} "
-                    f"(auth {chosen.auth_url}); `cardgame stacks` lists them")
+    return chosen, (
+        f"{len(states)} stacks run; using the newest, {chosen.instance} "
+        f"(auth {chosen.auth_url}); `cardgame stacks` lists them"
+    )
 
 
 def pid_alive(pid: int) -> bool:
@@ -107,8 +118,9 @@ def remove(instance: str, directory: Path = STATE_DIR) -> None:
     path_for(instance, directory).unlink(missing_ok=True)
 
 
-def running(directory: Path = STATE_DIR,
-            alive: Callable[[int], bool] = pid_alive) -> list[StackState]:
+def running(
+    directory: Path = STATE_DIR, alive: Callable[[int], bool] = pid_alive
+) -> list[StackState]:
     """The stacks whose process still runs, newest first; stale files are removed."""
     found: list[StackState] = []
     for path in directory.glob("*.json"):

@@ -36,9 +36,11 @@ from servers.auth.players import dev_steam_id, is_steam_id64
 from servers.common.config import SteamSettings
 
 _HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
-FORBIDDEN = ("<html><head><title>Forbidden</title></head><body><h1>Forbidden</h1>"
-             "Access is denied. Retrying will not help. Please verify your <pre>key=</pre>"
-             " parameter.</body></html>")
+FORBIDDEN = (
+    "<html><head><title>Forbidden</title></head><body><h1>Forbidden</h1>"
+    "Access is denied. Retrying will not help. Please verify your <pre>key=</pre>"
+    " parameter.</body></html>"
+)
 
 
 @dataclass
@@ -103,13 +105,19 @@ def create_app(settings: SteamSettings, instance_id: str = "") -> Quart:
             return error(102, "Ticket for other app")
         if (identity or "") != ticket.identity:
             return error(103, "Invalid identity")
-        return jsonify({"response": {"params": {
-            "result": "OK",
-            "steamid": str(ticket.steamid),
-            "ownersteamid": str(ticket.ownersteamid),
-            "vacbanned": ticket.vacbanned,
-            "publisherbanned": ticket.publisherbanned,
-        }}})
+        return jsonify(
+            {
+                "response": {
+                    "params": {
+                        "result": "OK",
+                        "steamid": str(ticket.steamid),
+                        "ownersteamid": str(ticket.ownersteamid),
+                        "vacbanned": ticket.vacbanned,
+                        "publisherbanned": ticket.publisherbanned,
+                    }
+                }
+            }
+        )
 
     @app.post("/dev/tickets")
     async def issue() -> Response | tuple[Response, int]:
@@ -126,7 +134,8 @@ def create_app(settings: SteamSettings, instance_id: str = "") -> Quart:
             if not is_steam_id64(steamid) or not is_steam_id64(owner):
                 raise ValueError("not an individual SteamID64")
             ticket = SimTicket(
-                steamid=steamid, ownersteamid=owner,
+                steamid=steamid,
+                ownersteamid=owner,
                 vacbanned=bool(body.get("vacbanned", False)),
                 publisherbanned=bool(body.get("publisherbanned", False)),
                 appid=int(body.get("appid", settings.app_id)),
@@ -147,8 +156,9 @@ def create_app(settings: SteamSettings, instance_id: str = "") -> Quart:
         ticket = tickets.get(ticket_hex.lower())
         if ticket is None:
             return jsonify({"error": "unknown ticket"}), 404
-        return jsonify({"steamid": str(ticket.steamid), "calls": ticket.calls,
-                        "fail_times": ticket.fail_times})
+        return jsonify(
+            {"steamid": str(ticket.steamid), "calls": ticket.calls, "fail_times": ticket.fail_times}
+        )
 
     @app.post("/dev/mode")
     async def set_mode() -> Response:

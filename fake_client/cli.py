@@ -15,12 +15,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     pvp = sub.add_parser("pvp", help="play scripted PvP matches and summarise them")
     pvp.add_argument("--auth", required=True, help="auth server URL, e.g. http://127.0.0.1:8000")
-    pvp.add_argument("--game", required=True,
-                     help="game server WebSocket URL(s), comma-separated")
-    pvp.add_argument("--login", choices=["steam", "dev"], default="steam",
-                     help="steam: tickets from the Steam simulator (default); dev: /login/dev")
-    pvp.add_argument("--steam-sim", default="http://127.0.0.1:8300",
-                     help="Steam Web API simulator URL (what `cardgame up` prints last)")
+    pvp.add_argument("--game", required=True, help="game server WebSocket URL(s), comma-separated")
+    pvp.add_argument(
+        "--login",
+        choices=["steam", "dev"],
+        default="steam",
+        help="steam: tickets from the Steam simulator (default); dev: /login/dev",
+    )
+    pvp.add_argument(
+        "--steam-sim",
+        default="http://127.0.0.1:8300",
+        help="Steam Web API simulator URL (what `cardgame up` prints last)",
+    )
     pvp.add_argument("--pairs", type=int, default=10, help="matches to play (players = 2x)")
     pvp.add_argument("--mode", default="normal", help="normal or ranked")
     pvp.add_argument("--timeout", type=float, default=60.0, help="seconds per step")
@@ -31,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     pve.add_argument("--difficulty", choices=["easy", "normal", "hard"], default="normal")
     for extra in (party, pve):
         extra.add_argument("--auth", required=True, help="auth server URL")
-        extra.add_argument("--game", required=True,
-                           help="game server WebSocket URL(s), comma-separated")
+        extra.add_argument(
+            "--game", required=True, help="game server WebSocket URL(s), comma-separated"
+        )
         extra.add_argument("--login", choices=["steam", "dev"], default="steam")
         extra.add_argument("--steam-sim", default="http://127.0.0.1:8300")
         extra.add_argument("--battles", type=int, default=5, help="battles to play at once")
@@ -42,10 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("party", "pve"):
         from fake_client.modes import print_mode_summary, run_mode
 
-        result = asyncio.run(run_mode(
-            args.command, args.auth.rstrip("/"), args.game.split(","), args.battles,
-            difficulty=getattr(args, "difficulty", "normal"), timeout=args.timeout,
-            steam_sim_url=args.steam_sim.rstrip("/") if args.login == "steam" else None))
+        result = asyncio.run(
+            run_mode(
+                args.command,
+                args.auth.rstrip("/"),
+                args.game.split(","),
+                args.battles,
+                difficulty=getattr(args, "difficulty", "normal"),
+                timeout=args.timeout,
+                steam_sim_url=args.steam_sim.rstrip("/") if args.login == "steam" else None,
+            )
+        )
         print_mode_summary(result, sys.stderr if args.json else sys.stdout)
         if args.json:
             print(json.dumps(result.as_dict()))
@@ -53,13 +67,24 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty() or done == total or done % max(1, total // 10) == 0:
-            print(f"\rplayers done {done}/{total}", end="\n" if done == total else "",
-                  file=sys.stderr, flush=True)
+            print(
+                f"\rplayers done {done}/{total}",
+                end="\n" if done == total else "",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    summary = asyncio.run(run_pvp(args.auth.rstrip("/"), args.game.split(","), args.pairs,
-                                  mode=args.mode, timeout=args.timeout, progress=progress,
-                                  steam_sim_url=(args.steam_sim.rstrip("/")
-                                                 if args.login == "steam" else None)))
+    summary = asyncio.run(
+        run_pvp(
+            args.auth.rstrip("/"),
+            args.game.split(","),
+            args.pairs,
+            mode=args.mode,
+            timeout=args.timeout,
+            progress=progress,
+            steam_sim_url=(args.steam_sim.rstrip("/") if args.login == "steam" else None),
+        )
+    )
     print_summary(summary, sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(summary.as_dict()))

@@ -32,8 +32,11 @@ async def _post_auth(http: httpx.AsyncClient, url: str, body: dict[str, Any]) ->
     """POST to the auth server; waits out HTTP 429/503 per Retry-After; errors raise."""
     for attempt in range(RATE_LIMIT_RETRIES + 1):
         response = await http.post(url, json=body)
-        if response.status_code in (429, 503) and "Retry-After" in response.headers \
-                and attempt < RATE_LIMIT_RETRIES:
+        if (
+            response.status_code in (429, 503)
+            and "Retry-After" in response.headers
+            and attempt < RATE_LIMIT_RETRIES
+        ):
             await asyncio.sleep(min(float(response.headers["Retry-After"]), 10.0))
             continue
         break
@@ -44,35 +47,41 @@ async def _post_auth(http: httpx.AsyncClient, url: str, body: dict[str, Any]) ->
 
 
 def _login(body: dict[str, Any]) -> Login:
-    return Login(body["player_id"], body["name"], body["access_token"],
-                 body.get("refresh_token", ""))
+    return Login(
+        body["player_id"], body["name"], body["access_token"], body.get("refresh_token", "")
+    )
 
 
 async def login_dev(http: httpx.AsyncClient, auth_url: str, name: str) -> Login:
     return _login(await _post_auth(http, f"{auth_url}/login/dev", {"name": name}))
 
 
-async def steam_ticket(http: httpx.AsyncClient, steam_sim_url: str, persona: str,
-                       **behaviour: Any) -> str:
+async def steam_ticket(
+    http: httpx.AsyncClient, steam_sim_url: str, persona: str, **behaviour: Any
+) -> str:
     """What the Unity client gets from GetAuthTicketForWebApi, from the Steam simulator: the
     same persona always has the same SteamID64. `behaviour`: vacbanned, ownersteamid, delay..."""
-    response = await http.post(f"{steam_sim_url}/dev/tickets",
-                               json={"persona": persona, **behaviour})
+    response = await http.post(
+        f"{steam_sim_url}/dev/tickets", json={"persona": persona, **behaviour}
+    )
     response.raise_for_status()
     return str(response.json()["ticket"])
 
 
-async def login_steam(http: httpx.AsyncClient, auth_url: str, steam_sim_url: str,
-                      name: str) -> Login:
+async def login_steam(
+    http: httpx.AsyncClient, auth_url: str, steam_sim_url: str, name: str
+) -> Login:
     """Log in as the Unity client does: a Steam ticket, verified by the auth server."""
     ticket = await steam_ticket(http, steam_sim_url, name)
-    return _login(await _post_auth(http, f"{auth_url}/login/steam",
-                                   {"ticket": ticket, "name": name}))
+    return _login(
+        await _post_auth(http, f"{auth_url}/login/steam", {"ticket": ticket, "name": name})
+    )
 
 
 async def refresh(http: httpx.AsyncClient, auth_url: str, refresh_token: str) -> Login:
-    return _login(await _post_auth(http, f"{auth_url}/token/refresh",
-                                   {"refresh_token": refresh_token}))
+    return _login(
+        await _post_auth(http, f"{auth_url}/token/refresh", {"refresh_token": refresh_token})
+    )
 
 
 class GameClient:
@@ -89,8 +98,9 @@ class GameClient:
 
     @classmethod
     async def connect(cls, game_url: str, token: str, open_timeout: float = 10) -> GameClient:
-        ws = await websockets.connect(f"{game_url}?token={token}", open_timeout=open_timeout,
-                                      max_size=2**24)
+        ws = await websockets.connect(
+            f"{game_url}?token={token}", open_timeout=open_timeout, max_size=2**24
+        )
         first = p.decode_server(await ws.recv())
         if isinstance(first, p.Error):
             await ws.close()
@@ -131,6 +141,7 @@ class GameClient:
 
     async def next_push(self, kind: type[M], timeout: float = 30) -> M:
         """The next pushed message; an error push raises ServerError, other kinds are skipped."""
+
         async def wait() -> M:
             while True:
                 message = await self.pushes.get()
@@ -138,6 +149,7 @@ class GameClient:
                     return message
                 if isinstance(message, p.Error):
                     raise ServerError(message.code, message.message)
+
         return await asyncio.wait_for(wait(), timeout)
 
     async def close(self) -> None:

@@ -27,17 +27,26 @@ class ModeSummary:
 
     def as_dict(self) -> dict[str, Any]:
         ordered = sorted(self.durations_ms)
-        return {"mode": self.mode, "battles": self.battles, "completed": self.completed,
-                "failed": self.failed, "outcomes": self.outcomes,
-                "p50_ms": round(ordered[len(ordered) // 2], 1) if ordered else None,
-                "max_ms": round(ordered[-1], 1) if ordered else None,
-                "errors": self.errors[:20]}
+        return {
+            "mode": self.mode,
+            "battles": self.battles,
+            "completed": self.completed,
+            "failed": self.failed,
+            "outcomes": self.outcomes,
+            "p50_ms": round(ordered[len(ordered) // 2], 1) if ordered else None,
+            "max_ms": round(ordered[-1], 1) if ordered else None,
+            "errors": self.errors[:20],
+        }
 
 
-async def connect(http: httpx.AsyncClient, auth_url: str, game_url: str, name: str,
-                  steam_sim_url: str | None) -> GameClient:
-    login = (await login_steam(http, auth_url, steam_sim_url, name) if steam_sim_url
-             else await login_dev(http, auth_url, name))
+async def connect(
+    http: httpx.AsyncClient, auth_url: str, game_url: str, name: str, steam_sim_url: str | None
+) -> GameClient:
+    login = (
+        await login_steam(http, auth_url, steam_sim_url, name)
+        if steam_sim_url
+        else await login_dev(http, auth_url, name)
+    )
     client = await GameClient.connect(game_url, login.access_token)
     decks = await client.request(p.GetDecks())
     assert isinstance(decks, p.Decks)
@@ -55,8 +64,13 @@ def _check(result: p.BattleResultMessage, match_id: str) -> None:
         raise RuntimeError("; ".join(problems))
 
 
-async def party_duel(http: httpx.AsyncClient, auth_url: str, game_urls: Sequence[str],
-                     timeout: float, steam_sim_url: str | None) -> list[p.BattleResultMessage]:
+async def party_duel(
+    http: httpx.AsyncClient,
+    auth_url: str,
+    game_urls: Sequence[str],
+    timeout: float,
+    steam_sim_url: str | None,
+) -> list[p.BattleResultMessage]:
     """Host creates a party, guest joins with the code, both queue for the duel."""
     tag = uuid.uuid4().hex[:6]
     host = await connect(http, auth_url, game_urls[0], f"fc-host-{tag}", steam_sim_url)
@@ -82,13 +96,22 @@ async def party_duel(http: httpx.AsyncClient, auth_url: str, game_urls: Sequence
         await guest.close()
 
 
-async def pve_battle(http: httpx.AsyncClient, auth_url: str, game_url: str, difficulty: str,
-                     timeout: float, steam_sim_url: str | None) -> p.BattleResultMessage:
-    client = await connect(http, auth_url, game_url, f"fc-pve-{uuid.uuid4().hex[:8]}",
-                           steam_sim_url)
+async def pve_battle(
+    http: httpx.AsyncClient,
+    auth_url: str,
+    game_url: str,
+    difficulty: str,
+    timeout: float,
+    steam_sim_url: str | None,
+) -> p.BattleResultMessage:
+    client = await connect(
+        http, auth_url, game_url, f"fc-pve-{uuid.uuid4().hex[:8]}", steam_sim_url
+    )
     try:
-        found = await client.request(p.StartPve(difficulty=difficulty),  # type: ignore[arg-type]
-                                     timeout=timeout)
+        found = await client.request(
+            p.StartPve(difficulty=difficulty),  # type: ignore[arg-type]
+            timeout=timeout,
+        )
         assert isinstance(found, p.MatchFound)
         result = await client.next_push(p.BattleResultMessage, timeout)
         _check(result, found.match_id)
@@ -97,9 +120,16 @@ async def pve_battle(http: httpx.AsyncClient, auth_url: str, game_url: str, diff
         await client.close()
 
 
-async def run_mode(kind: str, auth_url: str, game_urls: Sequence[str], battles: int, *,
-                   difficulty: str = "normal", timeout: float = 30.0,
-                   steam_sim_url: str | None = None) -> ModeSummary:
+async def run_mode(
+    kind: str,
+    auth_url: str,
+    game_urls: Sequence[str],
+    battles: int,
+    *,
+    difficulty: str = "normal",
+    timeout: float = 30.0,
+    steam_sim_url: str | None = None,
+) -> ModeSummary:
     """Play `battles` party duels or PvE battles at once and summarise them."""
     summary = ModeSummary(kind if kind == "party" else f"pve-{difficulty}", battles)
 
@@ -107,12 +137,17 @@ async def run_mode(kind: str, auth_url: str, game_urls: Sequence[str], battles: 
         started = time.perf_counter()
         try:
             if kind == "party":
-                results = await party_duel(http, auth_url, list(game_urls), timeout,
-                                           steam_sim_url)
+                results = await party_duel(http, auth_url, list(game_urls), timeout, steam_sim_url)
                 outcome = results[0].outcome
             else:
-                result = await pve_battle(http, auth_url, game_urls[i % len(game_urls)],
-                                          difficulty, timeout, steam_sim_url)
+                result = await pve_battle(
+                    http,
+                    auth_url,
+                    game_urls[i % len(game_urls)],
+                    difficulty,
+                    timeout,
+                    steam_sim_url,
+                )
                 outcome = result.outcome
             summary.completed += 1
             summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
@@ -131,7 +166,10 @@ async def run_mode(kind: str, auth_url: str, game_urls: Sequence[str], battles: 
 
 def print_mode_summary(summary: ModeSummary, out: Any = None) -> None:
     d = summary.as_dict()
-    print(f"{d['mode']:<12} completed {d['completed']}/{d['battles']}  outcomes {d['outcomes']}"
-          f"  p50 {d['p50_ms']} ms  max {d['max_ms']} ms", file=out)
+    print(
+        f"{d['mode']:<12} completed {d['completed']}/{d['battles']}  outcomes {d['outcomes']}"
+        f"  p50 {d['p50_ms']} ms  max {d['max_ms']} ms",
+        file=out,
+    )
     for error in d["errors"]:
         print(f"error        {error}", file=out)

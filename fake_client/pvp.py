@@ -38,8 +38,12 @@ def percentiles(values: Sequence[float]) -> dict[str, float | None]:
     if len(ordered) == 1:
         ordered = ordered * 2
     q = statistics.quantiles(ordered, n=100, method="inclusive")
-    return {"p50": round(q[49], 1), "p95": round(q[94], 1), "p99": round(q[98], 1),
-            "max": round(ordered[-1], 1)}
+    return {
+        "p50": round(q[49], 1),
+        "p95": round(q[94], 1),
+        "p99": round(q[98], 1),
+        "max": round(ordered[-1], 1),
+    }
 
 
 @dataclass
@@ -59,12 +63,21 @@ class Summary:
         return dict(self.__dict__)
 
 
-async def play_one(http: httpx.AsyncClient, auth_url: str, run: PlayerRun, mode: str,
-                   timeout: float, steam_sim_url: str | None = None) -> None:
+async def play_one(
+    http: httpx.AsyncClient,
+    auth_url: str,
+    run: PlayerRun,
+    mode: str,
+    timeout: float,
+    steam_sim_url: str | None = None,
+) -> None:
     client = None
     try:
-        login = (await login_steam(http, auth_url, steam_sim_url, run.name) if steam_sim_url
-                 else await login_dev(http, auth_url, run.name))
+        login = (
+            await login_steam(http, auth_url, steam_sim_url, run.name)
+            if steam_sim_url
+            else await login_dev(http, auth_url, run.name)
+        )
         run.player_id = login.player_id
         client = await GameClient.connect(run.game_url, login.access_token)
         run.pod_id = client.welcome.pod_id
@@ -99,10 +112,17 @@ async def play_one(http: httpx.AsyncClient, auth_url: str, run: PlayerRun, mode:
             await client.close()
 
 
-async def run_pvp(auth_url: str, game_urls: Sequence[str], pairs: int, *, mode: str = "normal",
-                  timeout: float = 60.0, concurrency: int = 200,
-                  progress: Callable[[int, int], None] | None = None,
-                  steam_sim_url: str | None = None) -> Summary:
+async def run_pvp(
+    auth_url: str,
+    game_urls: Sequence[str],
+    pairs: int,
+    *,
+    mode: str = "normal",
+    timeout: float = 60.0,
+    concurrency: int = 200,
+    progress: Callable[[int, int], None] | None = None,
+    steam_sim_url: str | None = None,
+) -> Summary:
     """Play `pairs` matches; the two halves of the players sit on alternating game servers.
     Players log in through Steam (tickets from the simulator at `steam_sim_url`), or with the
     development login when it is None."""
@@ -133,18 +153,25 @@ def summarise(runs: list[PlayerRun], pairs: int, duration: float) -> Summary:
             by_match.setdefault(run.match_id, []).append(run)
     completed = cross = 0
     for players in by_match.values():
-        if len(players) == 2 and not any(r.error for r in players) \
-                and players[0].winner_id == players[1].winner_id:
+        if (
+            len(players) == 2
+            and not any(r.error for r in players)
+            and players[0].winner_id == players[1].winner_id
+        ):
             completed += 1
             cross += players[0].pod_id != players[1].pod_id
     failed_players = [r for r in runs if r.error]
     return Summary(
-        pairs=pairs, players=len(runs), matches_completed=completed,
-        matches_failed=pairs - completed, cross_pod_matches=cross,
+        pairs=pairs,
+        players=len(runs),
+        matches_completed=completed,
+        matches_failed=pairs - completed,
+        cross_pod_matches=cross,
         players_failed=len(failed_players),
         enqueue_to_match_found_ms=percentiles([r.to_match_ms for r in runs if r.to_match_ms]),
         enqueue_to_battle_result_ms=percentiles(
-            [r.to_result_ms for r in runs if r.to_result_ms and not r.error]),
+            [r.to_result_ms for r in runs if r.to_result_ms and not r.error]
+        ),
         duration_s=round(duration, 2),
         errors=sorted({f"{r.name}: {r.error}" for r in failed_players})[:20],
     )
@@ -152,13 +179,14 @@ def summarise(runs: list[PlayerRun], pairs: int, duration: float) -> Summary:
 
 def print_summary(summary: Summary, out: Any = sys.stdout) -> None:
     m, r = summary.enqueue_to_match_found_ms, summary.enqueue_to_battle_result_ms
-    print(f"matches completed   {summary.matches_completed}/{summary.pairs}"
-          f"  (failed {summary.matches_failed}, cross-pod {summary.cross_pod_matches})", file=out)
+    print(
+        f"matches completed   {summary.matches_completed}/{summary.pairs}"
+        f"  (failed {summary.matches_failed}, cross-pod {summary.cross_pod_matches})",
+        file=out,
+    )
     print(f"players             {summary.players} (failed {summary.players_failed})", file=out)
-    print(f"enqueue->match      p50 {m['p50']} ms  p95 {m['p95']} ms  p99 {m['p99']} ms",
-          file=out)
-    print(f"enqueue->result     p50 {r['p50']} ms  p95 {r['p95']} ms  p99 {r['p99']} ms",
-          file=out)
+    print(f"enqueue->match      p50 {m['p50']} ms  p95 {m['p95']} ms  p99 {m['p99']} ms", file=out)
+    print(f"enqueue->result     p50 {r['p50']} ms  p95 {r['p95']} ms  p99 {r['p99']} ms", file=out)
     print(f"duration            {summary.duration_s} s", file=out)
     for error in summary.errors:
         print(f"error               {error}", file=out)

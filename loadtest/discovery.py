@@ -20,8 +20,9 @@ def parse_urls(text: str) -> list[str]:
     return [u.strip() for u in text.split(",") if u.strip()]
 
 
-def discover_game_urls(auth_url: str, base_port: int | None = None,
-                       max_pods: int = MAX_PODS, timeout: float = 2.0) -> list[str]:
+def discover_game_urls(
+    auth_url: str, base_port: int | None = None, max_pods: int = MAX_PODS, timeout: float = 2.0
+) -> list[str]:
     """WebSocket URLs of the game servers next to `auth_url` (configured port and upwards)."""
     host = urlsplit(auth_url).hostname or "127.0.0.1"
     port = load_settings().game.port if base_port is None else base_port

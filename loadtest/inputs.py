@@ -30,8 +30,11 @@ BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
     ("unknown mode", '{"type": "enqueue", "mode": "no-such-mode", "id": "x"}', "UNKNOWN_MODE"),
     ("dequeue while idle", '{"type": "dequeue", "id": "x"}', "NOT_QUEUED"),
     ("oversized frame", '{"type": "ping", "pad": "' + "x" * 20_000 + '"}', "MESSAGE_TOO_LARGE"),
-    ("foreign deck", '{"type": "set_active_deck", "deck_id": 2000000000, "id": "x"}',
-     "DECK_NOT_FOUND"),
+    (
+        "foreign deck",
+        '{"type": "set_active_deck", "deck_id": 2000000000, "id": "x"}',
+        "DECK_NOT_FOUND",
+    ),
 ]
 # Codes with which a server may refuse traffic that is over its rate limits.
 RATE_LIMIT_CODES = {"RATE_LIMITED", "TOO_MANY_REQUESTS"}

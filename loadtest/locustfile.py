@@ -51,17 +51,33 @@ DEFAULT_RANKED_MODE = "ranked" if "ranked" in {m.value for m in GameMode} else "
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     group = parser.add_argument_group("cardgame")
-    group.add_argument("--game-urls", default="", env_var="LOCUST_GAME_URLS",
-                       help="game server WebSocket URLs, comma-separated (default: discovered"
-                            " next to --host from the configured game port)")
-    group.add_argument("--ws-timeout", type=float, default=30.0, env_var="LOCUST_WS_TIMEOUT",
-                       help="seconds to wait for each reply or push")
-    group.add_argument("--ranked-mode", default=DEFAULT_RANKED_MODE,
-                       env_var="LOCUST_RANKED_MODE",
-                       help="game mode RankedPopulation queues for"
-                            f" (default {DEFAULT_RANKED_MODE!r})")
-    group.add_argument("--think-time", type=float, default=0.5, env_var="LOCUST_THINK_TIME",
-                       help="most seconds a player waits between matches")
+    group.add_argument(
+        "--game-urls",
+        default="",
+        env_var="LOCUST_GAME_URLS",
+        help="game server WebSocket URLs, comma-separated (default: discovered"
+        " next to --host from the configured game port)",
+    )
+    group.add_argument(
+        "--ws-timeout",
+        type=float,
+        default=30.0,
+        env_var="LOCUST_WS_TIMEOUT",
+        help="seconds to wait for each reply or push",
+    )
+    group.add_argument(
+        "--ranked-mode",
+        default=DEFAULT_RANKED_MODE,
+        env_var="LOCUST_RANKED_MODE",
+        help=f"game mode RankedPopulation queues for (default {DEFAULT_RANKED_MODE!r})",
+    )
+    group.add_argument(
+        "--think-time",
+        type=float,
+        default=0.5,
+        env_var="LOCUST_THINK_TIME",
+        help="most seconds a player waits between matches",
+    )
 
 
 _game_urls: list[str] = []
@@ -105,24 +121,38 @@ class GameUser(HttpUser):
         self.disconnect()
 
     # ------------------------------------------------------------ reporting
-    def report(self, name: str, started: float, exception: BaseException | None = None,
-               kind: str = "WS", length: int = 0) -> None:
+    def report(
+        self,
+        name: str,
+        started: float,
+        exception: BaseException | None = None,
+        kind: str = "WS",
+        length: int = 0,
+    ) -> None:
         self.environment.events.request.fire(
-            request_type=kind, name=name, response_time=(time.perf_counter() - started) * 1000,
-            response_length=length, exception=exception, context={"user": self.name})
+            request_type=kind,
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=length,
+            exception=exception,
+            context={"user": self.name},
+        )
 
     # ------------------------------------------------------------ steps
     def login(self) -> str:
-        with self.client.post("/login/dev", json={"name": self.name}, name="login",
-                              catch_response=True) as response:
+        with self.client.post(
+            "/login/dev", json={"name": self.name}, name="login", catch_response=True
+        ) as response:
             try:
                 body = response.json()
             except ValueError:
                 body = {}
             if response.status_code != 200:
                 error = body.get("error", {}) if isinstance(body, dict) else {}
-                response.failure(f"{error.get('code', response.status_code)}:"
-                                 f" {error.get('message', response.text[:200])}")
+                response.failure(
+                    f"{error.get('code', response.status_code)}:"
+                    f" {error.get('message', response.text[:200])}"
+                )
                 raise StopUser()
             return str(body["access_token"])
 
@@ -166,8 +196,9 @@ class GameUser(HttpUser):
             self.report(step, started)
             step = "MatchFound -> battle result"
             matched = time.perf_counter()
-            game.wait(p.BattleResultMessage, self.timeout,
-                      accept=lambda r: r.match_id == found.match_id)
+            game.wait(
+                p.BattleResultMessage, self.timeout, accept=lambda r: r.match_id == found.match_id
+            )
             self.report(step, matched)
             self.report("whole cycle", started)
         except (ServerError, StepTimeout, OSError, websocket.WebSocketException) as exc:
@@ -186,14 +217,17 @@ class GameUser(HttpUser):
             # The reconnect found the player still queued (the reconnect grace kept the
             # place): leave the queue, or play the match that was found meanwhile.
             ref = self.socket.send(p.Dequeue())
-            reply = self.socket.wait_any(self.timeout, lambda m: m.id == ref or
-                                         isinstance(m, p.MatchFound))
+            reply = self.socket.wait_any(
+                self.timeout, lambda m: m.id == ref or isinstance(m, p.MatchFound)
+            )
             if isinstance(reply, p.MatchFound):
                 self.socket.wait(p.BattleResultMessage, self.timeout)
             return True
         if error.code == "REQUEST_IN_PROGRESS":
-            self.socket.wait_any(self.timeout, lambda m: isinstance(m, p.Dequeued | p.Enqueued
-                                                                   | p.BattleResultMessage))
+            self.socket.wait_any(
+                self.timeout,
+                lambda m: isinstance(m, p.Dequeued | p.Enqueued | p.BattleResultMessage),
+            )
             return True
         return False
 
@@ -271,8 +305,9 @@ class Churner(GameUser):
                 step = "dequeue -> Dequeued"
                 started = time.perf_counter()
                 ref = game.send(p.Dequeue())
-                reply = game.wait_any(self.timeout, lambda m: m.id == ref or
-                                      isinstance(m, p.MatchFound))
+                reply = game.wait_any(
+                    self.timeout, lambda m: m.id == ref or isinstance(m, p.MatchFound)
+                )
                 if isinstance(reply, p.Error) and reply.code != "IN_BATTLE":
                     raise ServerError(reply.code, reply.message)
                 if isinstance(reply, p.Dequeued):
@@ -292,8 +327,9 @@ class Churner(GameUser):
             found = self.socket.wait(p.MatchFound, seconds)
         except StepTimeout:
             return False
-        self.socket.wait(p.BattleResultMessage, self.timeout,
-                         accept=lambda r: r.match_id == found.match_id)
+        self.socket.wait(
+            p.BattleResultMessage, self.timeout, accept=lambda r: r.match_id == found.match_id
+        )
         return True
 
 
@@ -356,5 +392,6 @@ class BadActor(GameUser):
         except (OSError, websocket.WebSocketException) as exc:
             self.report(name, started, exc, kind="BAD")
             return
-        self.report(name, started, ServerError("ACCEPTED", "a forged token was accepted"),
-                    kind="BAD")
+        self.report(
+            name, started, ServerError("ACCEPTED", "a forged token was accepted"), kind="BAD"
+        )

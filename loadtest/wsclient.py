@@ -38,8 +38,9 @@ class GameSocket:
 
     @classmethod
     def connect(cls, game_url: str, token: str, timeout: float = 10.0) -> GameSocket:
-        ws = websocket.create_connection(f"{game_url}?token={token}", timeout=timeout,
-                                         enable_multithread=False)
+        ws = websocket.create_connection(
+            f"{game_url}?token={token}", timeout=timeout, enable_multithread=False
+        )
         try:
             first = p.decode_server(ws.recv())
         except BaseException:
@@ -77,8 +78,13 @@ class GameSocket:
             raise ConnectionError("the server closed the connection")
         return p.decode_server(frame)
 
-    def wait(self, kind: type[M], timeout: float, ref: str | None = None,
-             accept: Callable[[M], bool] | None = None) -> M:
+    def wait(
+        self,
+        kind: type[M],
+        timeout: float,
+        ref: str | None = None,
+        accept: Callable[[M], bool] | None = None,
+    ) -> M:
         """Read until a `kind` message arrives (the reply to `ref`, when given).
 
         An error with our `ref`, or an unsolicited error push, raises ServerError; other
@@ -95,8 +101,11 @@ class GameSocket:
                 continue
             if isinstance(message, p.Error) and (message.id is None or message.id == ref):
                 raise ServerError(message.code, message.message)
-            if isinstance(message, kind) and (ref is None or message.id == ref) \
-                    and (accept is None or accept(message)):
+            if (
+                isinstance(message, kind)
+                and (ref is None or message.id == ref)
+                and (accept is None or accept(message))
+            ):
                 return message
 
     def wait_any(self, timeout: float, accept: Callable[[p.AnyServerMessage], bool]) -> Any:

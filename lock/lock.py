@@ -79,14 +79,18 @@ def inputs_digest(pyproject_text: str) -> str:
 def recorded_digest(lock_text: str) -> str | None:
     for line in lock_text.splitlines():
         if line.startswith(HEADER):
-            return line[len(HEADER):].strip()
+            return line[len(HEADER) :].strip()
     return None
 
 
 def current_target() -> Target | None:
     """The target matching this interpreter, or None (then setup uses pyproject's ranges)."""
-    if (sys.implementation.name != "cpython" or sys.platform != "linux"
-            or platform.machine() != "x86_64" or platform.libc_ver()[0] != "glibc"):
+    if (
+        sys.implementation.name != "cpython"
+        or sys.platform != "linux"
+        or platform.machine() != "x86_64"
+        or platform.libc_ver()[0] != "glibc"
+    ):
         return None
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     return next((t for t in TARGETS if t.python == python), None)
@@ -100,8 +104,10 @@ def stale_locks() -> list[str]:
         if not target.path.exists():
             problems.append(f"{target.path.relative_to(ROOT)} is missing")
         elif recorded_digest(target.path.read_text()) != digest:
-            problems.append(f"{target.path.relative_to(ROOT)} was made from other dependencies "
-                            "than pyproject.toml lists now")
+            problems.append(
+                f"{target.path.relative_to(ROOT)} was made from other dependencies "
+                "than pyproject.toml lists now"
+            )
     return problems
 
 
@@ -120,10 +126,25 @@ def update(uv: str) -> None:
             out = Path(tmp) / target.path.name
             extras = [arg for extra in EXTRAS for arg in ("--extra", extra)]
             subprocess.run(
-                [uv, "pip", "compile", "--quiet", "--no-header", "--generate-hashes",
-                 "--python-version", target.python, "--python-platform", target.uv_platform,
-                 *extras, "-o", str(out), str(PYPROJECT), str(build_in)],
-                check=True, cwd=ROOT,
+                [
+                    uv,
+                    "pip",
+                    "compile",
+                    "--quiet",
+                    "--no-header",
+                    "--generate-hashes",
+                    "--python-version",
+                    target.python,
+                    "--python-platform",
+                    target.uv_platform,
+                    *extras,
+                    "-o",
+                    str(out),
+                    str(PYPROJECT),
+                    str(build_in),
+                ],
+                check=True,
+                cwd=ROOT,
             )
             target.path.write_text(
                 f"# Made by `make lock` for CPython {target.python} on {target.uv_platform};"
@@ -144,9 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "target":
         target = current_target()
         if target is None:
-            print(f"no lock for {platform.python_implementation()} "
-                  f"{platform.python_version()} on {sys.platform} {platform.machine()} "
-                  f"({' '.join(platform.libc_ver()) or 'no glibc'})", file=sys.stderr)
+            print(
+                f"no lock for {platform.python_implementation()} "
+                f"{platform.python_version()} on {sys.platform} {platform.machine()} "
+                f"({' '.join(platform.libc_ver()) or 'no glibc'})",
+                file=sys.stderr,
+            )
             return 1
         print(target.path.relative_to(ROOT))
         return 0

@@ -37,8 +37,12 @@ def serve(kind: str, settings: Settings) -> None:
     elif kind == "game":
         from servers.game.app import create_app as game_app
 
-        run_app(game_app(settings), settings.game.host, settings.game.port,
-                websocket_max_message_size=settings.game.max_frame_bytes)
+        run_app(
+            game_app(settings),
+            settings.game.host,
+            settings.game.port,
+            websocket_max_message_size=settings.game.max_frame_bytes,
+        )
     else:
         from servers.match.app import create_app as match_app
 
@@ -101,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         tools.add_parsers(sub)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=os.environ.get("CARDGAME_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("CARDGAME_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     if args.command == "schema":
         return schema_cmd(args.write)
@@ -112,9 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from servers.common import logs
 
-        logs.configure(settings.log.format, os.environ.get("CARDGAME_LOG_LEVEL",
-                                                           settings.log.level),
-                       settings.pod_id if args.kind in ("game", "match") else None, args.kind)
+        logs.configure(
+            settings.log.format,
+            os.environ.get("CARDGAME_LOG_LEVEL", settings.log.level),
+            settings.pod_id if args.kind in ("game", "match") else None,
+            args.kind,
+        )
         if args.kind in SERVE_KINDS:
             serve(args.kind, settings)
         else:

@@ -73,8 +73,7 @@ def settings(redis_service: ServiceHandle, database_url: str) -> Settings:
         redis={"url": redis_service.url, "namespace": f"t{RUN}"},
         database={"url": database_url},
         # Ranked windows open fast: tests check flows, not match quality (the benchmark does).
-        match={"tick_interval": 0.05, "ranked_window_growth": 200.0,
-               "ranked_window_max": 100000.0},
+        match={"tick_interval": 0.05, "ranked_window_growth": 200.0, "ranked_window_max": 100000.0},
         game={"match_reply_timeout": 3.0, "reconnect_grace": 0.5, "drain_deadline": 5.0},
         pods={"heartbeat_interval": 0.2, "heartbeat_ttl": 1.0},
     )
@@ -116,10 +115,19 @@ def edge_stack(settings: Settings) -> Iterator[Stack]:
     short Steam timeouts. Started only by the tests that ask for it."""
     edge = settings.replace(
         redis={"namespace": f"t{RUN}-edge"},
-        ratelimit={"exempt_networks": "", "trusted_proxies": "127.0.0.1/32",
-                   "ws_messages_per_s": 5000.0, "ws_message_burst": 5000},
-        steam={"timeout": 0.5, "retries": 1, "retry_backoff": 0.05,
-               "deny_vac_banned": True, "deny_family_shared": True},
+        ratelimit={
+            "exempt_networks": "",
+            "trusted_proxies": "127.0.0.1/32",
+            "ws_messages_per_s": 5000.0,
+            "ws_message_burst": 5000,
+        },
+        steam={
+            "timeout": 0.5,
+            "retries": 1,
+            "retry_backoff": 0.05,
+            "deny_vac_banned": True,
+            "deny_family_shared": True,
+        },
     )
     with Stack(edge, pods=1, auth_instances=2) as running:
         yield running

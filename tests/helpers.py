@@ -20,8 +20,9 @@ async def login(stack: Stack, name: str | None = None) -> Login:
     server (development login when the stack has no simulator)."""
     async with httpx.AsyncClient(timeout=10) as http:
         if stack.steam_sim_url:
-            return await login_steam(http, stack.auth_url, stack.steam_sim_url,
-                                     name or unique_name())
+            return await login_steam(
+                http, stack.auth_url, stack.steam_sim_url, name or unique_name()
+            )
         return await login_dev(http, stack.auth_url, name or unique_name())
 
 

@@ -99,6 +99,7 @@ def _containers(resource: Resource) -> list[dict[str, Any]]:
 
 def normalise(resources: list[Resource]) -> dict[tuple[str, str], Any]:
     """Resources keyed by kind and name, named lists turned into maps (order-free compare)."""
+
     def norm(value: Any) -> Any:
         if isinstance(value, dict):
             return {k: norm(v) for k, v in value.items()}
@@ -107,4 +108,5 @@ def normalise(resources: list[Resource]) -> dict[tuple[str, str], Any]:
                 return {item["name"]: norm(item) for item in value}
             return [norm(v) for v in value]
         return value
+
     return {(r["kind"], r["metadata"]["name"]): norm(r) for r in resources}

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-SKIP_REASON = ("promtool not found on PATH nor in the virtualenv: `make test` (`make tools`) "
-               "unpacks it from Debian's prometheus package where apt-get is available")
+SKIP_REASON = (
+    "promtool not found on PATH nor in the virtualenv: `make test` (`make tools`) "
+    "unpacks it from Debian's prometheus package where apt-get is available"
+)
 
 
 def promtool() -> str:
@@ -25,5 +27,10 @@ def promtool() -> str:
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool(), *args], input=stdin.decode() if stdin else None,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [promtool(), *args],
+        input=stdin.decode() if stdin else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

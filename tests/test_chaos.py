@@ -7,8 +7,9 @@ from servers.common.config import Settings
 
 
 def test_short_chaos_run_loses_and_duplicates_nobody(settings: Settings) -> None:
-    report = run_chaos(settings, pods=2, duration=8.0, players=16, kill_interval=(1.5, 3.0),
-                       settle=20.0, seed=7)
+    report = run_chaos(
+        settings, pods=2, duration=8.0, players=16, kill_interval=(1.5, 3.0), settle=20.0, seed=7
+    )
     assert sum(report.kills.values()) >= 2  # servers really died
     assert report.matches_completed > 20  # and play went on
     assert report.lost == 0, report.problems

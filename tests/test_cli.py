@@ -20,14 +20,25 @@ BIN = os.path.dirname(sys.executable)
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"REDIS_URL": settings.redis.url, "DATABASE_URL": settings.database.url,
-                "CARDGAME_REDIS__NAMESPACE": settings.redis.namespace + "-cli"}, **extra)
+    env.update(
+        {
+            "REDIS_URL": settings.redis.url,
+            "DATABASE_URL": settings.database.url,
+            "CARDGAME_REDIS__NAMESPACE": settings.redis.namespace + "-cli",
+        },
+        **extra,
+    )
     return env
 
 
 def test_demo_plays_matches_across_two_pods(settings: Settings) -> None:
-    done = subprocess.run([f"{BIN}/cardgame", "demo", "--pods", "2", "--pairs", "6", "--json"],
-                          env=cli_env(settings), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [f"{BIN}/cardgame", "demo", "--pods", "2", "--pairs", "6", "--json"],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["matches_completed"] == 6 and summary["matches_failed"] == 0
@@ -36,10 +47,24 @@ def test_demo_plays_matches_across_two_pods(settings: Settings) -> None:
 
 
 def test_fake_client_pvp_against_running_stack(stack: Stack) -> None:
-    done = subprocess.run([f"{BIN}/fake-client", "pvp", "--auth", stack.auth_url,
-                           "--steam-sim", stack.steam_sim_url,
-                           "--game", ",".join(stack.game_urls), "--pairs", "4", "--json"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            f"{BIN}/fake-client",
+            "pvp",
+            "--auth",
+            stack.auth_url,
+            "--steam-sim",
+            stack.steam_sim_url,
+            "--game",
+            ",".join(stack.game_urls),
+            "--pairs",
+            "4",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["matches_completed"] == 4
@@ -48,19 +73,39 @@ def test_fake_client_pvp_against_running_stack(stack: Stack) -> None:
 
 def test_fake_client_reports_failure_with_exit_code() -> None:
     port = free_port()  # nothing listens there
-    done = subprocess.run([f"{BIN}/fake-client", "pvp", "--auth", f"http://127.0.0.1:{port}",
-                           "--game", f"ws://127.0.0.1:{port}/ws", "--pairs", "1", "--json"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            f"{BIN}/fake-client",
+            "pvp",
+            "--auth",
+            f"http://127.0.0.1:{port}",
+            "--game",
+            f"ws://127.0.0.1:{port}/ws",
+            "--pairs",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert json.loads(done.stdout.strip().splitlines()[-1])["players_failed"] == 2
 
 
 def test_up_prints_endpoints_and_stops_cleanly_on_ctrl_c(settings: Settings) -> None:
-    ports = {"CARDGAME_AUTH__PORT": str(free_port()), "CARDGAME_GAME__PORT": str(free_port()),
-             "CARDGAME_MATCH__PORT": str(free_port())}
-    with subprocess.Popen([f"{BIN}/cardgame", "up", "--pods", "1"],
-                          env=cli_env(settings, **ports), stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True) as proc:
+    ports = {
+        "CARDGAME_AUTH__PORT": str(free_port()),
+        "CARDGAME_GAME__PORT": str(free_port()),
+        "CARDGAME_MATCH__PORT": str(free_port()),
+    }
+    with subprocess.Popen(
+        [f"{BIN}/cardgame", "up", "--pods", "1"],
+        env=cli_env(settings, **ports),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
         try:
             assert proc.stdout is not None
             auth = proc.stdout.readline().strip()
@@ -89,8 +134,9 @@ sys.exit(main(sys.argv[1:]))
 
 def test_without_the_development_tools_only_production_commands_remain() -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-c", WITHOUT_TOOLS, *args], capture_output=True,
-                              text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-c", WITHOUT_TOOLS, *args], capture_output=True, text=True, timeout=60
+        )
 
     usage = run("--help")
     assert usage.returncode == 0

@@ -60,8 +60,10 @@ async def test_every_queue_script_keeps_its_keys_in_one_slot(mode: GameMode) -> 
 
 def test_player_keys_share_the_player_slot() -> None:
     keys = Keys("cg")
-    slots = {key_slot(k.encode()) for k in (keys.player_pod("7"), keys.player_match("7"),
-                                             keys.delivered("7", "m"))}
+    slots = {
+        key_slot(k.encode())
+        for k in (keys.player_pod("7"), keys.player_match("7"), keys.delivered("7", "m"))
+    }
     assert len(slots) == 1
 
 
@@ -74,8 +76,9 @@ def redis_cluster() -> Iterator[ClusterHandle]:
 
 @pytest.fixture(scope="module")
 def cluster_stack(settings: Settings, redis_cluster: ClusterHandle) -> Iterator[Stack]:
-    clustered = settings.replace(redis={"url": redis_cluster.url,
-                                        "namespace": f"{settings.redis.namespace}-cl"})
+    clustered = settings.replace(
+        redis={"url": redis_cluster.url, "namespace": f"{settings.redis.namespace}-cl"}
+    )
     with Stack(clustered, pods=2) as running:
         yield running
 
@@ -96,8 +99,7 @@ async def test_the_url_selects_a_cluster_client(cluster_redis: aioredis.Redis) -
     assert len({key_slot(Keys("cg").queue(m).encode()) for m in GameMode}) == len(GameMode)
 
 
-async def test_pvp_across_two_pods_on_a_cluster(cluster_stack: Stack,
-                                                pool: asyncpg.Pool) -> None:
+async def test_pvp_across_two_pods_on_a_cluster(cluster_stack: Stack, pool: asyncpg.Pool) -> None:
     alice = await connect(cluster_stack, pod=0)
     bob = await connect(cluster_stack, pod=1)
     try:
@@ -114,8 +116,12 @@ async def test_pvp_across_two_pods_on_a_cluster(cluster_stack: Stack,
         await bob.close()
     assert result_a.match_id == result_b.match_id == found_a.match_id
     assert bytes(result_a.timeline) == bytes(result_b.timeline)
-    assert await pool.fetchval("SELECT count(*) FROM match_participants WHERE match_id ="
-                               " $1::uuid", found_a.match_id) == 2
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM match_participants WHERE match_id = $1::uuid", found_a.match_id
+        )
+        == 2
+    )
 
 
 async def test_many_pairs_on_a_cluster_all_complete(cluster_stack: Stack) -> None:
@@ -128,17 +134,21 @@ async def test_many_pairs_on_a_cluster_all_complete(cluster_stack: Stack) -> Non
 async def test_health_sees_game_servers_on_every_node(cluster_stack: Stack) -> None:
     """PUBSUB NUMSUB counts per node: the match server sums the whole cluster, so the seed's
     rule does not mistake game servers subscribed on another node for none at all."""
+
     async def healthy() -> bool:
         async with httpx.AsyncClient(timeout=2) as http:
-            codes = [(await http.get(f"{url}/health/game-server")).status_code
-                     for url in cluster_stack.match_urls]
+            codes = [
+                (await http.get(f"{url}/health/game-server")).status_code
+                for url in cluster_stack.match_urls
+            ]
         return codes == [200, 200]
 
     await eventually(healthy, 5)
 
 
-async def test_dropped_socket_dequeues_on_a_cluster(cluster_stack: Stack,
-                                                    cluster_redis: aioredis.Redis) -> None:
+async def test_dropped_socket_dequeues_on_a_cluster(
+    cluster_stack: Stack, cluster_redis: aioredis.Redis
+) -> None:
     keys = Keys(cluster_stack.settings.redis.namespace)
     carol = await connect(cluster_stack, pod=0)
     await carol.request(p.Enqueue())
@@ -153,7 +163,8 @@ async def test_dropped_socket_dequeues_on_a_cluster(cluster_stack: Stack,
 
 
 async def test_a_result_that_overtakes_its_match_found_waits_for_it(
-        redis: aioredis.Redis, pool: asyncpg.Pool, keys: Keys) -> None:
+    redis: aioredis.Redis, pool: asyncpg.Pool, keys: Keys
+) -> None:
     """On a cluster, MatchFound (published by the match server) and the battle result
     (published by a game server) can reach a pod through different nodes in either order. The
     client must still see MatchFound first, then its result."""
@@ -166,13 +177,23 @@ async def test_a_result_that_overtakes_its_match_found_waits_for_it(
     conn = Connection()
     session, _ = relay.registry.attach("501", "five", conn)
     session.resume_queued(GameMode.NORMAL)
-    result = p.BattleResult(match_id="m-501", game_mode="normal", player_id="501",
-                            opponent_id="502", seed=1, winner_id="501", turns=3,
-                            timeline=msgspec.Raw(b"[]"))
+    result = p.BattleResult(
+        match_id="m-501",
+        game_mode="normal",
+        player_id="501",
+        opponent_id="502",
+        seed=1,
+        winner_id="501",
+        turns=3,
+        timeline=msgspec.Raw(b"[]"),
+    )
     await relay.on_message(keys.battle_result("pod-x"), msgspec.json.encode(result))
     assert conn.outbox.empty()  # held back
-    found = p.MatchResult(player_id="501", game_mode="normal", result=p.ResultMatchFound(
-        match_id="m-501", opponent_id="502", opponent_name="six"))
+    found = p.MatchResult(
+        player_id="501",
+        game_mode="normal",
+        result=p.ResultMatchFound(match_id="m-501", opponent_id="502", opponent_name="six"),
+    )
     await relay.on_message(keys.match_result("pod-x"), msgspec.json.encode(found))
     sent = [msgspec.json.decode(conn.outbox.get_nowait()) for _ in range(conn.outbox.qsize())]
     assert [m["type"] for m in sent] == ["match_found", "battle_result"]

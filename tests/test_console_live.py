@@ -35,13 +35,15 @@ NORMAL = GameMode.NORMAL
 
 def console_for(stack: Stack) -> ConsoleApp:
     s = stack.settings
-    source = LiveSource(s.redis.url, s.database.url, Keys(s.redis.namespace),
-                        s.match.maintenance_ttl)
+    source = LiveSource(
+        s.redis.url, s.database.url, Keys(s.redis.namespace), s.match.maintenance_ttl
+    )
     return ConsoleApp(source, interval=0.2, heartbeat_interval=s.pods.heartbeat_interval)
 
 
-async def until(pilot: Pilot[None], check: Callable[[], bool], timeout: float = 10.0,
-                what: str = "condition") -> None:
+async def until(
+    pilot: Pilot[None], check: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -73,14 +75,20 @@ def own_stack(settings: Settings) -> Iterator[Stack]:
 
 
 async def test_panels_follow_the_live_stack_and_player_actions_work(
-        stack: Stack, redis: aioredis.Redis) -> None:
+    stack: Stack, redis: aioredis.Redis
+) -> None:
     keys = Keys(stack.settings.redis.namespace)
     app = console_for(stack)
     async with app.run_test(size=(80, 24)) as pilot:
         # Pods: both pods, both roles alive, as the heartbeats say.
-        await until(pilot, lambda: {"pod-1", "pod-2"} <= set(pods(app))
-                    and all(pods(app)[x].status == "ok" for x in ("pod-1", "pod-2")),
-                    what="two healthy pods")
+        await until(
+            pilot,
+            lambda: (
+                {"pod-1", "pod-2"} <= set(pods(app))
+                and all(pods(app)[x].status == "ok" for x in ("pod-1", "pod-2"))
+            ),
+            what="two healthy pods",
+        )
         assert pod_status_cell(app, "pod-1") == "ok"
         assert "redis ok" in text_of(app, "#status")
         await until(pilot, lambda: "pg ok" in text_of(app, "#status"), what="pg ok")
@@ -90,15 +98,25 @@ async def test_panels_follow_the_live_stack_and_player_actions_work(
 
         before = matches_formed()
         # The fake client plays 4 matches while the console watches.
-        played = asyncio.create_task(run_pvp(stack.auth_url, stack.game_urls, 4, timeout=30,
-                                             steam_sim_url=stack.steam_sim_url))
-        await until(pilot, lambda: matches_formed() >= before + 4, timeout=30,
-                    what="matches counted from the heartbeats")
+        played = asyncio.create_task(
+            run_pvp(
+                stack.auth_url, stack.game_urls, 4, timeout=30, steam_sim_url=stack.steam_sim_url
+            )
+        )
+        await until(
+            pilot,
+            lambda: matches_formed() >= before + 4,
+            timeout=30,
+            what="matches counted from the heartbeats",
+        )
         summary = await played
         assert summary.matches_completed == 4, summary.errors
         tail = app.query_one(TailPanel)
-        await until(pilot, lambda: sum("MatchFound" in line.data for line in tail.lines) >= 8,
-                    what="MatchFound messages in the tail")
+        await until(
+            pilot,
+            lambda: sum("MatchFound" in line.data for line in tail.lines) >= 8,
+            what="MatchFound messages in the tail",
+        )
         assert any(line.channel == keys.battle_request for line in tail.lines)
         assert app.board.matches_history.values and max(app.board.matches_history.values) > 0
         rows = {row.spec.label: row for row in app.board.channels(time.time())}
@@ -113,8 +131,15 @@ async def test_panels_follow_the_live_stack_and_player_actions_work(
         client = await GameClient.connect(stack.game_urls[0], who.access_token)
         await client.request(p.Enqueue())
         await pilot.press("5", *who.name, "enter")
-        await until(pilot, lambda: app.board.raw is not None and app.board.raw.player is not None
-                    and app.board.raw.player.queued_mode == "normal", what="player queued")
+        await until(
+            pilot,
+            lambda: (
+                app.board.raw is not None
+                and app.board.raw.player is not None
+                and app.board.raw.player.queued_mode == "normal"
+            ),
+            what="player queued",
+        )
         live = app.board.raw.player  # type: ignore[union-attr]
         assert live is not None and live.pod == "pod-1" and live.ticket_pod == "pod-1"
         profile = text_of(app, "#player-profile")
@@ -147,7 +172,8 @@ async def test_panels_follow_the_live_stack_and_player_actions_work(
 
 
 async def test_maintenance_toggle_and_drain_change_the_real_stack(
-        own_stack: Stack, redis: aioredis.Redis) -> None:
+    own_stack: Stack, redis: aioredis.Redis
+) -> None:
     keys = Keys(own_stack.settings.redis.namespace)
     app = console_for(own_stack)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -155,8 +181,9 @@ async def test_maintenance_toggle_and_drain_change_the_real_stack(
 
         # Maintenance on (manual, with the configured expiry): match servers refuse enqueues.
         await pilot.press("m", "y")
-        await until(pilot, lambda: "MAINTENANCE manual" in text_of(app, "#status"),
-                    what="maintenance shown")
+        await until(
+            pilot, lambda: "MAINTENANCE manual" in text_of(app, "#status"), what="maintenance shown"
+        )
         assert await redis.get(keys.maintenance_flag) == b"manual"
         ttl = await redis.ttl(keys.maintenance_flag)
         assert 0 < ttl <= own_stack.settings.match.maintenance_ttl
@@ -177,8 +204,11 @@ async def test_maintenance_toggle_and_drain_change_the_real_stack(
         await pilot.pause(0.3)
         assert await redis.get(keys.maintenance_flag) == b"manual"
         await pilot.press("m", "y")
-        await until(pilot, lambda: "maintenance off" in text_of(app, "#status"),
-                    what="maintenance off shown")
+        await until(
+            pilot,
+            lambda: "maintenance off" in text_of(app, "#status"),
+            what="maintenance off shown",
+        )
         assert await redis.exists(keys.maintenance_flag) == 0
         await client.close()
 
@@ -187,8 +217,12 @@ async def test_maintenance_toggle_and_drain_change_the_real_stack(
         game = own_stack.proc("game-2")
         assert game.popen is not None
         assert await asyncio.to_thread(game.popen.wait, 15) == 0
-        await until(pilot, lambda: pod_status_cell(app, "pod-2") == "dead", timeout=10,
-                    what="pod-2 marked dead")
+        await until(
+            pilot,
+            lambda: pod_status_cell(app, "pod-2") == "dead",
+            timeout=10,
+            what="pod-2 marked dead",
+        )
         assert pod_status_cell(app, "pod-1") == "ok"
         assert "drain sent to pod-2" in app.note
 
@@ -199,27 +233,48 @@ def _major(version: str) -> int:
 
 async def test_unreachable_slow_and_returning_redis_and_postgres() -> None:
     port = free_port()
-    source = LiveSource(f"redis://127.0.0.1:{port}/0",
-                        f"postgresql://nobody@127.0.0.1:{free_port()}/nothing", Keys("cgx"))
+    source = LiveSource(
+        f"redis://127.0.0.1:{port}/0",
+        f"postgresql://nobody@127.0.0.1:{free_port()}/nothing",
+        Keys("cgx"),
+    )
     app = ConsoleApp(source, interval=0.2)
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: "redis down" in text_of(app, "#status")
-                    and "pg down" in text_of(app, "#status"), what="both shown down")
+        await until(
+            pilot,
+            lambda: (
+                "redis down" in text_of(app, "#status") and "pg down" in text_of(app, "#status")
+            ),
+            what="both shown down",
+        )
         binary = find_redis_server()
         # DEBUG is refused from Redis 7 on unless enabled; 6.2 (the bundled one) allows it and
         # exits at once on the option it does not know.
         debug = ["--enable-debug-command", "yes"] if _major(binary_version(binary)) >= 7 else []
         server = await asyncio.create_subprocess_exec(
-            binary, "--port", str(port), "--save", "", "--appendonly", "no", *debug,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            binary,
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            *debug,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             # Redis comes up: the console reconnects by itself.
             await until(pilot, lambda: "redis ok" in text_of(app, "#status"), what="reconnect")
             # Redis stalls for 1.5 s: the status says stale, and the UI still answers keys.
             other = aioredis.Redis(port=port)
             stall = asyncio.create_task(other.execute_command("DEBUG", "SLEEP", "1.5"))
-            await until(pilot, lambda: "redis stale" in text_of(app, "#status"), timeout=3,
-                        what="stale shown")
+            await until(
+                pilot,
+                lambda: "redis stale" in text_of(app, "#status"),
+                timeout=3,
+                what="stale shown",
+            )
             await pilot.press("2")
             assert app.active_tab == "queues"
             await stall

@@ -31,15 +31,24 @@ from servers.common.keys import Keys
 KEYS = Keys("cg")
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (None, "-"), (-1, "0.0s"), (0.42, "0.4s"), (12.4, "12s"), (185, "3m05s"), (7440, "2h04m"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (None, "-"),
+        (-1, "0.0s"),
+        (0.42, "0.4s"),
+        (12.4, "12s"),
+        (185, "3m05s"),
+        (7440, "2h04m"),
+    ],
+)
 def test_fmt_age(seconds: float | None, text: str) -> None:
     assert fmt_age(seconds) == text
 
 
-@pytest.mark.parametrize(("rate", "text"), [(None, "-"), (0.5, "0.50/s"), (12.34, "12.3/s"),
-                                            (1234.5, "1234/s")])
+@pytest.mark.parametrize(
+    ("rate", "text"), [(None, "-"), (0.5, "0.50/s"), (12.34, "12.3/s"), (1234.5, "1234/s")]
+)
 def test_fmt_rate(rate: float | None, text: str) -> None:
     assert fmt_rate(rate) == text
 
@@ -89,8 +98,7 @@ def test_history_is_bounded() -> None:
 
 
 def _beat(age: float, now: float = 1000.0, **stats: object) -> Heartbeat:
-    return Heartbeat(pod_id="p", role="game", pid=1, started_at=0, at=now - age,
-                     stats=dict(stats))
+    return Heartbeat(pod_id="p", role="game", pid=1, started_at=0, at=now - age, stats=dict(stats))
 
 
 def test_role_status_ok_stale_dead_draining() -> None:
@@ -110,8 +118,13 @@ def test_fixture_pods_queues_and_channels() -> None:
     assert normal.size == 37 and normal.oldest_wait == pytest.approx(48.2, abs=0.01)
     assert sum(normal.wait_buckets) == 37 and normal.rating_sample == 37
     labels = [spec.label for spec in design_channels(KEYS, ["pod-10", "pod-2"], ["normal"])]
-    assert labels[:5] == ["match:enqueue:request", "match:dequeue:request", "battle:request",
-                          "auth:session_revoked", "battles:{normal}"]
+    assert labels[:5] == [
+        "match:enqueue:request",
+        "match:dequeue:request",
+        "battle:request",
+        "auth:session_revoked",
+        "battles:{normal}",
+    ]
     assert labels[5] == "pod:pod-2:match_result"  # natural order: pod-2 before pod-10
 
 
@@ -122,8 +135,7 @@ def test_dashboard_rates_from_heartbeat_counters_and_streams() -> None:
     expected = fixture.matches_formed(4) - fixture.matches_formed(3)
     assert board.matches_rate == pytest.approx(expected)
     assert board.battles_rate == pytest.approx(2 * expected)  # two game servers alive
-    assert board.stream_rates[KEYS.enqueue_requests] == \
-        pytest.approx(2 * expected)
+    assert board.stream_rates[KEYS.enqueue_requests] == pytest.approx(2 * expected)
     assert len(board.matches_history.values) == 5
     rows = {row.spec.label: row for row in board.channels(fixture.NOW)}
     assert rows["pod:pod-3:control"].subscribers == 0

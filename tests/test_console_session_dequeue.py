@@ -17,8 +17,12 @@ class NoPort:
 
 
 def dequeued(mode: str = "normal") -> p.MatchResult:
-    return p.MatchResult(player_id="42", game_mode=mode, request_id="console-1",
-                         result=p.ResultDequeued(reason="server"))
+    return p.MatchResult(
+        player_id="42",
+        game_mode=mode,
+        request_id="console-1",
+        result=p.ResultDequeued(reason="server"),
+    )
 
 
 def sent(conn: Connection) -> list[p.AnyServerMessage]:

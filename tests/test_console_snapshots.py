@@ -58,8 +58,9 @@ async def fill(pilot: Pilot[None]) -> None:
     await pilot.pause()
 
 
-async def screenshot(*keys: str,
-                     then: Callable[[Pilot[None]], Awaitable[None]] | None = None) -> str:
+async def screenshot(
+    *keys: str, then: Callable[[Pilot[None]], Awaitable[None]] | None = None
+) -> str:
     app = demo_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await fill(pilot)

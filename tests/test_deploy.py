@@ -53,8 +53,13 @@ def test_rules_fire_on_their_symptoms() -> None:
 def test_the_alerts_the_issue_asks_for_exist() -> None:
     rules = yaml.safe_load(RULES.read_text())
     names = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
-    assert {"CardgameQueueWaitHigh", "CardgamePodWithoutHeartbeat", "CardgameMaintenanceMode",
-            "CardgameServerErrorRate", "CardgamePersistenceFailing"} <= names
+    assert {
+        "CardgameQueueWaitHigh",
+        "CardgamePodWithoutHeartbeat",
+        "CardgameMaintenanceMode",
+        "CardgameServerErrorRate",
+        "CardgamePersistenceFailing",
+    } <= names
 
 
 def test_rules_and_dashboard_use_only_exposed_metrics() -> None:
@@ -94,8 +99,9 @@ KUBERNETES_VERSION = "1.31"  # oldest minor the manifests target (preStop `sleep
 
 
 def _rendered(overlay: str) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(r["kind"], r["metadata"]["name"]): r
-            for r in kustomize.render(K8S / "overlays" / overlay)}
+    return {
+        (r["kind"], r["metadata"]["name"]): r for r in kustomize.render(K8S / "overlays" / overlay)
+    }
 
 
 def _containers(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -109,15 +115,23 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_manifests_validate_against_the_kubernetes_schemas(overlay: str) -> None:
     resources = kustomize.render(K8S / "overlays" / overlay)
-    assert {r["kind"] for r in resources} == {"Deployment", "Service", "Ingress",
-                                              "PodDisruptionBudget", "HorizontalPodAutoscaler"}
+    assert {r["kind"] for r in resources} == {
+        "Deployment",
+        "Service",
+        "Ingress",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+    }
     for resource in resources:
         kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
 
 
 def test_the_validator_refuses_a_mistake() -> None:
-    [pdb] = [r for r in kustomize.render(K8S / "base") if r["kind"] == "PodDisruptionBudget"
-             and r["metadata"]["name"] == "cardgame-pod"]
+    [pdb] = [
+        r
+        for r in kustomize.render(K8S / "base")
+        if r["kind"] == "PodDisruptionBudget" and r["metadata"]["name"] == "cardgame-pod"
+    ]
     pdb["spec"]["maxUnavailabel"] = 1  # a typo: strict validation names it
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(pdb, KUBERNETES_VERSION, strict=True)
@@ -128,11 +142,17 @@ def test_rendering_matches_kubectl_kustomize(overlay: str) -> None:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl not installed: the Python renderer is checked against it elsewhere")
-    out = subprocess.run([kubectl, "kustomize", str(K8S / "overlays" / overlay)],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     theirs = [d for d in yaml.safe_load_all(out) if d]
-    assert kustomize.normalise(kustomize.render(K8S / "overlays" / overlay)) == \
-        kustomize.normalise(theirs)
+    assert kustomize.normalise(kustomize.render(K8S / "overlays" / overlay)) == kustomize.normalise(
+        theirs
+    )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -159,8 +179,9 @@ def test_termination_grace_covers_the_drain() -> None:
     for overlay in OVERLAYS:
         pod = _rendered(overlay)[("Deployment", "cardgame-pod")]
         game = _containers(pod)["game"]
-        drain = float(_env(game).get("CARDGAME_GAME__DRAIN_DEADLINE")
-                      or settings.game.drain_deadline)
+        drain = float(
+            _env(game).get("CARDGAME_GAME__DRAIN_DEADLINE") or settings.game.drain_deadline
+        )
         pre_stop = game["lifecycle"]["preStop"]["sleep"]["seconds"]
         hypercorn_graceful = 5  # servers/common/http.py: config.graceful_timeout
         grace = pod["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
@@ -185,17 +206,21 @@ def test_services_pdb_hpa_and_ingress_point_at_the_right_pods(overlay: str) -> N
     assert selects(game_svc["spec"]["selector"], pod)
     assert selects(auth_svc["spec"]["selector"], auth)
     assert game_svc["spec"]["ports"][0]["targetPort"] in port_names(pod)
-    assert _containers(pod)["game"]["ports"][0]["name"] == game_svc["spec"]["ports"][0][
-        "targetPort"]  # the Service reaches the game server, never the match server
+    assert (
+        _containers(pod)["game"]["ports"][0]["name"] == game_svc["spec"]["ports"][0]["targetPort"]
+    )  # the Service reaches the game server, never the match server
     assert auth_svc["spec"]["ports"][0]["targetPort"] in port_names(auth)
-    assert selects(resources[("PodDisruptionBudget", "cardgame-pod")]["spec"]["selector"][
-        "matchLabels"], pod)
+    assert selects(
+        resources[("PodDisruptionBudget", "cardgame-pod")]["spec"]["selector"]["matchLabels"], pod
+    )
     hpa = resources[("HorizontalPodAutoscaler", "cardgame-pod")]
     assert hpa["spec"]["scaleTargetRef"]["name"] == "cardgame-pod"
     assert hpa["spec"]["minReplicas"] <= pod["spec"]["replicas"] <= hpa["spec"]["maxReplicas"]
-    routes = {path["path"]: path["backend"]["service"]["name"]
-              for rule in resources[("Ingress", "cardgame")]["spec"]["rules"]
-              for path in rule["http"]["paths"]}
+    routes = {
+        path["path"]: path["backend"]["service"]["name"]
+        for rule in resources[("Ingress", "cardgame")]["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
     assert routes["/ws"] == "cardgame-game"
     assert routes["/login"] == routes["/token"] == "cardgame-auth"
     assert not any(p.startswith(("/metrics", "/health", "/ready")) for p in routes)

@@ -11,8 +11,9 @@ from servers.common import protocol as p
 from tests.helpers import connect
 
 
-async def test_two_players_on_different_pods_play_each_other(stack: Stack,
-                                                             pool: asyncpg.Pool) -> None:
+async def test_two_players_on_different_pods_play_each_other(
+    stack: Stack, pool: asyncpg.Pool
+) -> None:
     alice = await connect(stack, pod=0)
     bob = await connect(stack, pod=1)
     try:
@@ -35,16 +36,21 @@ async def test_two_players_on_different_pods_play_each_other(stack: Stack,
     outcomes = {result_a.outcome, result_b.outcome}
     assert outcomes in ({"win", "loss"}, {"draw"})
 
-    row = await pool.fetchrow("SELECT * FROM match_history WHERE match_id = $1::uuid",
-                              found_a.match_id)
+    row = await pool.fetchrow(
+        "SELECT * FROM match_history WHERE match_id = $1::uuid", found_a.match_id
+    )
     assert row is not None and row["mode"] == "normal"
     assert row["pod_id"] in ("pod-1", "pod-2")  # any game server may run a battle
     assert row["turns"] == result_a.turns
     participants = await pool.fetch(
         "SELECT player_id, slot, result FROM match_participants WHERE match_id = $1::uuid"
-        " ORDER BY slot", found_a.match_id)
-    assert [str(r["player_id"]) for r in participants] == [alice.welcome.player_id,
-                                                           bob.welcome.player_id]
+        " ORDER BY slot",
+        found_a.match_id,
+    )
+    assert [str(r["player_id"]) for r in participants] == [
+        alice.welcome.player_id,
+        bob.welcome.player_id,
+    ]
     assert {r["result"] for r in participants} == outcomes or len(participants) == 2
 
 
@@ -58,5 +64,6 @@ async def test_many_pairs_across_pods_all_complete(stack: Stack, pool: asyncpg.P
     # Exactly two participants per recorded match.
     lonely = await pool.fetchval(
         "SELECT count(*) FROM (SELECT match_id FROM match_participants GROUP BY match_id"
-        " HAVING count(*) <> 2) x")
+        " HAVING count(*) <> 2) x"
+    )
     assert lonely == 0

@@ -34,18 +34,45 @@ CODES = {code.value for code in ErrorCode}
 
 
 def fuzz_settings(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                    suppress_health_check=list(HealthCheck))
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+
 
 # ---------------------------------------------------------------- strategies
-json_scalars = (st.none() | st.booleans() | st.integers(-(2**70), 2**70)
-                | st.floats(allow_nan=False) | st.text(max_size=40))
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=5)
-                           | st.dictionaries(st.text(max_size=10), inner, max_size=5),
-                           max_leaves=20)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
 CLIENT_TAGS = sorted(str(cls.__struct_config__.tag) for cls in p.CLIENT_MESSAGE_TYPES)
-FIELDS = ["id", "mode", "name", "cards", "deck_id", "card_id", "count", "metadata", "rating",
-          "pod_id", "player_id", "type"]
+FIELDS = [
+    "id",
+    "mode",
+    "name",
+    "cards",
+    "deck_id",
+    "card_id",
+    "count",
+    "metadata",
+    "rating",
+    "pod_id",
+    "player_id",
+    "type",
+]
 
 
 @st.composite
@@ -64,10 +91,14 @@ def truncated(frames: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.tuples(frames, st.floats(0, 1)).map(lambda t: t[0][: int(len(t[0]) * t[1])])
 
 
-valid_frames = st.sampled_from([
-    '{"type":"get_decks"}', '{"type":"save_deck","name":"x","cards":[{"card_id":1,"count":2}]}',
-    '{"type":"set_active_deck","deck_id":1}', '{"type":"get_profile","id":"q"}',
-])
+valid_frames = st.sampled_from(
+    [
+        '{"type":"get_decks"}',
+        '{"type":"save_deck","name":"x","cards":[{"card_id":1,"count":2}]}',
+        '{"type":"set_active_deck","deck_id":1}',
+        '{"type":"get_profile","id":"q"}',
+    ]
+)
 ws_frames = st.one_of(
     json_values.map(json.dumps),
     type_confused().map(json.dumps),
@@ -75,11 +106,20 @@ ws_frames = st.one_of(
     st.text(max_size=200),
     st.binary(max_size=200),
     st.integers(16 * 1024, 40 * 1024).map(lambda n: '{"type":"ping","pad":"' + "x" * n + '"}'),
-    st.sampled_from(["", "{}", "[]", "null", '{"type":null}', '{"type":"ping","id":5}',
-                     '{"type":"ping"' + "," * 10000 + "}", "[" * 5000 + "]" * 5000,
-                     '{"type":"enqueue","mode":"' + "n" * 3000 + '"}',
-                     '{"type":"save_deck","name":"a","cards":' + "[1," * 3000 + "1" + "]" * 3000
-                     + "}"]),
+    st.sampled_from(
+        [
+            "",
+            "{}",
+            "[]",
+            "null",
+            '{"type":null}',
+            '{"type":"ping","id":5}',
+            '{"type":"ping"' + "," * 10000 + "}",
+            "[" * 5000 + "]" * 5000,
+            '{"type":"enqueue","mode":"' + "n" * 3000 + '"}',
+            '{"type":"save_deck","name":"a","cards":' + "[1," * 3000 + "1" + "]" * 3000 + "}",
+        ]
+    ),
 )
 
 
@@ -99,8 +139,9 @@ def _exchange(ws: ClientConnection, frame: str | bytes, seq: int) -> list[p.AnyS
 def test_websocket_protocol_fuzz(edge_stack: Stack) -> None:
     with httpx.Client(timeout=10, headers={"X-Forwarded-For": FUZZ_IP}) as http:
         ticket = http.post(f"{edge_stack.steam_sim_url}/dev/tickets", json={}).json()["ticket"]
-        token = http.post(f"{edge_stack.auth_url}/login/steam",
-                          json={"ticket": ticket}).json()["access_token"]
+        token = http.post(f"{edge_stack.auth_url}/login/steam", json={"ticket": ticket}).json()[
+            "access_token"
+        ]
     url = f"{edge_stack.game_urls[0]}?token={token}"
     started = time.monotonic()
     stats = {"inputs": 0, "errors": 0, "replies": 0}
@@ -125,12 +166,16 @@ def test_websocket_protocol_fuzz(edge_stack: Stack) -> None:
 
         one()
     with httpx.Client() as http:
-        health = http.get(edge_stack.game_urls[0].replace("ws://", "http://")
-                          .removesuffix("/ws") + "/health")
+        health = http.get(
+            edge_stack.game_urls[0].replace("ws://", "http://").removesuffix("/ws") + "/health"
+        )
     assert health.status_code == 200
     assert all(proc.alive() for proc in edge_stack.procs)
-    COUNTS["websocket (hypothesis)"] = {**stats, "servers": "up",
-                                        "seconds": round(time.monotonic() - started, 1)}
+    COUNTS["websocket (hypothesis)"] = {
+        **stats,
+        "servers": "up",
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 # ---------------------------------------------------------------- auth API, raw HTTP
@@ -142,8 +187,10 @@ AUTH_KEYS = ["ticket", "name", "steam_id", "refresh_token"]
 def auth_bodies(draw: st.DrawFn) -> bytes:
     kind = draw(st.sampled_from(["confused", "json", "truncated", "bytes", "big"]))
     if kind == "confused":
-        body = {key: draw(json_values | st.text(alphabet="0123456789abcdefABCDEF", max_size=64))
-                for key in draw(st.lists(st.sampled_from(AUTH_KEYS), max_size=3, unique=True))}
+        body = {
+            key: draw(json_values | st.text(alphabet="0123456789abcdefABCDEF", max_size=64))
+            for key in draw(st.lists(st.sampled_from(AUTH_KEYS), max_size=3, unique=True))
+        }
         return json.dumps(body).encode()
     if kind == "json":
         return json.dumps(draw(json_values)).encode()
@@ -159,10 +206,14 @@ def test_auth_api_fuzz(stack: Stack) -> None:
     started = time.monotonic()
     stats = {"inputs": 0, "status_2xx": 0, "status_4xx": 0}
     with httpx.Client(timeout=10) as http:
+
         @fuzz_settings(HTTP_EXAMPLES)
-        @given(path=st.sampled_from(AUTH_POSTS), body=auth_bodies(),
-               content_type=st.sampled_from(["application/json", "text/plain", ""]),
-               bearer=st.none() | st.text(max_size=50))
+        @given(
+            path=st.sampled_from(AUTH_POSTS),
+            body=auth_bodies(),
+            content_type=st.sampled_from(["application/json", "text/plain", ""]),
+            bearer=st.none() | st.text(max_size=50),
+        )
         def one(path: str, body: bytes, content_type: str, bearer: str | None) -> None:
             stats["inputs"] += 1
             headers = {"content-type": content_type} if content_type else {}
@@ -170,8 +221,7 @@ def test_auth_api_fuzz(stack: Stack) -> None:
                 headers["Authorization"] = f"Bearer {bearer}"
             for attempt in range(2):
                 try:
-                    response = http.post(f"{stack.auth_url}{path}", content=body,
-                                         headers=headers)
+                    response = http.post(f"{stack.auth_url}{path}", content=body, headers=headers)
                     break
                 except (httpx.RemoteProtocolError, httpx.WriteError):
                     # A body above the 16 KiB limit may be answered 413 and the connection
@@ -194,22 +244,46 @@ def test_auth_api_fuzz(stack: Stack) -> None:
         one()
         assert http.get(f"{stack.auth_url}/health").status_code == 200
     assert all(proc.alive() for proc in stack.procs)
-    COUNTS["auth API (hypothesis)"] = {**stats, "servers": "up",
-                                       "seconds": round(time.monotonic() - started, 1)}
+    COUNTS["auth API (hypothesis)"] = {
+        **stats,
+        "servers": "up",
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 # ---------------------------------------------------------------- auth API, from its OpenAPI
 def test_auth_api_schemathesis(stack: Stack, tmp_path: Any) -> None:
     started = time.monotonic()
     report = tmp_path / "schemathesis.json"
-    checks = ("not_a_server_error,status_code_conformance,content_type_conformance,"
-              "response_schema_conformance,response_headers_conformance,negative_data_rejection")
+    checks = (
+        "not_a_server_error,status_code_conformance,content_type_conformance,"
+        "response_schema_conformance,response_headers_conformance,negative_data_rejection"
+    )
     done = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "schemathesis"), "run",
-         f"{stack.auth_url}/openapi.json", "--checks", checks,
-         "--max-examples", str(SCHEMATHESIS_EXAMPLES), "--seed", "1", "--workers", "1",
-         "--request-timeout", "10", "--report", "json", "--report-json-path", str(report)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path)  # its cache stays out
+        [
+            os.path.join(os.path.dirname(sys.executable), "schemathesis"),
+            "run",
+            f"{stack.auth_url}/openapi.json",
+            "--checks",
+            checks,
+            "--max-examples",
+            str(SCHEMATHESIS_EXAMPLES),
+            "--seed",
+            "1",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "10",
+            "--report",
+            "json",
+            "--report-json-path",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )  # its cache stays out
     assert done.returncode == 0, done.stdout[-5000:]
     summary = msgspec.json.decode(report.read_bytes())
     generated = summary["test_cases"]["generated"]
@@ -217,7 +291,9 @@ def test_auth_api_schemathesis(stack: Stack, tmp_path: Any) -> None:
     with httpx.Client() as http:
         assert http.get(f"{stack.auth_url}/health").status_code == 200
     assert all(proc.alive() for proc in stack.procs)
-    COUNTS["auth API (schemathesis)"] = {"inputs": generated,
-                                          "operations": summary["operations"]["tested"],
-                                          "servers": "up",
-                                          "seconds": round(time.monotonic() - started, 1)}
+    COUNTS["auth API (schemathesis)"] = {
+        "inputs": generated,
+        "operations": summary["operations"]["tested"],
+        "servers": "up",
+        "seconds": round(time.monotonic() - started, 1),
+    }

@@ -52,8 +52,18 @@ async def test_missing_token_is_refused_with_close_code(stack: Stack) -> None:
     assert isinstance(message, p.Error) and message.code == "UNAUTHORIZED"
 
 
-BAD_TOKENS = ["forged", "expired", "wrong_audience", "wrong_issuer", "alg_none", "hs256_confusion",
-              "unknown_kid", "no_kid", "garbage", "not_yet_valid"]
+BAD_TOKENS = [
+    "forged",
+    "expired",
+    "wrong_audience",
+    "wrong_issuer",
+    "alg_none",
+    "hs256_confusion",
+    "unknown_kid",
+    "no_kid",
+    "garbage",
+    "not_yet_valid",
+]
 
 
 def bad_token(kind: str, stack: Stack) -> str:
@@ -63,27 +73,44 @@ def bad_token(kind: str, stack: Stack) -> str:
     ring = issuer.keyring
     key, kid = ring.keys[ring.signing_kid], ring.signing_kid
     now = int(time.time())
-    claims = {"sub": "76561197960265729", "name": "x", "iss": auth.jwt_issuer,
-              "aud": auth.jwt_audience, "iat": now, "exp": now + 60}
+    claims = {
+        "sub": "76561197960265729",
+        "name": "x",
+        "iss": auth.jwt_issuer,
+        "aud": auth.jwt_audience,
+        "iat": now,
+        "exp": now + 60,
+    }
     if kind == "forged":  # right kid, another key
         return jwt.encode(claims, generate_key(), algorithm="EdDSA", headers={"kid": kid})
     if kind == "expired":
-        return jwt.encode({**claims, "iat": now - 120, "exp": now - 60}, key, algorithm="EdDSA",
-                          headers={"kid": kid})
+        return jwt.encode(
+            {**claims, "iat": now - 120, "exp": now - 60},
+            key,
+            algorithm="EdDSA",
+            headers={"kid": kid},
+        )
     if kind == "wrong_audience":
-        return jwt.encode({**claims, "aud": "someone-else"}, key, algorithm="EdDSA",
-                          headers={"kid": kid})
+        return jwt.encode(
+            {**claims, "aud": "someone-else"}, key, algorithm="EdDSA", headers={"kid": kid}
+        )
     if kind == "wrong_issuer":
         return jwt.encode({**claims, "iss": "evil"}, key, algorithm="EdDSA", headers={"kid": kid})
     if kind == "not_yet_valid":
-        return jwt.encode({**claims, "nbf": now + 600}, key, algorithm="EdDSA",
-                          headers={"kid": kid})
+        return jwt.encode(
+            {**claims, "nbf": now + 600}, key, algorithm="EdDSA", headers={"kid": kid}
+        )
     if kind == "alg_none":
-        return jwt.encode(claims, None, algorithm="none",  # type: ignore[arg-type]
-                          headers={"kid": kid})
+        return jwt.encode(
+            claims,
+            None,
+            algorithm="none",  # type: ignore[arg-type]
+            headers={"kid": kid},
+        )
     if kind == "hs256_confusion":  # the public key (known to all) used as an HMAC secret
-        public = key.public_key().public_bytes(serialization.Encoding.Raw,
-                                               serialization.PublicFormat.Raw)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
         header = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
         body = b64url(json.dumps(claims).encode())
         mac = hmac.new(public, f"{header}.{body}".encode(), hashlib.sha256).digest()
@@ -154,7 +181,8 @@ async def test_deck_rules_are_enforced(stack: Stack, pool: asyncpg.Pool) -> None
         with pytest.raises(ServerError) as small:
             await client.request(p.SaveDeck(name="tiny", cards=too_small))
         not_owned = [p.DeckCard(card_id=40, count=2)] + [
-            p.DeckCard(card_id=i, count=2) for i in range(1, 10)]
+            p.DeckCard(card_id=i, count=2) for i in range(1, 10)
+        ]
         with pytest.raises(ServerError) as unowned:
             await client.request(p.SaveDeck(name="stolen", cards=not_owned))
         with pytest.raises(ServerError) as missing:
@@ -169,22 +197,26 @@ async def test_deck_rules_are_enforced(stack: Stack, pool: asyncpg.Pool) -> None
 
 
 # ---------------------------------------------------------------- bad frames
-@pytest.mark.parametrize(("frame", "code"), [
-    ("{oops", "MALFORMED_JSON"),
-    ("[1,2,3]", "INVALID_MESSAGE"),
-    ('"hello"', "INVALID_MESSAGE"),
-    ('{"id": "9"}', "UNKNOWN_MESSAGE"),
-    ('{"type": "launch_missiles", "id": "9"}', "UNKNOWN_MESSAGE"),
-    ('{"type": "set_active_deck", "deck_id": "one", "id": "9"}', "INVALID_MESSAGE"),
-    ('{"type": "save_deck", "id": "9"}', "INVALID_MESSAGE"),
-    ('{"type": "enqueue", "mode": "chess", "id": "9"}', "UNKNOWN_MODE"),
-    ("x" * 20000, "MESSAGE_TOO_LARGE"),
-    (b"\xff\xfe\x00", "MALFORMED_JSON"),
-    (b"", "MALFORMED_JSON"),  # an empty binary frame (found by the fuzzer)
-    ("[" * 5000 + "]" * 5000, "MALFORMED_JSON"),  # nested too deeply (found by the fuzzer)
-])
-async def test_bad_frames_get_errors_and_the_socket_stays(stack: Stack, frame: str | bytes,
-                                                          code: str) -> None:
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{oops", "MALFORMED_JSON"),
+        ("[1,2,3]", "INVALID_MESSAGE"),
+        ('"hello"', "INVALID_MESSAGE"),
+        ('{"id": "9"}', "UNKNOWN_MESSAGE"),
+        ('{"type": "launch_missiles", "id": "9"}', "UNKNOWN_MESSAGE"),
+        ('{"type": "set_active_deck", "deck_id": "one", "id": "9"}', "INVALID_MESSAGE"),
+        ('{"type": "save_deck", "id": "9"}', "INVALID_MESSAGE"),
+        ('{"type": "enqueue", "mode": "chess", "id": "9"}', "UNKNOWN_MODE"),
+        ("x" * 20000, "MESSAGE_TOO_LARGE"),
+        (b"\xff\xfe\x00", "MALFORMED_JSON"),
+        (b"", "MALFORMED_JSON"),  # an empty binary frame (found by the fuzzer)
+        ("[" * 5000 + "]" * 5000, "MALFORMED_JSON"),  # nested too deeply (found by the fuzzer)
+    ],
+)
+async def test_bad_frames_get_errors_and_the_socket_stays(
+    stack: Stack, frame: str | bytes, code: str
+) -> None:
     client = await connect(stack)
     try:
         await client.send_raw(frame)
@@ -200,8 +232,9 @@ async def test_bad_frames_get_errors_and_the_socket_stays(stack: Stack, frame: s
 
 async def test_oversized_frame_beyond_transport_limit_closes_1009(stack: Stack) -> None:
     who = await login(stack)
-    async with websockets.connect(f"{stack.game_urls[0]}?token={who.access_token}",
-                                  max_size=None) as ws:
+    async with websockets.connect(
+        f"{stack.game_urls[0]}?token={who.access_token}", max_size=None
+    ) as ws:
         await ws.recv()  # welcome
         await ws.send("x" * (2 * 1024 * 1024))
         with pytest.raises(websockets.ConnectionClosed):
@@ -215,8 +248,9 @@ async def test_oversized_frame_beyond_transport_limit_closes_1009(stack: Stack) 
 
 
 # ---------------------------------------------------------------- queueing
-async def test_enqueue_dequeue_and_refusals(stack: Stack, redis: aioredis.Redis,
-                                            stack_keys: Keys) -> None:
+async def test_enqueue_dequeue_and_refusals(
+    stack: Stack, redis: aioredis.Redis, stack_keys: Keys
+) -> None:
     client = await connect(stack)
     me = client.welcome.player_id
     try:
@@ -239,20 +273,27 @@ async def test_enqueue_dequeue_and_refusals(stack: Stack, redis: aioredis.Redis,
         await client.close()
 
 
-async def test_client_metadata_is_ignored(stack: Stack, redis: aioredis.Redis,
-                                          stack_keys: Keys) -> None:
+async def test_client_metadata_is_ignored(
+    stack: Stack, redis: aioredis.Redis, stack_keys: Keys
+) -> None:
     client = await connect(stack)
     me = client.welcome.player_id
     try:
-        forged = {"type": "enqueue", "id": "e1", "mode": "normal",
-                  "metadata": {"deck": [{"card_id": 40, "attack": 99}], "rating": 9999},
-                  "pod_id": "pod-evil", "player_id": "1"}
+        forged = {
+            "type": "enqueue",
+            "id": "e1",
+            "mode": "normal",
+            "metadata": {"deck": [{"card_id": 40, "attack": 99}], "rating": 9999},
+            "pod_id": "pod-evil",
+            "player_id": "1",
+        }
         await client.send_raw(msgspec.json.encode(forged))
         reply = await asyncio.wait_for(client.pushes.get(), 5)  # id "e1" is not awaited
         assert isinstance(reply, p.Enqueued) and reply.id == "e1"
         assert await queued(redis, stack_keys, me)
-        ticket = msgspec.json.decode(await redis.hget(stack_keys.tickets(GameMode.NORMAL), me),
-                                     type=BattleSnapshot)
+        ticket = msgspec.json.decode(
+            await redis.hget(stack_keys.tickets(GameMode.NORMAL), me), type=BattleSnapshot
+        )
         assert ticket.player_id == me and ticket.pod_id == "pod-1"
         assert ticket.rating == 1500 and len(ticket.deck) == 20
         assert all(card.attack < 99 for card in ticket.deck)
@@ -261,8 +302,9 @@ async def test_client_metadata_is_ignored(stack: Stack, redis: aioredis.Redis,
         await client.close()
 
 
-async def test_disconnect_dequeues_automatically(stack: Stack, redis: aioredis.Redis,
-                                                 stack_keys: Keys) -> None:
+async def test_disconnect_dequeues_automatically(
+    stack: Stack, redis: aioredis.Redis, stack_keys: Keys
+) -> None:
     client = await connect(stack, pod=1)
     me = client.welcome.player_id
     await client.request(p.Enqueue())
@@ -271,16 +313,19 @@ async def test_disconnect_dequeues_automatically(stack: Stack, redis: aioredis.R
 
     async def gone() -> bool:
         return not await queued(redis, stack_keys, me)
+
     await eventually(gone)
 
 
-async def test_no_legal_deck_refuses_enqueue(stack: Stack, pool: asyncpg.Pool,
-                                             redis: aioredis.Redis, stack_keys: Keys) -> None:
+async def test_no_legal_deck_refuses_enqueue(
+    stack: Stack, pool: asyncpg.Pool, redis: aioredis.Redis, stack_keys: Keys
+) -> None:
     client = await connect(stack)
     me = client.welcome.player_id
     try:
-        await pool.execute("UPDATE player_decks SET is_active = false WHERE player_id = $1",
-                           int(me))
+        await pool.execute(
+            "UPDATE player_decks SET is_active = false WHERE player_id = $1", int(me)
+        )
         with pytest.raises(ServerError) as refused:
             await client.request(p.Enqueue())
         assert refused.value.code == "NO_LEGAL_DECK"
@@ -293,8 +338,9 @@ async def test_no_legal_deck_refuses_enqueue(stack: Stack, pool: asyncpg.Pool,
         await client.close()
 
 
-async def test_second_connection_replaces_the_first(stack: Stack, redis: aioredis.Redis,
-                                                    stack_keys: Keys) -> None:
+async def test_second_connection_replaces_the_first(
+    stack: Stack, redis: aioredis.Redis, stack_keys: Keys
+) -> None:
     who = await login(stack)
     first = await GameClient.connect(stack.game_urls[0], who.access_token)
     await first.request(p.Enqueue())

@@ -16,8 +16,11 @@ def imports(path: Path) -> list[tuple[str, str]]:
 
     def visit(node: ast.AST, function: str) -> None:
         for child in ast.iter_child_nodes(node):
-            inner = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) \
+            inner = (
+                child.name
+                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
                 else function
+            )
             if isinstance(child, ast.Import):
                 found.extend((alias.name, function) for alias in child.names)
             elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:

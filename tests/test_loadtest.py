@@ -17,20 +17,47 @@ from servers.common.decks import DECK_SIZE, deck_problems
 
 BIN = os.path.dirname(sys.executable)
 # One of each behaviour, a few PvP players so that matches happen quickly.
-USERS = [{"user_class_name": "PvPPlayer", "fixed_count": 4},
-         {"user_class_name": "RankedPopulation", "fixed_count": 2},
-         {"user_class_name": "Churner", "fixed_count": 1},
-         {"user_class_name": "BadActor", "fixed_count": 1}]
+USERS = [
+    {"user_class_name": "PvPPlayer", "fixed_count": 4},
+    {"user_class_name": "RankedPopulation", "fixed_count": 2},
+    {"user_class_name": "Churner", "fixed_count": 1},
+    {"user_class_name": "BadActor", "fixed_count": 1},
+]
 
 
 def test_locust_scenarios_run_without_failures(stack: Stack, tmp_path: Path) -> None:
     prefix = tmp_path / "run"
     done = subprocess.run(
-        [f"{BIN}/locust", "-f", "loadtest", "--headless", "-u", "8", "-r", "8", "-t", "6s",
-         "--stop-timeout", "5", "--host", stack.auth_url,
-         "--game-urls", ",".join(stack.game_urls), "--think-time", "0.1",
-         "--config-users", json.dumps(USERS), "--csv", str(prefix), "--only-summary"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "LOCUST_WS_TIMEOUT": "10"})
+        [
+            f"{BIN}/locust",
+            "-f",
+            "loadtest",
+            "--headless",
+            "-u",
+            "8",
+            "-r",
+            "8",
+            "-t",
+            "6s",
+            "--stop-timeout",
+            "5",
+            "--host",
+            stack.auth_url,
+            "--game-urls",
+            ",".join(stack.game_urls),
+            "--think-time",
+            "0.1",
+            "--config-users",
+            json.dumps(USERS),
+            "--csv",
+            str(prefix),
+            "--only-summary",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LOCUST_WS_TIMEOUT": "10"},
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with open(f"{prefix}_stats.csv") as f:
         stats = {(row["Type"], row["Name"]): row for row in csv.DictReader(f)}
@@ -49,21 +76,36 @@ def test_locust_scenarios_run_without_failures(stack: Stack, tmp_path: Path) -> 
 
 
 def test_skill_deck_is_legal_and_skill_picks_stronger_cards() -> None:
-    owned = [p.OwnedCard(card_id=i, name=f"c{i}", cost=1 + i % 7, attack=i % 5, health=1 + i % 4,
-                         rarity="common", count=2) for i in range(1, 31)]
+    owned = [
+        p.OwnedCard(
+            card_id=i,
+            name=f"c{i}",
+            cost=1 + i % 7,
+            attack=i % 5,
+            health=1 + i % 4,
+            rarity="common",
+            count=2,
+        )
+        for i in range(1, 31)
+    ]
     have = {c.card_id: c.count for c in owned}
 
     def value(deck: list[p.DeckCard]) -> float:
         by_id = {c.card_id: c for c in owned}
-        return sum(n.count * (by_id[n.card_id].attack + by_id[n.card_id].health)
-                   / (by_id[n.card_id].cost + 1) for n in deck)
+        return sum(
+            n.count
+            * (by_id[n.card_id].attack + by_id[n.card_id].health)
+            / (by_id[n.card_id].cost + 1)
+            for n in deck
+        )
 
     for skill in (0.0, 0.5, 1.0):
         deck = skill_deck(owned, skill, random.Random(1))
         assert sum(c.count for c in deck) == DECK_SIZE
         assert deck_problems({c.card_id: c.count for c in deck}, have) == []
-    assert value(skill_deck(owned, 1.0, random.Random(1))) > \
-        value(skill_deck(owned, 0.0, random.Random(1)))
+    assert value(skill_deck(owned, 1.0, random.Random(1))) > value(
+        skill_deck(owned, 0.0, random.Random(1))
+    )
 
 
 def test_bad_frames_are_distinct_cases() -> None:
@@ -76,17 +118,50 @@ def test_locust_distributed_master_and_one_worker(stack: Stack, tmp_path: Path) 
     coordinates and aggregates; the worker runs the users and reports back."""
     port = free_port()
     prefix = tmp_path / "dist"
-    env = {**os.environ, "LOCUST_WS_TIMEOUT": "10", "LOCUST_GAME_URLS": ",".join(stack.game_urls),
-           "LOCUST_THINK_TIME": "0.1"}
+    env = {
+        **os.environ,
+        "LOCUST_WS_TIMEOUT": "10",
+        "LOCUST_GAME_URLS": ",".join(stack.game_urls),
+        "LOCUST_THINK_TIME": "0.1",
+    }
     common = [f"{BIN}/locust", "-f", "loadtest", "--host", stack.auth_url, "PvPPlayer"]
     master = subprocess.Popen(
-        [*common, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-         "--expect-workers", "1", "--expect-workers-max-wait", "20", "--headless", "-u", "4",
-         "-r", "4", "-t", "5s", "--stop-timeout", "5", "--csv", str(prefix), "--only-summary"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        [
+            *common,
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--expect-workers",
+            "1",
+            "--expect-workers-max-wait",
+            "20",
+            "--headless",
+            "-u",
+            "4",
+            "-r",
+            "4",
+            "-t",
+            "5s",
+            "--stop-timeout",
+            "5",
+            "--csv",
+            str(prefix),
+            "--only-summary",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     worker = subprocess.Popen(
         [*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         master_out, _ = master.communicate(timeout=60)
         worker_out, _ = worker.communicate(timeout=20)  # a worker quits when the master does

@@ -27,17 +27,18 @@ def test_a_changed_dependency_makes_the_lock_stale() -> None:
 
 def test_edits_outside_the_dependency_tables_keep_the_lock() -> None:
     text = (ROOT / "pyproject.toml").read_text()
-    assert lock.inputs_digest(text.replace("line-length = 100", "line-length = 99")) == \
-        lock.inputs_digest(text)
+    assert lock.inputs_digest(
+        text.replace("line-length = 100", "line-length = 99")
+    ) == lock.inputs_digest(text)
 
 
 def test_each_lock_pins_every_package_with_a_hash() -> None:
     for target in lock.TARGETS:
         text = target.path.read_text()
         assert lock.recorded_digest(text) is not None
-        requirements = [line for line in text.splitlines()
-                        if line and not line.startswith((" ", "#"))]
+        requirements = [
+            line for line in text.splitlines() if line and not line.startswith((" ", "#"))
+        ]
         assert requirements, target.path
         for line in requirements:
             assert "==" in line and line.rstrip().endswith("\\"), line  # hashes follow
-

@@ -50,8 +50,10 @@ def test_json_lines_carry_the_bound_ids_per_task(captured: list[str]) -> None:
     asyncio.run(main())
     log.info("no player here", extra={"match_id": "m-1"})
     entries = [json.loads(line) for line in captured]
-    assert [(e["msg"], e.get("player_id")) for e in entries[:2]] == [("hello from 1", "1"),
-                                                                     ("hello from 2", "2")]
+    assert [(e["msg"], e.get("player_id")) for e in entries[:2]] == [
+        ("hello from 1", "1"),
+        ("hello from 2", "2"),
+    ]
     assert entries[2]["match_id"] == "m-1" and "player_id" not in entries[2]
     assert {"ts", "level", "logger", "msg"} <= set(entries[0])
 
@@ -82,8 +84,9 @@ def test_production_logs_json_development_text() -> None:
 
 @pytest.fixture(scope="module")
 def json_stack(settings: Settings) -> Iterator[Stack]:
-    json_settings = settings.replace(log={"format": "json"},
-                                     redis={"namespace": f"{settings.redis.namespace}-logs"})
+    json_settings = settings.replace(
+        log={"format": "json"}, redis={"namespace": f"{settings.redis.namespace}-logs"}
+    )
     with Stack(json_settings, pods=2) as running:
         yield running
 
@@ -113,6 +116,10 @@ async def test_one_match_is_followed_across_processes(json_stack: Stack) -> None
     assert len(formed) == 1 and formed[0]["role"] == "match"
     ran = [e for lines in trail.values() for e in lines if e["msg"].startswith("battle recorded")]
     assert len(ran) == 1 and ran[0]["role"] == "game" and ran[0]["pod_id"] in ("pod-1", "pod-2")
-    delivered = {(e["pod_id"], e["player_id"]) for lines in trail.values() for e in lines
-                 if e["msg"] == "battle result delivered"}
+    delivered = {
+        (e["pod_id"], e["player_id"])
+        for lines in trail.values()
+        for e in lines
+        if e["msg"] == "battle result delivered"
+    }
     assert delivered == {("pod-1", alice.welcome.player_id), ("pod-2", bob.welcome.player_id)}

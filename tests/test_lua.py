@@ -16,8 +16,14 @@ FAR = 10**13  # a lease deadline that never passes during a test
 
 
 def mode_keys(keys: Keys, mode: GameMode) -> list[str]:
-    return [keys.queue(mode), keys.tickets(mode), keys.ticket_pods(mode), keys.inflight(mode),
-            keys.inflight_scores(mode), keys.battles(mode)]
+    return [
+        keys.queue(mode),
+        keys.tickets(mode),
+        keys.ticket_pods(mode),
+        keys.inflight(mode),
+        keys.inflight_scores(mode),
+        keys.battles(mode),
+    ]
 
 
 def test_script_keys_share_a_cluster_slot(keys: Keys) -> None:
@@ -53,8 +59,9 @@ async def test_enqueue_refuses_a_player_being_paired(redis: aioredis.Redis, keys
     assert again.changed is False and await redis.zcard(keys.queue(MODE)) == 0
 
 
-async def test_dequeue_respects_the_pod_holding_the_player(redis: aioredis.Redis,
-                                                           keys: Keys) -> None:
+async def test_dequeue_respects_the_pod_holding_the_player(
+    redis: aioredis.Redis, keys: Keys
+) -> None:
     scripts = QueueScripts(redis, keys)
     await scripts.enqueue(MODE, "1", 1000, b"{}", "pod-a")
     assert (await scripts.dequeue(MODE, "1", "pod-b"))[0] is Dequeued.OTHER_POD
@@ -72,11 +79,13 @@ async def test_repoint_moves_a_queued_player(redis: aioredis.Redis, keys: Keys) 
     assert (await scripts.dequeue(MODE, "1", "pod-a"))[0] is Dequeued.OTHER_POD
 
 
-@pytest.mark.parametrize(("queued", "limit", "expected"), [(0, 10, 0), (1, 10, 0), (2, 10, 2),
-                                                           (5, 10, 4), (9, 4, 4), (9, 5, 4)])
-async def test_pop_takes_an_even_number_oldest_first(redis: aioredis.Redis, keys: Keys,
-                                                     queued: int, limit: int,
-                                                     expected: int) -> None:
+@pytest.mark.parametrize(
+    ("queued", "limit", "expected"),
+    [(0, 10, 0), (1, 10, 0), (2, 10, 2), (5, 10, 4), (9, 4, 4), (9, 5, 4)],
+)
+async def test_pop_takes_an_even_number_oldest_first(
+    redis: aioredis.Redis, keys: Keys, queued: int, limit: int, expected: int
+) -> None:
     scripts = QueueScripts(redis, keys)
     for i in range(queued):
         await scripts.enqueue(MODE, f"p{i}", 1000 - i, f'{{"n":{i}}}'.encode(), f"pod-{i}")
@@ -92,13 +101,15 @@ async def test_pop_takes_an_even_number_oldest_first(redis: aioredis.Redis, keys
 
 
 async def test_commit_hands_pairs_to_the_stream_and_requeues_leftovers(
-        redis: aioredis.Redis, keys: Keys) -> None:
+    redis: aioredis.Redis, keys: Keys
+) -> None:
     scripts = QueueScripts(redis, keys)
     for i, player in enumerate(["a", "b", "c", "d"]):
         await scripts.enqueue(MODE, player, 100 + i, b"{}", "pod-1")
     await scripts.pop(MODE, 4, FAR)
-    committed = await scripts.commit(MODE, [PairToCommit("m1", "a", "b", b'{"match":"m1"}')],
-                                     leftover=["c"], dropped=["d"])
+    committed = await scripts.commit(
+        MODE, [PairToCommit("m1", "a", "b", b'{"match":"m1"}')], leftover=["c"], dropped=["d"]
+    )
     assert committed == {"m1"}
     entries = await redis.xrange(keys.battles(MODE))
     assert [fields[b"m"] for _, fields in entries] == [b'{"match":"m1"}']
@@ -109,7 +120,8 @@ async def test_commit_hands_pairs_to_the_stream_and_requeues_leftovers(
 
 
 async def test_expired_lease_returns_players_and_blocks_their_commit(
-        redis: aioredis.Redis, keys: Keys) -> None:
+    redis: aioredis.Redis, keys: Keys
+) -> None:
     scripts = QueueScripts(redis, keys)
     await scripts.enqueue(MODE, "a", 100, b"{}", "pod-1")
     await scripts.enqueue(MODE, "b", 101, b"{}", "pod-1")

@@ -17,19 +17,26 @@ from servers.common.models import BattleSnapshot, CardSnapshot
 from servers.match.loop import Matchmaking
 from servers.match.metrics import MatchMetrics
 
-DECK = tuple(CardSnapshot(card_id=i % 10 + 1, name=f"c{i}", cost=1, attack=1, health=2)
-             for i in range(20))
+DECK = tuple(
+    CardSnapshot(card_id=i % 10 + 1, name=f"c{i}", cost=1, attack=1, health=2) for i in range(20)
+)
 
 
 def snapshot(player_id: str, pod_id: str) -> BattleSnapshot:
-    return BattleSnapshot(player_id=player_id, name=f"n{player_id}", level=1, rating=1500.0,
-                          deck=DECK, pod_id=pod_id)
+    return BattleSnapshot(
+        player_id=player_id, name=f"n{player_id}", level=1, rating=1500.0, deck=DECK, pod_id=pod_id
+    )
 
 
 def enqueue(player_id: str, pod_id: str, mode: str = "normal") -> p.EnqueueRequest:
-    return p.EnqueueRequest(request_id=uuid.uuid4().hex, player_id=player_id, game_mode=mode,
-                            pod_id=pod_id, metadata=snapshot(player_id, pod_id),
-                            enqueued_at_ms=0)
+    return p.EnqueueRequest(
+        request_id=uuid.uuid4().hex,
+        player_id=player_id,
+        game_mode=mode,
+        pod_id=pod_id,
+        metadata=snapshot(player_id, pod_id),
+        enqueued_at_ms=0,
+    )
 
 
 class Listener:
@@ -53,6 +60,7 @@ class Listener:
         async def poll() -> None:
             while not condition():
                 await asyncio.sleep(0.02)
+
         await asyncio.wait_for(poll(), timeout)
 
     async def stop(self) -> None:
@@ -60,18 +68,25 @@ class Listener:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
-def start_servers(redis: aioredis.Redis, keys: Keys, count: int, tick: float = 0.02,
-                  batch: int = 64) -> tuple[list[Matchmaking], list[asyncio.Task[None]]]:
+def start_servers(
+    redis: aioredis.Redis, keys: Keys, count: int, tick: float = 0.02, batch: int = 64
+) -> tuple[list[Matchmaking], list[asyncio.Task[None]]]:
     servers, tasks = [], []
     for i in range(count):
         mm = Matchmaking(redis, keys, batch, MatchMetrics())
         servers.append(mm)
         consumer = f"m{i}"
         tasks += [
-            asyncio.create_task(bus.run_stream_consumer(redis, keys.enqueue_requests, MATCH_GROUP,
-                                                        consumer, mm.on_enqueue)),
-            asyncio.create_task(bus.run_stream_consumer(redis, keys.dequeue_requests, MATCH_GROUP,
-                                                        consumer, mm.on_dequeue)),
+            asyncio.create_task(
+                bus.run_stream_consumer(
+                    redis, keys.enqueue_requests, MATCH_GROUP, consumer, mm.on_enqueue
+                )
+            ),
+            asyncio.create_task(
+                bus.run_stream_consumer(
+                    redis, keys.dequeue_requests, MATCH_GROUP, consumer, mm.on_dequeue
+                )
+            ),
             asyncio.create_task(mm.run_ticks(tick)),
         ]
     return servers, tasks
@@ -86,8 +101,9 @@ async def stop_all(tasks: list[asyncio.Task[None]]) -> None:
     assert not pending, f"loops that ignored their cancellation: {pending}"
 
 
-async def test_three_match_servers_match_everyone_exactly_once(redis: aioredis.Redis,
-                                                              keys: Keys) -> None:
+async def test_three_match_servers_match_everyone_exactly_once(
+    redis: aioredis.Redis, keys: Keys
+) -> None:
     pods = ["pod-a", "pod-b", "pod-c"]
     listener = Listener(redis, keys, pods)
     await listener.ready.wait()
@@ -131,13 +147,11 @@ async def test_request_errors_are_answered(redis: aioredis.Redis, keys: Keys) ->
         await listener.until(lambda: len(listener.results) == 1)
         again = enqueue("7", "pod-a")
         await bus.stream_add(redis, keys.enqueue_requests, again)
-        ghost = p.DequeueRequest(request_id="g", player_id="8", game_mode="normal",
-                                 pod_id="pod-a")
+        ghost = p.DequeueRequest(request_id="g", player_id="8", game_mode="normal", pod_id="pod-a")
         await bus.stream_add(redis, keys.dequeue_requests, ghost)
         await bus.stream_add(redis, keys.enqueue_requests, enqueue("9", "pod-a", mode="chess"))
         await listener.until(lambda: len(listener.results) == 4)
-        leave = p.DequeueRequest(request_id="l", player_id="7", game_mode="normal",
-                                 pod_id="pod-a")
+        leave = p.DequeueRequest(request_id="l", player_id="7", game_mode="normal", pod_id="pod-a")
         await bus.stream_add(redis, keys.dequeue_requests, leave)
         await listener.until(lambda: len(listener.results) == 5)
     finally:
@@ -153,14 +167,16 @@ async def test_request_errors_are_answered(redis: aioredis.Redis, keys: Keys) ->
     assert await redis.zcard(keys.queue(GameMode.NORMAL)) == 0
 
 
-async def test_poisoned_entry_is_dropped_and_odd_player_keeps_place(redis: aioredis.Redis,
-                                                                     keys: Keys) -> None:
+async def test_poisoned_entry_is_dropped_and_odd_player_keeps_place(
+    redis: aioredis.Redis, keys: Keys
+) -> None:
     metrics = MatchMetrics()
     mm = Matchmaking(redis, keys, 64, metrics)
     good = [snapshot(str(i), "pod-a") for i in (1, 2, 3)]
     for score, snap in enumerate(good, start=10):
-        await mm.scripts.enqueue(GameMode.NORMAL, snap.player_id, score,
-                                 msgspec.json.encode(snap), "pod-a")
+        await mm.scripts.enqueue(
+            GameMode.NORMAL, snap.player_id, score, msgspec.json.encode(snap), "pod-a"
+        )
     await mm.scripts.enqueue(GameMode.NORMAL, "666", 5, b"not json", "pod-a")
     formed = await mm.tick()
     assert formed == 1

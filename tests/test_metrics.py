@@ -16,23 +16,46 @@ from tests import promtool
 from tests.helpers import connect, eventually
 
 MATCH_FAMILIES = {
-    "cardgame_match_requests", "cardgame_matches_formed", "cardgame_queue_poisoned",
-    "cardgame_queue_size", "cardgame_trymatch_tick_seconds", "cardgame_queue_wait_seconds",
-    "cardgame_queue_oldest_wait_seconds", "cardgame_queue_requeued", "cardgame_errors",
-    "cardgame_pubsub_messages", "cardgame_maintenance_mode",
-    "cardgame_battle_request_subscribers", "cardgame_watchdog_players_removed",
-    "cardgame_pod_heartbeat_age_seconds", "cardgame_pod_up", "process_cpu_seconds",
+    "cardgame_match_requests",
+    "cardgame_matches_formed",
+    "cardgame_queue_poisoned",
+    "cardgame_queue_size",
+    "cardgame_trymatch_tick_seconds",
+    "cardgame_queue_wait_seconds",
+    "cardgame_queue_oldest_wait_seconds",
+    "cardgame_queue_requeued",
+    "cardgame_errors",
+    "cardgame_pubsub_messages",
+    "cardgame_maintenance_mode",
+    "cardgame_battle_request_subscribers",
+    "cardgame_watchdog_players_removed",
+    "cardgame_pod_heartbeat_age_seconds",
+    "cardgame_pod_up",
+    "process_cpu_seconds",
 }
 GAME_FAMILIES = {
-    "cardgame_ws_connections", "cardgame_ws_connects", "cardgame_sessions",
-    "cardgame_ws_messages", "cardgame_errors", "cardgame_rate_limited",
-    "cardgame_pubsub_messages", "cardgame_battles", "cardgame_battle_duration_seconds",
-    "cardgame_battles_running", "cardgame_persistence_seconds",
-    "cardgame_persistence_failures", "cardgame_draining", "process_cpu_seconds",
+    "cardgame_ws_connections",
+    "cardgame_ws_connects",
+    "cardgame_sessions",
+    "cardgame_ws_messages",
+    "cardgame_errors",
+    "cardgame_rate_limited",
+    "cardgame_pubsub_messages",
+    "cardgame_battles",
+    "cardgame_battle_duration_seconds",
+    "cardgame_battles_running",
+    "cardgame_persistence_seconds",
+    "cardgame_persistence_failures",
+    "cardgame_draining",
+    "process_cpu_seconds",
 }
 AUTH_FAMILIES = {
-    "cardgame_http_requests", "cardgame_http_request_duration_seconds", "cardgame_errors",
-    "cardgame_rate_limited", "cardgame_pubsub_messages", "process_cpu_seconds",
+    "cardgame_http_requests",
+    "cardgame_http_request_duration_seconds",
+    "cardgame_errors",
+    "cardgame_rate_limited",
+    "cardgame_pubsub_messages",
+    "process_cpu_seconds",
 }
 
 
@@ -51,10 +74,14 @@ def metrics_url(ws_url: str) -> str:
     return ws_url.replace("ws://", "http://").removesuffix("/ws") + "/metrics"
 
 
-def total(values: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-          **labels: str) -> float:
-    return sum(v for (n, ls), v in values.items()
-               if n == name and all(dict(ls).get(k) == want for k, want in labels.items()))
+def total(
+    values: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return sum(
+        v
+        for (n, ls), v in values.items()
+        if n == name and all(dict(ls).get(k) == want for k, want in labels.items())
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +98,11 @@ async def scraped(stack: Stack) -> dict[str, str]:
         await client.close()
     out: dict[str, str] = {}
     async with httpx.AsyncClient(timeout=5) as http:
+
         async def battles_counted() -> bool:
             texts = [(await http.get(metrics_url(url))).text for url in stack.game_urls]
             return total(samples(*texts), "cardgame_battles_total") >= 3
+
         await eventually(battles_counted, 5)
         out["auth"] = (await http.get(f"{stack.auth_url}/metrics")).text
         for i, url in enumerate(stack.game_urls):
@@ -90,10 +119,11 @@ def test_every_exposition_passes_promtool(scraped: dict[str, str]) -> None:
         assert checked.stdout.strip() == "" and checked.stderr.strip() == "", server
 
 
-@pytest.mark.parametrize("server,families", [("auth", AUTH_FAMILIES), ("game-0", GAME_FAMILIES),
-                                             ("match-0", MATCH_FAMILIES)])
-def test_families_are_exposed(scraped: dict[str, str], server: str,
-                              families: set[str]) -> None:
+@pytest.mark.parametrize(
+    "server,families",
+    [("auth", AUTH_FAMILIES), ("game-0", GAME_FAMILIES), ("match-0", MATCH_FAMILIES)],
+)
+def test_families_are_exposed(scraped: dict[str, str], server: str, families: set[str]) -> None:
     exposed = {f.name for f in text_string_to_metric_families(scraped[server])}
     assert families <= exposed, families - exposed
 
@@ -105,8 +135,12 @@ def test_values_follow_the_traffic(scraped: dict[str, str]) -> None:
     assert total(matches, "cardgame_matches_formed_total", mode="normal") >= 3
     assert total(matches, "cardgame_queue_wait_seconds_count", mode="normal") >= 6
     assert total(matches, "cardgame_trymatch_tick_seconds_count") > 0
-    assert total(matches, "cardgame_pubsub_messages_total", channel="pod:*:match_result",
-                 direction="out") >= 6
+    assert (
+        total(
+            matches, "cardgame_pubsub_messages_total", channel="pod:*:match_result", direction="out"
+        )
+        >= 6
+    )
     assert total(matches, "cardgame_pod_up", pod="pod-1", role="game") >= 1
     assert total(matches, "cardgame_maintenance_mode") == 0
     assert total(matches, "cardgame_battle_request_subscribers") >= 0
@@ -116,8 +150,12 @@ def test_values_follow_the_traffic(scraped: dict[str, str]) -> None:
     assert total(games, "cardgame_battles_total", mode="normal", outcome="recorded") >= 3
     assert total(games, "cardgame_battle_duration_seconds_count", mode="normal") >= 3
     assert total(games, "cardgame_persistence_seconds_count", operation="record_match") >= 3
-    assert total(games, "cardgame_pubsub_messages_total", channel="pod:*:battle_result",
-                 direction="in") >= 6
+    assert (
+        total(
+            games, "cardgame_pubsub_messages_total", channel="pod:*:battle_result", direction="in"
+        )
+        >= 6
+    )
     assert total(games, "cardgame_ws_connects_total", outcome="accepted") >= 7
     assert total(auth, "cardgame_http_requests_total", status="200") >= 7
 

@@ -29,14 +29,18 @@ from tests.helpers import connect
 
 
 async def profile(pool: asyncpg.Pool, player_id: str) -> asyncpg.Record:
-    return await pool.fetchrow("SELECT * FROM player_profiles WHERE player_id = $1",
-                               int(player_id))
+    return await pool.fetchrow("SELECT * FROM player_profiles WHERE player_id = $1", int(player_id))
 
 
-async def test_ranked_match_moves_ratings_by_glicko2_once(stack: Stack,
-                                                          pool: asyncpg.Pool) -> None:
-    summary = await run_pvp(stack.auth_url, stack.game_urls, 2, mode="ranked", timeout=20,
-                            steam_sim_url=stack.steam_sim_url or None)
+async def test_ranked_match_moves_ratings_by_glicko2_once(stack: Stack, pool: asyncpg.Pool) -> None:
+    summary = await run_pvp(
+        stack.auth_url,
+        stack.game_urls,
+        2,
+        mode="ranked",
+        timeout=20,
+        steam_sim_url=stack.steam_sim_url or None,
+    )
     assert summary.errors == [] and summary.matches_completed == 2
     rows = await pool.fetch(
         "SELECT m.match_id, m.player_id, m.slot, m.result, m.rating_before, m.rating_after,"
@@ -44,13 +48,17 @@ async def test_ranked_match_moves_ratings_by_glicko2_once(stack: Stack,
         " FROM match_participants m JOIN match_history h USING (match_id)"
         " WHERE m.match_id = (SELECT match_id FROM match_history WHERE mode = 'ranked'"
         "                     ORDER BY finished_at DESC LIMIT 1)"
-        " ORDER BY m.slot")
+        " ORDER BY m.slot"
+    )
     one, two = rows
     assert one["match_id"] == two["match_id"]
     score = {"win": 1.0, "loss": 0.0, "draw": 0.5}[one["result"]]
-    expected = glicko2.rate_match(glicko2.Rating(one["rating_before"], one["rd_before"], 0.06),
-                                  glicko2.Rating(two["rating_before"], two["rd_before"], 0.06),
-                                  score, tau=0.5)
+    expected = glicko2.rate_match(
+        glicko2.Rating(one["rating_before"], one["rd_before"], 0.06),
+        glicko2.Rating(two["rating_before"], two["rd_before"], 0.06),
+        score,
+        tau=0.5,
+    )
     for row, want in zip((one, two), expected, strict=True):
         assert row["rating_after"] == pytest.approx(want.rating)
         assert row["rd_after"] == pytest.approx(want.rd)
@@ -63,26 +71,44 @@ async def test_ranked_match_moves_ratings_by_glicko2_once(stack: Stack,
         assert one["rating_after"] != one["rating_before"]
 
     # The same battle recorded again (a redelivered request) changes nothing.
-    stored = await pool.fetchrow("SELECT * FROM match_history WHERE match_id = $1",
-                                 one["match_id"])
-    snaps = await pool.fetch("SELECT snapshot::text AS s FROM match_participants"
-                             " WHERE match_id = $1 ORDER BY slot", one["match_id"])
+    stored = await pool.fetchrow("SELECT * FROM match_history WHERE match_id = $1", one["match_id"])
+    snaps = await pool.fetch(
+        "SELECT snapshot::text AS s FROM match_participants WHERE match_id = $1 ORDER BY slot",
+        one["match_id"],
+    )
     a, b = (msgspec.json.decode(r["s"], type=BattleSnapshot) for r in snaps)
     request = p.BattleRequest(
-        match_id=str(one["match_id"]), game_mode="ranked", seed=stored["seed"],
+        match_id=str(one["match_id"]),
+        game_mode="ranked",
+        seed=stored["seed"],
         player1=p.PlayerCandidate(player_id=a.player_id, score=0, pod_id="x", metadata=a),
-        player2=p.PlayerCandidate(player_id=b.player_id, score=0, pod_id="x", metadata=b))
+        player2=p.PlayerCandidate(player_id=b.player_id, score=0, pod_id="x", metadata=b),
+    )
     again = await record_match(
-        pool, request, winner_id=None, end_reason="turn_limit", turns=1, timeline=b"[]",
-        pod_id="x", started_at=datetime.now(UTC))
+        pool,
+        request,
+        winner_id=None,
+        end_reason="turn_limit",
+        turns=1,
+        timeline=b"[]",
+        pod_id="x",
+        started_at=datetime.now(UTC),
+    )
     assert again is False
     assert (await profile(pool, str(one["player_id"])))["rating"] == pytest.approx(
-        expected[0].rating)
+        expected[0].rating
+    )
 
 
 async def test_party_duel_end_to_end(stack: Stack, pool: asyncpg.Pool) -> None:
-    summary = await run_mode("party", stack.auth_url, stack.game_urls, 2, timeout=20,
-                             steam_sim_url=stack.steam_sim_url or None)
+    summary = await run_mode(
+        "party",
+        stack.auth_url,
+        stack.game_urls,
+        2,
+        timeout=20,
+        steam_sim_url=stack.steam_sim_url or None,
+    )
     assert summary.errors == [] and summary.completed == 2
     assert await pool.fetchval("SELECT count(*) FROM match_history WHERE mode = 'party'") >= 2
 
@@ -192,14 +218,20 @@ async def test_pve_history_and_replay(stack: Stack, pool: asyncpg.Pool) -> None:
         assert isinstance(history, p.History)
         entry = history.matches[0]
         assert (entry.match_id, entry.mode, entry.opponent_id, entry.result) == (
-            found.match_id, "pve", "3", result.outcome)
+            found.match_id,
+            "pve",
+            "3",
+            result.outcome,
+        )
         assert entry.rating_change == 0
 
         replay = await me.request(p.GetReplay(match_id=found.match_id))
         assert isinstance(replay, p.Replay)
         assert bytes(replay.timeline) == bytes(result.timeline)
         assert replay.seed == result.seed and [x.player_id for x in replay.players] == [
-            me.welcome.player_id, "3"]
+            me.welcome.player_id,
+            "3",
+        ]
         stored, again = await resimulate(pool, found.match_id)
         assert stored == again == bytes(result.timeline)
 
@@ -215,10 +247,13 @@ async def test_pve_history_and_replay(stack: Stack, pool: asyncpg.Pool) -> None:
         await other.close()
 
 
-async def test_replays_of_pvp_matches_resimulate_byte_for_byte(stack: Stack,
-                                                                pool: asyncpg.Pool) -> None:
-    rows = await pool.fetch("SELECT match_id::text AS m FROM match_history"
-                            " WHERE mode <> 'pve' ORDER BY finished_at DESC LIMIT 5")
+async def test_replays_of_pvp_matches_resimulate_byte_for_byte(
+    stack: Stack, pool: asyncpg.Pool
+) -> None:
+    rows = await pool.fetch(
+        "SELECT match_id::text AS m FROM match_history"
+        " WHERE mode <> 'pve' ORDER BY finished_at DESC LIMIT 5"
+    )
     assert rows
     for row in rows:
         stored, again = await resimulate(pool, row["m"])
@@ -257,8 +292,12 @@ async def test_fake_client_commands(stack: Stack) -> None:
         args += ["--login", "dev"]
     for command in (["party", "--battles", "1"], ["pve", "--difficulty", "easy"]):
         process = await asyncio.create_subprocess_exec(
-            ".venv/bin/fake-client", *command, *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            ".venv/bin/fake-client",
+            *command,
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, err.decode()
         summary = json.loads(out.decode().splitlines()[-1])

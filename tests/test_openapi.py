@@ -15,8 +15,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def test_docs_copy_is_generated_from_the_code() -> None:
-    assert (DOCS / "auth-openapi.json").read_text() == openapi_text(), \
+    assert (DOCS / "auth-openapi.json").read_text() == openapi_text(), (
         "run: cardgame openapi --write docs/auth-openapi.json"
+    )
 
 
 async def test_served_document_is_the_same(stack: Stack) -> None:
@@ -27,5 +28,13 @@ async def test_served_document_is_the_same(stack: Stack) -> None:
 
 def test_every_route_is_described() -> None:
     paths = set(openapi_document()["paths"])
-    assert paths == {"/login/steam", "/login/dev", "/token/refresh", "/logout",
-                     "/.well-known/jwks.json", "/openapi.json", "/metrics", "/health"}
+    assert paths == {
+        "/login/steam",
+        "/login/dev",
+        "/token/refresh",
+        "/logout",
+        "/.well-known/jwks.json",
+        "/openapi.json",
+        "/metrics",
+        "/health",
+    }

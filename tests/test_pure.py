@@ -10,12 +10,14 @@ from servers.match.matchmakers.normal import pair_fifo
 
 
 def test_settings_load_development_with_env_overrides() -> None:
-    settings = load_settings({
-        "CARDGAME_MATCH__TICK_INTERVAL": "0.5",
-        "CARDGAME_AUTH__DEV_LOGIN": "false",
-        "REDIS_URL": "redis://example:1/2",
-        "POD_ID": "pod-9",
-    })
+    settings = load_settings(
+        {
+            "CARDGAME_MATCH__TICK_INTERVAL": "0.5",
+            "CARDGAME_AUTH__DEV_LOGIN": "false",
+            "REDIS_URL": "redis://example:1/2",
+            "POD_ID": "pod-9",
+        }
+    )
     assert settings.env == "development"
     assert settings.match.tick_interval == 0.5
     assert settings.auth.dev_login is False
@@ -87,6 +89,7 @@ def test_pair_fifo(n: int) -> None:
 def test_settings_survive_the_trip_to_a_child_process() -> None:
     from servers.common.config import to_env
 
-    settings = load_settings({}).replace(match={"tick_interval": 0.05},
-                                         auth={"dev_login": False}, pod_id="pod-7")
+    settings = load_settings({}).replace(
+        match={"tick_interval": 0.05}, auth={"dev_login": False}, pod_id="pod-7"
+    )
     assert load_settings(to_env(settings)) == settings

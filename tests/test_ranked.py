@@ -25,8 +25,17 @@ _request = msgspec.json.Decoder(p.BattleRequest)
 
 
 def ticket(player: str, rating: float = 1500.0, party: str = "") -> bytes:
-    return p.encode(BattleSnapshot(player_id=player, name=f"n{player}", level=1, rating=rating,
-                                   deck=DECK, pod_id="pod-a", party_code=party))
+    return p.encode(
+        BattleSnapshot(
+            player_id=player,
+            name=f"n{player}",
+            level=1,
+            rating=rating,
+            deck=DECK,
+            pod_id="pod-a",
+            party_code=party,
+        )
+    )
 
 
 async def battles(redis: aioredis.Redis, keys: Keys, mode: GameMode) -> list[p.BattleRequest]:
@@ -34,18 +43,22 @@ async def battles(redis: aioredis.Redis, keys: Keys, mode: GameMode) -> list[p.B
     return [_request.decode(fields[b"m"]) for _id, fields in entries]
 
 
-async def fill_ranked(redis: aioredis.Redis, keys: Keys, ratings: dict[str, float],
-                      waited_s: float) -> None:
+async def fill_ranked(
+    redis: aioredis.Redis, keys: Keys, ratings: dict[str, float], waited_s: float
+) -> None:
     scripts = QueueScripts(redis, keys)
     score = int(time.time() * 1000) - int(waited_s * 1000)
     for player, rating in ratings.items():
         await scripts.enqueue(GameMode.RANKED, player, score, ticket(player, rating), "pod-a")
 
 
-async def run_servers(redis: aioredis.Redis, keys: Keys, count: int, until: int,
-                      window: Window) -> list[p.BattleRequest]:
-    servers = [Matchmaking(redis, keys, 64, MatchMetrics(), window=window, pass_interval=0.02)
-               for _ in range(count)]
+async def run_servers(
+    redis: aioredis.Redis, keys: Keys, count: int, until: int, window: Window
+) -> list[p.BattleRequest]:
+    servers = [
+        Matchmaking(redis, keys, 64, MatchMetrics(), window=window, pass_interval=0.02)
+        for _ in range(count)
+    ]
 
     async def loop(mm: Matchmaking) -> None:
         while True:
@@ -61,7 +74,8 @@ async def run_servers(redis: aioredis.Redis, keys: Keys, count: int, until: int,
                 raise AssertionError(
                     f"not everyone was matched: {len(await battles(redis, keys, GameMode.RANKED))}"
                     f" pairs, queue {await redis.zcard(keys.queue(GameMode.RANKED))}, in flight"
-                    f" {await redis.zcard(keys.inflight(GameMode.RANKED))}, failed {failed!r}")
+                    f" {await redis.zcard(keys.inflight(GameMode.RANKED))}, failed {failed!r}"
+                )
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.2)  # a double match would show up by now
     finally:
@@ -87,13 +101,15 @@ async def test_several_match_servers_on_the_ranked_queue(redis: aioredis.Redis) 
         assert all(r.player1.player_id != r.player2.player_id for r in requests)
         assert await redis.zcard(keys.queue(GameMode.RANKED)) == 0
         assert await redis.zcard(keys.inflight(GameMode.RANKED)) == 0
-        mean_diff[count] = sum(abs(r.player1.metadata.rating - r.player2.metadata.rating)
-                               for r in requests) / len(requests)
+        mean_diff[count] = sum(
+            abs(r.player1.metadata.rating - r.player2.metadata.rating) for r in requests
+        ) / len(requests)
     assert mean_diff[3] <= mean_diff[1] * 1.05 + 1, mean_diff
 
 
 async def test_an_exclusive_pass_refuses_while_another_server_holds_the_queue(
-        redis: aioredis.Redis, keys: Keys) -> None:
+    redis: aioredis.Redis, keys: Keys
+) -> None:
     scripts = QueueScripts(redis, keys)
     await fill_ranked(redis, keys, {"1": 1500, "2": 1510, "3": 1520}, 0)
     deadline = int(time.time() * 1000) + 60_000
@@ -125,8 +141,10 @@ async def test_expired_tickets_are_dequeued_and_told(redis: aioredis.Redis, keys
     finally:
         await listener.stop()
     told = {(r.player_id, r.game_mode): r.result for r in listener.results}
-    assert told == {("old", "normal"): p.ResultDequeued(reason="expired"),
-                    ("older", "ranked"): p.ResultDequeued(reason="expired")}
+    assert told == {
+        ("old", "normal"): p.ResultDequeued(reason="expired"),
+        ("older", "ranked"): p.ResultDequeued(reason="expired"),
+    }
     assert await redis.zrange(keys.queue(GameMode.RANKED), 0, -1) == [b"fresh"]
     assert not await redis.hexists(keys.tickets(GameMode.NORMAL), "old")
 
@@ -134,11 +152,15 @@ async def test_expired_tickets_are_dequeued_and_told(redis: aioredis.Redis, keys
 async def test_party_members_meet_each_other_only(redis: aioredis.Redis, keys: Keys) -> None:
     scripts = QueueScripts(redis, keys)
     now = int(time.time() * 1000)
-    queue = [("a1", "AAAAAA"), ("b1", "BBBBBB"), ("a2", "AAAAAA"), ("c1", "CCCCCC"),
-             ("b2", "BBBBBB")]
+    queue = [
+        ("a1", "AAAAAA"),
+        ("b1", "BBBBBB"),
+        ("a2", "AAAAAA"),
+        ("c1", "CCCCCC"),
+        ("b2", "BBBBBB"),
+    ]
     for i, (player, code) in enumerate(queue):
-        await scripts.enqueue(GameMode.PARTY, player, now + i, ticket(player, party=code),
-                              "pod-a")
+        await scripts.enqueue(GameMode.PARTY, player, now + i, ticket(player, party=code), "pod-a")
     _, tasks = start_servers(redis, keys, 2)
     try:
         deadline = time.monotonic() + 5
@@ -148,8 +170,10 @@ async def test_party_members_meet_each_other_only(redis: aioredis.Redis, keys: K
         await asyncio.sleep(0.1)
     finally:
         await stop_tasks(tasks)
-    met = {frozenset((r.player1.player_id, r.player2.player_id))
-           for r in await battles(redis, keys, GameMode.PARTY)}
+    met = {
+        frozenset((r.player1.player_id, r.player2.player_id))
+        for r in await battles(redis, keys, GameMode.PARTY)
+    }
     assert met == {frozenset(("a1", "a2")), frozenset(("b1", "b2"))}
     assert await redis.zrange(keys.queue(GameMode.PARTY), 0, -1) == [b"c1"]
 
@@ -166,8 +190,9 @@ async def test_party_scripts(redis: aioredis.Redis, keys: Keys) -> None:
     assert (await parties.join("AAAAAA", "third", now)).status == "full"
     assert not await redis.hexists(keys.party_members, "third")  # nothing half-written
     # The guest waits for the duel; the host leaves: the guest is taken out of the queue.
-    await QueueScripts(redis, keys).enqueue(GameMode.PARTY, "guest", now,
-                                            ticket("guest", party="AAAAAA"), "pod-g")
+    await QueueScripts(redis, keys).enqueue(
+        GameMode.PARTY, "guest", now, ticket("guest", party="AAAAAA"), "pod-g"
+    )
     left = await parties.leave("host")
     assert left.left and left.other == "guest" and left.other_dequeued_pod == "pod-g"
     assert await redis.zcard(keys.queue(GameMode.PARTY)) == 0

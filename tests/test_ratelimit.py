@@ -62,11 +62,15 @@ async def test_auth_burst_is_limited_across_instances(edge_stack: Stack) -> None
     ip, other = fresh_ip(), fresh_ip()
     urls = edge_stack.auth_urls
     async with httpx.AsyncClient(timeout=10) as http:
-        replies = await asyncio.gather(*(
-            http.get(f"{urls[i % 2]}/.well-known/jwks.json", headers={"X-Forwarded-For": ip})
-            for i in range(40)))
-        bystander = await http.get(f"{urls[0]}/.well-known/jwks.json",
-                                   headers={"X-Forwarded-For": other})
+        replies = await asyncio.gather(
+            *(
+                http.get(f"{urls[i % 2]}/.well-known/jwks.json", headers={"X-Forwarded-For": ip})
+                for i in range(40)
+            )
+        )
+        bystander = await http.get(
+            f"{urls[0]}/.well-known/jwks.json", headers={"X-Forwarded-For": other}
+        )
         health = await http.get(f"{urls[0]}/health", headers={"X-Forwarded-For": ip})
     ok = [r for r in replies if r.status_code == 200]
     limited = [r for r in replies if r.status_code == 429]
@@ -83,9 +87,9 @@ async def test_one_budget_for_all_instances(edge_stack: Stack) -> None:
     first, second = edge_stack.auth_urls
     async with httpx.AsyncClient(timeout=10) as http:
         started = time.monotonic()
-        spent = await asyncio.gather(*(http.get(f"{first}/openapi.json",
-                                                headers={"X-Forwarded-For": ip})
-                                       for _ in range(10)))
+        spent = await asyncio.gather(
+            *(http.get(f"{first}/openapi.json", headers={"X-Forwarded-For": ip}) for _ in range(10))
+        )
         elsewhere = await http.get(f"{second}/openapi.json", headers={"X-Forwarded-For": ip})
         elapsed = time.monotonic() - started
     assert [r.status_code for r in spent] == [200] * 10
@@ -99,8 +103,9 @@ async def test_auth_sustained_rate(edge_stack: Stack) -> None:
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=10) as http:
         while time.monotonic() - started < 1.5:
-            response = await http.get(f"{edge_stack.auth_urls[0]}/openapi.json",
-                                      headers={"X-Forwarded-For": ip})
+            response = await http.get(
+                f"{edge_stack.auth_urls[0]}/openapi.json", headers={"X-Forwarded-For": ip}
+            )
             allowed += response.status_code == 200
             await asyncio.sleep(0.01)
     elapsed = time.monotonic() - started
@@ -114,21 +119,29 @@ async def test_limited_login_loses_nothing(edge_stack: Stack) -> None:
         # machine too busy to send the burst within the budget's refill, try a fresh IP.
         for _ in range(5):
             ip = fresh_ip()
-            await asyncio.gather(*(http.get(f"{edge_stack.auth_urls[0]}/openapi.json",
-                                            headers={"X-Forwarded-For": ip})
-                                   for _ in range(40)))
-            ticket = (await http.post(f"{edge_stack.steam_sim_url}/dev/tickets",
-                                      json={})).json()
-            refused = await http.post(f"{edge_stack.auth_urls[1]}/login/steam",
-                                      json={"ticket": ticket["ticket"]},
-                                      headers={"X-Forwarded-For": ip})
+            await asyncio.gather(
+                *(
+                    http.get(
+                        f"{edge_stack.auth_urls[0]}/openapi.json", headers={"X-Forwarded-For": ip}
+                    )
+                    for _ in range(40)
+                )
+            )
+            ticket = (await http.post(f"{edge_stack.steam_sim_url}/dev/tickets", json={})).json()
+            refused = await http.post(
+                f"{edge_stack.auth_urls[1]}/login/steam",
+                json={"ticket": ticket["ticket"]},
+                headers={"X-Forwarded-For": ip},
+            )
             if refused.status_code == 429:
                 break
         assert refused.status_code == 429
         await asyncio.sleep(float(refused.headers["Retry-After"]))
-        accepted = await http.post(f"{edge_stack.auth_urls[1]}/login/steam",
-                                   json={"ticket": ticket["ticket"]},
-                                   headers={"X-Forwarded-For": ip})
+        accepted = await http.post(
+            f"{edge_stack.auth_urls[1]}/login/steam",
+            json={"ticket": ticket["ticket"]},
+            headers={"X-Forwarded-For": ip},
+        )
     assert accepted.status_code == 200 and accepted.json()["created"] is True
 
 
@@ -137,9 +150,13 @@ async def test_websocket_connects_per_ip(edge_stack: Stack) -> None:
     ip = fresh_ip()
     async with httpx.AsyncClient(timeout=10) as http:
         ticket = (await http.post(f"{edge_stack.steam_sim_url}/dev/tickets", json={})).json()
-        body = (await http.post(f"{edge_stack.auth_url}/login/steam",
-                                json={"ticket": ticket["ticket"]},
-                                headers={"X-Forwarded-For": fresh_ip()})).json()
+        body = (
+            await http.post(
+                f"{edge_stack.auth_url}/login/steam",
+                json={"ticket": ticket["ticket"]},
+                headers={"X-Forwarded-For": fresh_ip()},
+            )
+        ).json()
     url = f"{edge_stack.game_urls[0]}?token={body['access_token']}"
     outcomes: list[str] = []
     # 10 connects are the burst; keep connecting (bounded) until the limit answers, so a slow
@@ -147,8 +164,7 @@ async def test_websocket_connects_per_ip(edge_stack: Stack) -> None:
     while "RATE_LIMITED" not in outcomes and len(outcomes) < 40:
         async with websockets.connect(url, additional_headers={"X-Forwarded-For": ip}) as ws:
             first = p.decode_server(await ws.recv())
-            outcomes.append(type(first).__name__ if not isinstance(first, p.Error)
-                            else first.code)
+            outcomes.append(type(first).__name__ if not isinstance(first, p.Error) else first.code)
             if isinstance(first, p.Error):
                 with pytest.raises(websockets.ConnectionClosed):
                     await ws.recv()

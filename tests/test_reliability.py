@@ -46,9 +46,9 @@ async def queued_on(redis: aioredis.Redis, keys: Keys, player: str) -> str | Non
     return pod.decode() if pod else "?"
 
 
-async def test_reconnect_to_another_pod_keeps_the_queue_place(stack: Stack,
-                                                              redis: aioredis.Redis,
-                                                              settings: Settings) -> None:
+async def test_reconnect_to_another_pod_keeps_the_queue_place(
+    stack: Stack, redis: aioredis.Redis, settings: Settings
+) -> None:
     keys = Keys(settings.redis.namespace)
     alice = await login(stack)
     first = await GameClient.connect(stack.game_urls[0], alice.access_token)
@@ -98,8 +98,9 @@ async def test_missed_battle_result_is_delivered_once_on_reconnect(stack: Stack)
         await later.close()
 
 
-async def test_watchdog_dequeues_only_the_dead_pods_players(redis: aioredis.Redis, keys: Keys,
-                                                             settings: Settings) -> None:
+async def test_watchdog_dequeues_only_the_dead_pods_players(
+    redis: aioredis.Redis, keys: Keys, settings: Settings
+) -> None:
     from servers.common.heartbeat import Heartbeat, beat
 
     mm = Matchmaking(redis, keys, 64, MatchMetrics())
@@ -107,8 +108,12 @@ async def test_watchdog_dequeues_only_the_dead_pods_players(redis: aioredis.Redi
         await mm.on_enqueue(p.encode(enqueue_request(player, pod)))
     now = time.time()
     for pod in ("pod-a", "pod-b"):
-        await beat(redis, keys, Heartbeat(pod_id=pod, role="game", pid=1, started_at=now, at=now,
-                                          stats={}), ttl=60)
+        await beat(
+            redis,
+            keys,
+            Heartbeat(pod_id=pod, role="game", pid=1, started_at=now, at=now, stats={}),
+            ttl=60,
+        )
     await redis.delete(keys.heartbeat("pod-b", "game"))  # pod-b's game server died
     watchdog = Watchdog(redis, keys, mm, settings.replace(game={"reconnect_grace": 0.0}))
     await watchdog.check_pods()
@@ -119,7 +124,8 @@ async def test_watchdog_dequeues_only_the_dead_pods_players(redis: aioredis.Redi
 
 
 async def test_game_server_death_with_a_queued_player_dequeues_within_seconds(
-        own_stack: Stack, redis: aioredis.Redis) -> None:
+    own_stack: Stack, redis: aioredis.Redis
+) -> None:
     keys = stack_keys(own_stack)
     lonely = await login(own_stack)
     client = await GameClient.connect(own_stack.game_urls[1], lonely.access_token)
@@ -130,6 +136,7 @@ async def test_game_server_death_with_a_queued_player_dequeues_within_seconds(
 
     async def gone() -> bool:
         return await queued_on(redis, keys, lonely.player_id) is None
+
     await eventually(gone, timeout=10)
     elapsed = time.monotonic() - killed_at
     s = own_stack.settings
@@ -138,8 +145,9 @@ async def test_game_server_death_with_a_queued_player_dequeues_within_seconds(
     assert beats == 1  # pod-1 is alive, pod-2 is not
 
 
-async def test_drain_dequeues_with_notice_and_closes_with_1012(own_stack: Stack,
-                                                               redis: aioredis.Redis) -> None:
+async def test_drain_dequeues_with_notice_and_closes_with_1012(
+    own_stack: Stack, redis: aioredis.Redis
+) -> None:
     keys = stack_keys(own_stack)
     who = await login(own_stack)
     client = await GameClient.connect(own_stack.game_urls[1], who.access_token)
@@ -161,18 +169,23 @@ async def _closed(client: GameClient) -> bool:
     return client.ws.close_code is not None
 
 
-async def test_no_game_server_means_maintenance(redis: aioredis.Redis, keys: Keys,
-                                                settings: Settings) -> None:
-    fast = settings.replace(match={"numsub_check_interval": 0.05, "numsub_failures": 3},
-                            pods={"heartbeat_interval": 0.05})
+async def test_no_game_server_means_maintenance(
+    redis: aioredis.Redis, keys: Keys, settings: Settings
+) -> None:
+    fast = settings.replace(
+        match={"numsub_check_interval": 0.05, "numsub_failures": 3},
+        pods={"heartbeat_interval": 0.05},
+    )
     mm = Matchmaking(redis, keys, 64, MatchMetrics())
     for player in ("1", "2", "3"):
         await mm.on_enqueue(msgspec_encode(enqueue_request(player, "pod-a")))
     watchdog = Watchdog(redis, keys, mm, fast)
     task = asyncio.create_task(watchdog.run())
     try:
+
         async def in_maintenance() -> bool:
             return mm.maintenance
+
         await eventually(in_maintenance, timeout=5)
         assert await redis.zcard(keys.queue(NORMAL)) == 0  # everyone removed, Redis only
         assert await redis.get(keys.maintenance_flag) == b"auto"
@@ -187,6 +200,7 @@ async def test_no_game_server_means_maintenance(redis: aioredis.Redis, keys: Key
 
         async def back() -> bool:
             return not mm.maintenance and watchdog.game_servers_ok
+
         await eventually(back, timeout=5)
         assert await redis.exists(keys.maintenance_flag) == 0
         await pubsub.aclose()
@@ -233,8 +247,19 @@ def test_servers_survive_a_redis_restart(settings: Settings, tmp_path) -> None: 
     from devtools.stack import free_port
 
     port = free_port()
-    argv = [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", str(tmp_path)]
+    argv = [
+        find_redis_server(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
     redis_proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     mine = settings.replace(redis={"url": f"redis://127.0.0.1:{port}/0"})
     try:
@@ -257,5 +282,6 @@ async def test_servers_survive_dropped_database_connections(stack: Stack, pool) 
     # Every server connection to the test database is cut (a failover looks like this).
     await pool.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
     await _retry(lambda: _play_one_match(stack), timeout=30)

@@ -75,19 +75,32 @@ async def _closed(client: GameClient) -> bool:
 
 async def test_concurrent_refreshes_with_one_token_spend_it_once(stack: Stack) -> None:
     who = await login(stack)
-    replies = await asyncio.gather(*(post(stack, "/token/refresh",
-                                          json={"refresh_token": who.refresh_token})
-                                     for _ in range(5)))
+    replies = await asyncio.gather(
+        *(
+            post(stack, "/token/refresh", json={"refresh_token": who.refresh_token})
+            for _ in range(5)
+        )
+    )
     assert sorted(r.status_code for r in replies).count(200) == 1
-    assert {r.json()["error"]["code"] for r in replies if r.status_code != 200} \
-        == {"REFRESH_TOKEN_REUSED"}
+    assert {r.json()["error"]["code"] for r in replies if r.status_code != 200} == {
+        "REFRESH_TOKEN_REUSED"
+    }
 
 
-@pytest.mark.parametrize("token", [
-    "", "rt1.", "rt1." + "A" * 43, "rt1." + "A" * 44, "Bearer x", "rt1.../../etc/passwd" + "a" * 27,
-])
-async def test_unknown_refresh_tokens_are_refused_without_side_effects(stack: Stack,
-                                                                      token: str) -> None:
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "rt1.",
+        "rt1." + "A" * 43,
+        "rt1." + "A" * 44,
+        "Bearer x",
+        "rt1.../../etc/passwd" + "a" * 27,
+    ],
+)
+async def test_unknown_refresh_tokens_are_refused_without_side_effects(
+    stack: Stack, token: str
+) -> None:
     response = await post(stack, "/token/refresh", json={"refresh_token": token})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "INVALID_REFRESH_TOKEN"
@@ -107,8 +120,9 @@ async def test_logout_revokes_everything(stack: Stack, how: str) -> None:
     if how == "refresh_token":
         response = await post(stack, "/logout", json={"refresh_token": who.refresh_token})
     else:
-        response = await post(stack, "/logout",
-                              headers={"Authorization": f"Bearer {who.access_token}"})
+        response = await post(
+            stack, "/logout", headers={"Authorization": f"Bearer {who.access_token}"}
+        )
     assert response.status_code == 200 and response.json()["revoked"] is True
     notice = await asyncio.wait_for(client.pushes.get(), 5)
     assert isinstance(notice, p.Error) and notice.code == "TOKEN_REVOKED"
@@ -145,8 +159,13 @@ async def test_every_auth_instance_signs_with_the_same_keys(edge_stack: Stack) -
     jwks = []
     async with httpx.AsyncClient() as http:
         for i, url in enumerate(edge_stack.auth_urls):
-            jwks.append((await http.get(f"{url}/.well-known/jwks.json",
-                                        headers={"X-Forwarded-For": f"192.0.2.{i}"})).json())
+            jwks.append(
+                (
+                    await http.get(
+                        f"{url}/.well-known/jwks.json", headers={"X-Forwarded-For": f"192.0.2.{i}"}
+                    )
+                ).json()
+            )
     assert len(jwks) == 2 and jwks[0] == jwks[1]
 
 

@@ -28,8 +28,9 @@ async def ticket(http: httpx.AsyncClient, stack: Stack, **behaviour: Any) -> str
     return str(response.json()["ticket"])
 
 
-async def steam_login(http: httpx.AsyncClient, stack: Stack, ticket_hex: Any,
-                      **extra: Any) -> httpx.Response:
+async def steam_login(
+    http: httpx.AsyncClient, stack: Stack, ticket_hex: Any, **extra: Any
+) -> httpx.Response:
     return await http.post(f"{stack.auth_url}/login/steam", json={"ticket": ticket_hex, **extra})
 
 
@@ -37,12 +38,14 @@ async def calls(http: httpx.AsyncClient, stack: Stack, ticket_hex: str) -> int:
     return int((await http.get(f"{stack.steam_sim_url}/dev/tickets/{ticket_hex}")).json()["calls"])
 
 
-async def test_steam_login_finds_or_creates_the_player_by_steam_id(stack: Stack,
-                                                                    pool: asyncpg.Pool) -> None:
+async def test_steam_login_finds_or_creates_the_player_by_steam_id(
+    stack: Stack, pool: asyncpg.Pool
+) -> None:
     persona = unique_name("steam")
     async with httpx.AsyncClient(timeout=10) as http:
-        first = await steam_login(http, stack, await ticket(http, stack, persona=persona),
-                                  name="Sam")
+        first = await steam_login(
+            http, stack, await ticket(http, stack, persona=persona), name="Sam"
+        )
         second = await steam_login(http, stack, await ticket(http, stack, persona=persona))
     assert first.status_code == 200 and second.status_code == 200, first.text
     a, b = first.json(), second.json()
@@ -50,28 +53,35 @@ async def test_steam_login_finds_or_creates_the_player_by_steam_id(stack: Stack,
     assert a["created"] is True and b["created"] is False
     assert a["name"] == b["name"] == "Sam"  # `name` only names a new player
     assert a["refresh_token"].startswith("rt1.") and a["refresh_token"] != b["refresh_token"]
-    assert await pool.fetchval("SELECT count(*) FROM players WHERE steam_id = $1",
-                               int(a["player_id"])) == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM players WHERE steam_id = $1", int(a["player_id"]))
+        == 1
+    )
 
 
-@pytest.mark.parametrize(("behaviour", "status", "code"), [
-    ({"appid": 999}, 401, "STEAM_TICKET_INVALID"),
-    ({"identity": "another-service"}, 401, "STEAM_TICKET_INVALID"),
-    ({"ttl": -1}, 401, "STEAM_TICKET_INVALID"),
-    ({"publisherbanned": True}, 403, "STEAM_BANNED"),
-    ({"vacbanned": True}, 200, None),  # allowed by the default policy
-    ({"ownersteamid": "76561197960265800"}, 200, None),  # Family Sharing allowed by default
-])
-async def test_steam_answers_and_default_policy(stack: Stack, pool: asyncpg.Pool,
-                                                behaviour: dict[str, Any], status: int,
-                                                code: str | None) -> None:
+@pytest.mark.parametrize(
+    ("behaviour", "status", "code"),
+    [
+        ({"appid": 999}, 401, "STEAM_TICKET_INVALID"),
+        ({"identity": "another-service"}, 401, "STEAM_TICKET_INVALID"),
+        ({"ttl": -1}, 401, "STEAM_TICKET_INVALID"),
+        ({"publisherbanned": True}, 403, "STEAM_BANNED"),
+        ({"vacbanned": True}, 200, None),  # allowed by the default policy
+        ({"ownersteamid": "76561197960265800"}, 200, None),  # Family Sharing allowed by default
+    ],
+)
+async def test_steam_answers_and_default_policy(
+    stack: Stack, pool: asyncpg.Pool, behaviour: dict[str, Any], status: int, code: str | None
+) -> None:
     persona = unique_name("pol")
     async with httpx.AsyncClient(timeout=10) as http:
-        response = await steam_login(http, stack,
-                                     await ticket(http, stack, persona=persona, **behaviour))
+        response = await steam_login(
+            http, stack, await ticket(http, stack, persona=persona, **behaviour)
+        )
     assert response.status_code == status, response.text
-    exists = await pool.fetchval("SELECT count(*) FROM players WHERE steam_id = $1",
-                                 dev_steam_id(persona))
+    exists = await pool.fetchval(
+        "SELECT count(*) FROM players WHERE steam_id = $1", dev_steam_id(persona)
+    )
     if code is None:
         # A borrowed copy logs in as the borrower, not the owner.
         assert response.json()["player_id"] == str(dev_steam_id(persona))
@@ -109,29 +119,38 @@ async def test_transient_steam_failure_is_retried(stack: Stack) -> None:
 
 
 # ---------------------------------------------------------------- strict policy, short timeouts
-@pytest.mark.parametrize(("behaviour", "code"), [
-    ({"vacbanned": True}, "STEAM_BANNED"),
-    ({"ownersteamid": "76561197960265800"}, "STEAM_FAMILY_SHARED"),
-])
-async def test_strict_policy_refuses(edge_stack: Stack, behaviour: dict[str, Any],
-                                     code: str) -> None:
+@pytest.mark.parametrize(
+    ("behaviour", "code"),
+    [
+        ({"vacbanned": True}, "STEAM_BANNED"),
+        ({"ownersteamid": "76561197960265800"}, "STEAM_FAMILY_SHARED"),
+    ],
+)
+async def test_strict_policy_refuses(
+    edge_stack: Stack, behaviour: dict[str, Any], code: str
+) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         response = await http.post(
             f"{edge_stack.auth_url}/login/steam",
             json={"ticket": await ticket(http, edge_stack, **behaviour)},
-            headers={"X-Forwarded-For": f"198.51.100.{len(code)}"})
+            headers={"X-Forwarded-For": f"198.51.100.{len(code)}"},
+        )
     assert response.status_code == 403
     assert response.json()["error"]["code"] == code
 
 
 @pytest.mark.parametrize("behaviour", [{"delay": 2.0}, {"fail_times": 99}])
-async def test_slow_or_down_steam_is_a_clear_retryable_error(edge_stack: Stack,
-                                                             behaviour: dict[str, Any]) -> None:
+async def test_slow_or_down_steam_is_a_clear_retryable_error(
+    edge_stack: Stack, behaviour: dict[str, Any]
+) -> None:
     async with httpx.AsyncClient(timeout=10) as http:
         hexed = await ticket(http, edge_stack, **behaviour)
         started = time.monotonic()
-        response = await http.post(f"{edge_stack.auth_url}/login/steam", json={"ticket": hexed},
-                                   headers={"X-Forwarded-For": "198.51.100.200"})
+        response = await http.post(
+            f"{edge_stack.auth_url}/login/steam",
+            json={"ticket": hexed},
+            headers={"X-Forwarded-For": "198.51.100.200"},
+        )
         elapsed = time.monotonic() - started
         attempts = await calls(http, edge_stack, hexed)
     assert response.status_code == 503
@@ -143,8 +162,14 @@ async def test_slow_or_down_steam_is_a_clear_retryable_error(edge_stack: Stack,
 
 # ---------------------------------------------------------------- the client on its own
 async def test_unreachable_steam_fails_fast() -> None:
-    settings = SteamSettings(web_api_url=f"http://127.0.0.1:{free_port()}", web_api_key="k",
-                             app_id=480, timeout=0.5, retries=2, retry_backoff=0.01)
+    settings = SteamSettings(
+        web_api_url=f"http://127.0.0.1:{free_port()}",
+        web_api_key="k",
+        app_id=480,
+        timeout=0.5,
+        retries=2,
+        retry_backoff=0.01,
+    )
     client = SteamWebApi(settings)
     try:
         started = time.monotonic()
@@ -170,15 +195,21 @@ async def test_wrong_publisher_key_is_our_outage_not_the_players_fault(stack: St
         await client.aclose()
 
 
-@pytest.mark.parametrize(("ticket_", "deny", "code"), [
-    (VerifiedTicket(1, 1, True, False), {"deny_vac_banned": True}, ErrorCode.STEAM_BANNED),
-    (VerifiedTicket(1, 1, True, False), {}, None),
-    (VerifiedTicket(1, 1, False, True), {}, ErrorCode.STEAM_BANNED),
-    (VerifiedTicket(1, 1, False, True), {"deny_publisher_banned": False}, None),
-    (VerifiedTicket(1, 2, False, False), {"deny_family_shared": True},
-     ErrorCode.STEAM_FAMILY_SHARED),
-    (VerifiedTicket(1, 2, False, False), {}, None),
-])
+@pytest.mark.parametrize(
+    ("ticket_", "deny", "code"),
+    [
+        (VerifiedTicket(1, 1, True, False), {"deny_vac_banned": True}, ErrorCode.STEAM_BANNED),
+        (VerifiedTicket(1, 1, True, False), {}, None),
+        (VerifiedTicket(1, 1, False, True), {}, ErrorCode.STEAM_BANNED),
+        (VerifiedTicket(1, 1, False, True), {"deny_publisher_banned": False}, None),
+        (
+            VerifiedTicket(1, 2, False, False),
+            {"deny_family_shared": True},
+            ErrorCode.STEAM_FAMILY_SHARED,
+        ),
+        (VerifiedTicket(1, 2, False, False), {}, None),
+    ],
+)
 def test_policy(ticket_: VerifiedTicket, deny: dict[str, bool], code: ErrorCode | None) -> None:
     settings = SteamSettings(**deny)
     if code is None:

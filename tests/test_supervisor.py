@@ -39,11 +39,18 @@ def up_env(settings: Settings, tmp: Path, **extra: str) -> dict[str, str]:
     server, and TMPDIR so that the stack's state file lands in this test's directory."""
     env = dict(os.environ)
     namespace = f"{settings.redis.namespace}-up-{uuid.uuid4().hex[:6]}"
-    env.update({"REDIS_URL": settings.redis.url, "DATABASE_URL": settings.database.url,
-                "CARDGAME_REDIS__NAMESPACE": namespace,
-                "CARDGAME_AUTH__PORT": str(free_port()), "CARDGAME_GAME__PORT": str(free_port()),
-                "CARDGAME_MATCH__PORT": str(free_port()),
-                "CARDGAME_STEAM__SIM_PORT": str(free_port()), "TMPDIR": str(tmp)})
+    env.update(
+        {
+            "REDIS_URL": settings.redis.url,
+            "DATABASE_URL": settings.database.url,
+            "CARDGAME_REDIS__NAMESPACE": namespace,
+            "CARDGAME_AUTH__PORT": str(free_port()),
+            "CARDGAME_GAME__PORT": str(free_port()),
+            "CARDGAME_MATCH__PORT": str(free_port()),
+            "CARDGAME_STEAM__SIM_PORT": str(free_port()),
+            "TMPDIR": str(tmp),
+        }
+    )
     env.update(extra)
     return env
 
@@ -54,14 +61,23 @@ class Up:
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
         self.env = env
-        self.popen = subprocess.Popen([f"{BIN}/cardgame", "up", "--pods", "1", *args], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.popen = subprocess.Popen(
+            [f"{BIN}/cardgame", "up", "--pods", "1", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.stdout: queue.Queue[str] = queue.Queue()
         self.stderr: queue.Queue[str] = queue.Queue()
         self.seen_stderr: list[str] = []
-        self.pumps = [threading.Thread(target=self._pump, args=(stream, lines), daemon=True)
-                      for stream, lines in ((self.popen.stdout, self.stdout),
-                                            (self.popen.stderr, self.stderr))]
+        self.pumps = [
+            threading.Thread(target=self._pump, args=(stream, lines), daemon=True)
+            for stream, lines in (
+                (self.popen.stdout, self.stdout),
+                (self.popen.stderr, self.stderr),
+            )
+        ]
         for pump in self.pumps:
             pump.start()
 
@@ -83,8 +99,11 @@ class Up:
                 return line
 
     def child(self, kind: str) -> psutil.Process:
-        return next(p for p in psutil.Process(self.popen.pid).children()
-                    if p.cmdline()[-2:] == ["serve", kind])
+        return next(
+            p
+            for p in psutil.Process(self.popen.pid).children()
+            if p.cmdline()[-2:] == ["serve", kind]
+        )
 
     def state_file(self) -> Path:
         return Path(self.env["TMPDIR"]) / "cardgame-stacks"
@@ -113,6 +132,7 @@ def running_up(settings: Settings, tmp_path: Path) -> Iterator[Callable[..., Up]
         up = Up(up_env(settings, tmp_path, **env), *args)
         started.append(up)
         return up
+
     yield start
     for up in started:
         up.stop()
@@ -126,7 +146,8 @@ def health(url: str) -> dict[str, object]:
 
 
 def test_second_up_on_the_same_ports_fails_fast_and_leaves_the_first_alone(
-        running_up: Callable[..., Up]) -> None:
+    running_up: Callable[..., Up],
+) -> None:
     first = running_up()
     auth, game, sim = first.endpoints()
     first.wait_stderr(lambda line: line.startswith("# stack "))
@@ -139,24 +160,34 @@ def test_second_up_on_the_same_ports_fails_fast_and_leaves_the_first_alone(
     assert saved.game_urls == [game]
 
     began = time.monotonic()
-    second = subprocess.run([f"{BIN}/cardgame", "up", "--pods", "1"], env=first.env,
-                            capture_output=True, text=True, timeout=30)
+    second = subprocess.run(
+        [f"{BIN}/cardgame", "up", "--pods", "1"],
+        env=first.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert time.monotonic() - began < 10
     assert second.returncode == 1, second.stderr
     port = first.env["CARDGAME_AUTH__PORT"]
     assert f"port {port} (auth) is already in use" in second.stderr
-    assert f"port {first.env['CARDGAME_GAME__PORT']} (game-1) is already in use" \
-        in second.stderr
+    assert f"port {first.env['CARDGAME_GAME__PORT']} (game-1) is already in use" in second.stderr
     assert "Traceback" not in second.stderr
 
     assert first.popen.poll() is None
     assert health(auth)["instance"] == instance
     assert state.exists()
-    listed = subprocess.run([f"{BIN}/cardgame", "stacks"], env=first.env, capture_output=True,
-                            text=True, timeout=30)
+    listed = subprocess.run(
+        [f"{BIN}/cardgame", "stacks"], env=first.env, capture_output=True, text=True, timeout=30
+    )
     assert listed.returncode == 0 and listed.stdout.startswith(instance), listed.stdout
-    console = subprocess.run([f"{BIN}/cardgame-console", "--list-stacks"], env=first.env,
-                             capture_output=True, text=True, timeout=30)
+    console = subprocess.run(
+        [f"{BIN}/cardgame-console", "--list-stacks"],
+        env=first.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert console.returncode == 0 and console.stdout == listed.stdout
 
     assert first.stop() == 0
@@ -164,7 +195,8 @@ def test_second_up_on_the_same_ports_fails_fast_and_leaves_the_first_alone(
 
 
 def test_a_server_that_exits_during_start_up_fails_up_naming_it(
-        running_up: Callable[..., Up]) -> None:
+    running_up: Callable[..., Up],
+) -> None:
     # 192.0.2.1 (TEST-NET-1) is no address of this machine: the game server cannot bind.
     up = running_up(CARDGAME_GAME__HOST="192.0.2.1")
     assert up.popen.wait(60) == 1
@@ -193,16 +225,14 @@ def test_a_private_redis_that_dies_stops_the_stack(running_up: Callable[..., Up]
     up = running_up("--keep-going", REDIS_URL="")
     up.endpoints()
     up.wait_stderr(lambda line: line.startswith("# stack "))
-    redis = next(p for p in psutil.Process(up.popen.pid).children()
-                 if p.name() == "redis-server")
+    redis = next(p for p in psutil.Process(up.popen.pid).children() if p.name() == "redis-server")
     redis.kill()
     assert up.popen.wait(60) == 1
     up.wait_stderr(lambda line: "private redis-server" in line and "exited with code -9" in line)
     up.wait_stderr(lambda line: "stopping the stack" in line)
 
 
-def test_keep_going_reports_a_dead_server_and_keeps_the_rest(
-        running_up: Callable[..., Up]) -> None:
+def test_keep_going_reports_a_dead_server_and_keeps_the_rest(running_up: Callable[..., Up]) -> None:
     up = running_up("--keep-going")
     auth, game, _ = up.endpoints()
     up.wait_stderr(lambda line: line.startswith("# stack "))
@@ -219,8 +249,9 @@ def test_keep_going_reports_a_dead_server_and_keeps_the_rest(
 @pytest.mark.parametrize("command", [["up"], ["demo"], ["chaos"]])
 @pytest.mark.parametrize("pods", ["0", "-1"])
 def test_pods_below_one_is_a_usage_error(command: list[str], pods: str) -> None:
-    done = subprocess.run([f"{BIN}/cardgame", *command, "--pods", pods], capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(
+        [f"{BIN}/cardgame", *command, "--pods", pods], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 2
     assert "must be at least 1" in done.stderr and "usage:" in done.stderr
 
@@ -250,29 +281,42 @@ def other_server() -> Iterator[int]:
     server.server_close()
 
 
-def test_a_health_answer_from_another_server_fails_naming_the_port(other_server: int,
-                                                                  tmp_path: Path) -> None:
-    proc = Proc("auth", [], {}, f"http://127.0.0.1:{other_server}/health", tmp_path / "auth.log",
-                port=other_server, instance="mine")
+def test_a_health_answer_from_another_server_fails_naming_the_port(
+    other_server: int, tmp_path: Path
+) -> None:
+    proc = Proc(
+        "auth",
+        [],
+        {},
+        f"http://127.0.0.1:{other_server}/health",
+        tmp_path / "auth.log",
+        port=other_server,
+        instance="mine",
+    )
     with httpx.Client(timeout=1.0) as client, pytest.raises(StackError) as failed:
         proc.check_health(client)
-    assert str(failed.value) == (f"port {other_server} (auth) is taken: it is answered by "
-                                 "another server (instance someone-else)")
+    assert str(failed.value) == (
+        f"port {other_server} (auth) is taken: it is answered by "
+        "another server (instance someone-else)"
+    )
     assert port_in_use("127.0.0.1", other_server)
 
 
 # ---------------------------------------------------------------- pure parts
-@pytest.mark.parametrize(("status", "body", "healthy", "foreign", "other"), [
-    (200, '{"status": "ok", "instance": "abc"}', True, False, ""),
-    (503, '{"status": "degraded", "instance": "abc"}', False, False, ""),
-    (200, '{"status": "ok", "instance": "xyz"}', False, True, "xyz"),
-    (200, '{"status": "ok"}', False, True, ""),  # an older build, or not a cardgame server
-    (200, "<html>hello</html>", False, True, ""),
-    (404, "", False, True, ""),  # every server of ours has /health
-    (500, '{"error": {"code": "INTERNAL"}}', False, False, ""),  # ours failing, perhaps
-    (503, '{"status": "degraded", "instance": "xyz"}', False, True, "xyz"),
-    (200, '["abc"]', False, True, ""),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "healthy", "foreign", "other"),
+    [
+        (200, '{"status": "ok", "instance": "abc"}', True, False, ""),
+        (503, '{"status": "degraded", "instance": "abc"}', False, False, ""),
+        (200, '{"status": "ok", "instance": "xyz"}', False, True, "xyz"),
+        (200, '{"status": "ok"}', False, True, ""),  # an older build, or not a cardgame server
+        (200, "<html>hello</html>", False, True, ""),
+        (404, "", False, True, ""),  # every server of ours has /health
+        (500, '{"error": {"code": "INTERNAL"}}', False, False, ""),  # ours failing, perhaps
+        (503, '{"status": "degraded", "instance": "xyz"}', False, True, "xyz"),
+        (200, '["abc"]', False, True, ""),
+    ],
+)
 def test_judge_health(status: int, body: str, healthy: bool, foreign: bool, other: str) -> None:
     answer = judge_health(status, body, "abc")
     assert (answer.healthy, answer.foreign, answer.other) == (healthy, foreign, other)
@@ -286,9 +330,18 @@ def test_exit_description() -> None:
 
 def _state(instance: str, pid: int, started: float) -> stack_state.StackState:
     return stack_state.StackState(
-        instance=instance, pid=pid, started=started, pods=1, auth_url="http://127.0.0.1:8000",
-        game_urls=["ws://127.0.0.1:8100/ws"], steam_sim_url="", redis="redis://r",
-        database="postgresql://d", namespace="cg", log_dir="/tmp/x")
+        instance=instance,
+        pid=pid,
+        started=started,
+        pods=1,
+        auth_url="http://127.0.0.1:8000",
+        game_urls=["ws://127.0.0.1:8100/ws"],
+        steam_sim_url="",
+        redis="redis://r",
+        database="postgresql://d",
+        namespace="cg",
+        log_dir="/tmp/x",
+    )
 
 
 def test_state_files_round_trip_and_stale_ones_are_removed(tmp_path: Path) -> None:

@@ -28,25 +28,31 @@ def render_live(live: PlayerLive | None, now: float | None) -> Text:
     text.append("\nqueue    ")
     if live.queued_mode:
         waited = (now - live.queued_since_ms / 1000) if now and live.queued_since_ms else None
-        text.append(f"{live.queued_mode} for {fmt_age(waited)} (ticket on {live.ticket_pod})",
-                    "yellow")
+        text.append(
+            f"{live.queued_mode} for {fmt_age(waited)} (ticket on {live.ticket_pod})", "yellow"
+        )
     elif live.inflight_mode:
         text.append(f"being paired in {live.inflight_mode}", "yellow")
     else:
         text.append("not queued", "dim")
     text.append("\nbattle   ")
-    text.append(f"match {live.match_id}" if live.match_id else "none",
-                "magenta" if live.match_id else "dim")
+    text.append(
+        f"match {live.match_id}" if live.match_id else "none", "magenta" if live.match_id else "dim"
+    )
     return text
 
 
 def render_profile(profile: PlayerProfile) -> Group:
     head = Text()
     head.append(profile.name, "bold cyan")
-    head.append(f"  id {profile.player_id}  level {profile.level}  "
-                f"rating {profile.rating:.0f} ±{profile.rating_deviation:.0f}\n")
-    head.append(f"W/L/D {profile.wins}/{profile.losses}/{profile.draws}  "
-                f"last login {_when(profile.last_login_at)}")
+    head.append(
+        f"  id {profile.player_id}  level {profile.level}  "
+        f"rating {profile.rating:.0f} ±{profile.rating_deviation:.0f}\n"
+    )
+    head.append(
+        f"W/L/D {profile.wins}/{profile.losses}/{profile.draws}  "
+        f"last login {_when(profile.last_login_at)}"
+    )
     if profile.others:
         head.append(f"\nalso matched: {', '.join(profile.others)}", "dim")
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
@@ -55,8 +61,13 @@ def render_profile(profile: PlayerProfile) -> Group:
     colours = {"win": "green", "loss": "red", "draw": "yellow"}
     for m in profile.recent:
         change = m.rating_after - m.rating_before
-        table.add_row(_when(m.finished_at), m.mode, Text(m.result, colours.get(m.result, "")),
-                      f"{m.rating_after:.0f} ({change:+.0f})", m.opponent_name[:20])
+        table.add_row(
+            _when(m.finished_at),
+            m.mode,
+            Text(m.result, colours.get(m.result, "")),
+            f"{m.rating_after:.0f} ({change:+.0f})",
+            m.opponent_name[:20],
+        )
     recent: Table | Text = table if profile.recent else Text("no matches yet", "dim")
     return Group(head, Text(""), Text("recent matches", "bold"), recent)
 
@@ -75,8 +86,9 @@ class PlayersPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Input(placeholder="player id or name, Enter to look up", id="player-query")
         with VerticalScroll():
-            yield Static(Text("look a player up: id (SteamID64) or name", "dim"),
-                         id="player-profile")
+            yield Static(
+                Text("look a player up: id (SteamID64) or name", "dim"), id="player-profile"
+            )
             yield Static(id="player-live")
 
     def show_profile(self, query: str, profile: PlayerProfile | None, error: str) -> None:

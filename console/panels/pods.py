@@ -26,10 +26,17 @@ def _stat(view: RoleView, name: str) -> str:
 
 def row_cells(row: PodRow) -> tuple[Text | str, ...]:
     status = row.status
-    return (Text(row.pod, "bold"), Text(status, STYLES[status]), _beat(row.game),
-            _beat(row.match), _stat(row.game, "connected"), _stat(row.game, "battles_running"),
-            _stat(row.game, "battles_completed"), _stat(row.match, "matches_formed"),
-            _stat(row.match, "requests"))
+    return (
+        Text(row.pod, "bold"),
+        Text(status, STYLES[status]),
+        _beat(row.game),
+        _beat(row.match),
+        _stat(row.game, "connected"),
+        _stat(row.game, "battles_running"),
+        _stat(row.game, "battles_completed"),
+        _stat(row.match, "matches_formed"),
+        _stat(row.match, "requests"),
+    )
 
 
 class PodsPanel(Vertical):
@@ -39,8 +46,9 @@ class PodsPanel(Vertical):
     """
 
     def compose(self) -> ComposeResult:
-        table: DataTable[Text | str] = DataTable(id="pods-table", cursor_type="row",
-                                                 zebra_stripes=True)
+        table: DataTable[Text | str] = DataTable(
+            id="pods-table", cursor_type="row", zebra_stripes=True
+        )
         for name in COLUMNS:
             table.add_column(name, key=name)
         yield table
@@ -87,6 +95,7 @@ def summary(board: Dashboard, rows: list[PodRow]) -> Text:
     text.append("\nmatches ")
     text.append(sparkline(board.matches_history.values, 40), "cyan")
     text.append(f" {fmt_rate(board.matches_rate)}")
-    text.append(f"\nbattles {fmt_rate(board.battles_rate)}  "
-                f"queue requests {fmt_rate(board.requests_rate)}")
+    text.append(
+        f"\nbattles {fmt_rate(board.battles_rate)}  queue requests {fmt_rate(board.requests_rate)}"
+    )
     return text

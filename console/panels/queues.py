@@ -21,8 +21,7 @@ from console.model import (
 )
 
 
-def _histogram(title: str, labels: tuple[str, ...], counts: tuple[int, ...],
-               style: str) -> Group:
+def _histogram(title: str, labels: tuple[str, ...], counts: tuple[int, ...], style: str) -> Group:
     table = Table.grid(padding=(0, 1))
     table.add_column(width=9, justify="right")
     table.add_column(width=5, justify="right")
@@ -38,13 +37,19 @@ def render_queue(view: QueueView) -> Group:
     head.append(f"{view.mode}", "bold cyan")
     if view.ranked:
         head.append(" (ranked)", "cyan")
-    head.append(f"  size {view.size}  in pairing {view.inflight}  oldest wait "
-                f"{fmt_age(view.oldest_wait)}")
+    head.append(
+        f"  size {view.size}  in pairing {view.inflight}  oldest wait {fmt_age(view.oldest_wait)}"
+    )
     grid = Table.grid(padding=(0, 2))
     grid.add_row(
         _histogram("wait", WAIT_LABELS, view.wait_buckets, "green"),
-        _histogram(f"rating (sample of {view.rating_sample})", RATING_LABELS, view.rating_buckets,
-                   "magenta" if view.ranked else "blue"))
+        _histogram(
+            f"rating (sample of {view.rating_sample})",
+            RATING_LABELS,
+            view.rating_buckets,
+            "magenta" if view.ranked else "blue",
+        ),
+    )
     return Group(head, grid, Text(""))
 
 

@@ -45,8 +45,10 @@ class TailPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="tail-head")
-        yield Input(placeholder="filter: pod=pod-1 player=123 text  (Enter applies, Esc closes)",
-                    id="tail-filter")
+        yield Input(
+            placeholder="filter: pod=pod-1 player=123 text  (Enter applies, Esc closes)",
+            id="tail-filter",
+        )
         yield RichLog(id="tail-log", max_lines=KEEP, wrap=False, markup=False)
 
     def on_mount(self) -> None:

@@ -33,8 +33,11 @@ async def _open(url: str, tokens: list[str], compression: bool) -> list[Any]:
 
     async def one(token: str) -> Any:
         async with limit:
-            ws = await websockets.connect(f"{url}?token={token}", open_timeout=60,
-                                          compression="deflate" if compression else None)
+            ws = await websockets.connect(
+                f"{url}?token={token}",
+                open_timeout=60,
+                compression="deflate" if compression else None,
+            )
             welcome = p.decode_server(await ws.recv())
             assert isinstance(welcome, p.Welcome), welcome
             return ws
@@ -69,9 +72,13 @@ async def _measure(stack: Stack, idle: int, compression: bool, first: int) -> di
     await asyncio.sleep(2.0)  # idle
     after = server.memory_info().rss
     await asyncio.gather(*(ws.close() for ws in sockets))
-    return {"compression_offered": compression, "idle": idle,
-            "rss_before_mib": round(before / 2**20, 1), "rss_after_mib": round(after / 2**20, 1),
-            "kib_per_connection": round((after - before) / idle / 1024, 1)}
+    return {
+        "compression_offered": compression,
+        "idle": idle,
+        "rss_before_mib": round(before / 2**20, 1),
+        "rss_after_mib": round(after / 2**20, 1),
+        "kib_per_connection": round((after - before) / idle / 1024, 1),
+    }
 
 
 def bench_connections(idle: int) -> dict[str, Any]:
@@ -79,8 +86,9 @@ def bench_connections(idle: int) -> dict[str, Any]:
     runs = []
     with Stack(settings, pods=1) as stack:
         for i, compression in enumerate((False, True)):
-            runs.append(asyncio.run(_measure(stack, idle, compression,
-                                             FIRST_ID + i * (idle + WARMUP))))
+            runs.append(
+                asyncio.run(_measure(stack, idle, compression, FIRST_ID + i * (idle + WARMUP)))
+            )
     return {"idle": idle, "runs": runs, "machine": machine()}
 
 
@@ -88,5 +96,7 @@ def print_connections(result: dict[str, Any]) -> None:
     print(f"{result['idle']} idle WebSockets on one game server")
     for run in result["runs"]:
         deflate = "offered" if run["compression_offered"] else "not offered"
-        print(f"  permessage-deflate {deflate:<12} rss {run['rss_before_mib']} ->"
-              f" {run['rss_after_mib']} MiB   {run['kib_per_connection']} KiB per connection")
+        print(
+            f"  permessage-deflate {deflate:<12} rss {run['rss_before_mib']} ->"
+            f" {run['rss_after_mib']} MiB   {run['kib_per_connection']} KiB per connection"
+        )

@@ -27,8 +27,14 @@ from devtools.bench.procs import ProcessWatch, listening_pid, machine
 from devtools.bench.report import format_stage, percentiles
 from servers.common import protocol as p
 
-STAGES = ("login", "connect", "enqueue -> EnQueued", "enqueue -> MatchFound",
-          "MatchFound -> battle result", "whole cycle")
+STAGES = (
+    "login",
+    "connect",
+    "enqueue -> EnQueued",
+    "enqueue -> MatchFound",
+    "MatchFound -> battle result",
+    "whole cycle",
+)
 
 
 @dataclass
@@ -113,8 +119,12 @@ async def _login(http: httpx.AsyncClient, auth_url: str, name: str, run: Run) ->
 
 async def _connect(game_url: str, token: str, run: Run, compression: bool) -> Client:
     started = time.perf_counter()
-    ws = await websockets.connect(f"{game_url}?token={token}", max_size=2**24, open_timeout=30,
-                                  compression="deflate" if compression else None)
+    ws = await websockets.connect(
+        f"{game_url}?token={token}",
+        max_size=2**24,
+        open_timeout=30,
+        compression="deflate" if compression else None,
+    )
     welcome = p.decode_server(await ws.recv())
     if not isinstance(welcome, p.Welcome):
         await ws.close()
@@ -123,9 +133,18 @@ async def _connect(game_url: str, token: str, run: Run, compression: bool) -> Cl
     return Client(ws)
 
 
-async def drive(auth_url: str, game_urls: list[str], clients: int, duration: float, *,
-                warmup: float = 2.0, timeout: float = 30.0, think: float = 0.0,
-                compression: bool = True, watch: ProcessWatch | None = None) -> dict[str, Any]:
+async def drive(
+    auth_url: str,
+    game_urls: list[str],
+    clients: int,
+    duration: float,
+    *,
+    warmup: float = 2.0,
+    timeout: float = 30.0,
+    think: float = 0.0,
+    compression: bool = True,
+    watch: ProcessWatch | None = None,
+) -> dict[str, Any]:
     """Log in and connect `clients` players, then measure `duration` seconds of PvP."""
     run = Run()
     tag = uuid.uuid4().hex[:6]
@@ -176,8 +195,12 @@ async def drive(auth_url: str, game_urls: list[str], clients: int, duration: flo
     await asyncio.gather(*players, return_exceptions=True)
     await asyncio.gather(*(c.ws.close() for c in ready), return_exceptions=True)
     return {
-        "clients": clients, "connected": len(ready), "duration_s": duration, "warmup_s": warmup,
-        "think_s": think, "compression": compression,
+        "clients": clients,
+        "connected": len(ready),
+        "duration_s": duration,
+        "warmup_s": warmup,
+        "think_s": think,
+        "compression": compression,
         "matches_completed": run.results_in_window // 2,
         "matches_per_s": round(run.results_in_window / 2 / duration, 1),
         "cycles_started_in_window": run.cycles_in_window,
@@ -191,9 +214,18 @@ def _port(url: str) -> int | None:
     return urlsplit(url).port
 
 
-def bench_e2e(pods: int, clients: int, duration: float, *, warmup: float, think: float,
-              tick: float | None, compression: bool, auth_url: str | None,
-              game_urls: list[str] | None) -> dict[str, Any]:
+def bench_e2e(
+    pods: int,
+    clients: int,
+    duration: float,
+    *,
+    warmup: float,
+    think: float,
+    tick: float | None,
+    compression: bool,
+    auth_url: str | None,
+    game_urls: list[str] | None,
+) -> dict[str, Any]:
     """Start a stack (or use the running one given by URLs) and drive it."""
     from devtools.stack import Stack
     from servers.common.config import load_settings
@@ -210,35 +242,56 @@ def bench_e2e(pods: int, clients: int, duration: float, *, warmup: float, think:
         for proc in stack.procs:
             watch.add(proc.name, proc.popen.pid if proc.popen else None)
         watch.add("redis", listening_pid(_port(stack.settings.redis.url) or 6379))
-        watch.add("postgres", listening_pid(_port(stack.settings.database.url) or 5432),
-                  with_children=True)
+        watch.add(
+            "postgres",
+            listening_pid(_port(stack.settings.database.url) or 5432),
+            with_children=True,
+        )
     else:
         for i, url in enumerate([auth_url, *(game_urls or [])]):
             watch.add("auth" if i == 0 else f"game-{i}", listening_pid(_port(url) or 0))
     watch.add("load generator", os.getpid())
     try:
-        result = asyncio.run(drive(auth_url, list(game_urls or []), clients, duration,
-                                   warmup=warmup, think=think, compression=compression,
-                                   watch=watch))
+        result = asyncio.run(
+            drive(
+                auth_url,
+                list(game_urls or []),
+                clients,
+                duration,
+                warmup=warmup,
+                think=think,
+                compression=compression,
+                watch=watch,
+            )
+        )
     finally:
         if stack is not None:
             stack.stop()
-    result.update(pods=pods if stack is not None else len(game_urls or []),
-                  tick_interval_s=settings.match.tick_interval if stack is not None else None,
-                  processes=watch.report(), machine=machine())
+    result.update(
+        pods=pods if stack is not None else len(game_urls or []),
+        tick_interval_s=settings.match.tick_interval if stack is not None else None,
+        processes=watch.report(),
+        machine=machine(),
+    )
     return result
 
 
 def print_e2e(result: dict[str, Any]) -> None:
-    print(f"pods {result['pods']}  clients {result['connected']}/{result['clients']}  "
-          f"window {result['duration_s']} s  tick {result['tick_interval_s']} s")
-    print(f"matches completed   {result['matches_completed']}  ->  "
-          f"{result['matches_per_s']} matches/s")
+    print(
+        f"pods {result['pods']}  clients {result['connected']}/{result['clients']}  "
+        f"window {result['duration_s']} s  tick {result['tick_interval_s']} s"
+    )
+    print(
+        f"matches completed   {result['matches_completed']}  ->  "
+        f"{result['matches_per_s']} matches/s"
+    )
     print("latency per stage:")
     for name, figures in result["stages_ms"].items():
         print(format_stage(name, figures))
     print(f"errors              {result['errors'] or 'none'}")
     print("processes (measured window):")
     for name, figures in result["processes"].items():
-        print(f"  {name:<16} cpu {figures['cpu_s']:>7} s ({figures['cpu_pct']:>5}%)"
-              f"  peak rss {figures['peak_rss_mib']} MiB")
+        print(
+            f"  {name:<16} cpu {figures['cpu_s']:>7} s ({figures['cpu_pct']:>5}%)"
+            f"  peak rss {figures['peak_rss_mib']} MiB"
+        )

@@ -37,11 +37,27 @@ FIRST_ID = 76561197960265729
 
 
 def ticket(player_id: str) -> bytes:
-    deck = tuple(CardSnapshot(card_id=1 + i // 2, name=f"Card {1 + i // 2}", cost=1 + i % 7,
-                              attack=1 + i % 5, health=2 + i % 4) for i in range(20))
+    deck = tuple(
+        CardSnapshot(
+            card_id=1 + i // 2,
+            name=f"Card {1 + i // 2}",
+            cost=1 + i % 7,
+            attack=1 + i % 5,
+            health=2 + i % 4,
+        )
+        for i in range(20)
+    )
     pod = f"pod-{1 + int(player_id) % 2}"
-    return p.encode(BattleSnapshot(player_id=player_id, name=f"Player{player_id[-6:]}", level=3,
-                                   rating=1500.0, deck=deck, pod_id=pod))
+    return p.encode(
+        BattleSnapshot(
+            player_id=player_id,
+            name=f"Player{player_id[-6:]}",
+            level=3,
+            rating=1500.0,
+            deck=deck,
+            pod_id=pod,
+        )
+    )
 
 
 async def fill(redis: aioredis.Redis, keys: Keys, count: int) -> float:
@@ -54,8 +70,9 @@ async def fill(redis: aioredis.Redis, keys: Keys, count: int) -> float:
         async with redis.pipeline(transaction=False) as pipe:
             pipe.zadd(keys.queue(mode), {pid: now + int(pid) - FIRST_ID for pid in ids})
             pipe.hset(keys.tickets(mode), mapping={pid: ticket(pid) for pid in ids})
-            pipe.hset(keys.ticket_pods(mode),
-                      mapping={pid: f"pod-{1 + int(pid) % 2}" for pid in ids})
+            pipe.hset(
+                keys.ticket_pods(mode), mapping={pid: f"pod-{1 + int(pid) % 2}" for pid in ids}
+            )
             await pipe.execute()
     return time.perf_counter() - started
 
@@ -81,18 +98,33 @@ async def measure(url: str, queued: int, batch: int) -> dict[str, Any]:
         drain_s = time.perf_counter() - started
         assert await redis.zcard(keys.queue(mode)) <= 1
         return {
-            "queued": queued, "batch": batch, "fill_s": round(fill_s, 1),
+            "queued": queued,
+            "batch": batch,
+            "fill_s": round(fill_s, 1),
             "redis_used_memory_mib": round(memory / 2**20, 1),
-            "batch_ms": {"p50": round(statistics.median(rounds), 2),
-                         "max": round(max(rounds), 2), "rounds": len(rounds)},
+            "batch_ms": {
+                "p50": round(statistics.median(rounds), 2),
+                "max": round(max(rounds), 2),
+                "rounds": len(rounds),
+            },
             "batch_players_per_s": round(batch / (statistics.median(rounds) / 1000)),
-            "drain": {"players": left, "pairs": pairs, "seconds": round(drain_s, 2),
-                      "players_paired_per_s": round(2 * pairs / drain_s) if drain_s else None},
+            "drain": {
+                "players": left,
+                "pairs": pairs,
+                "seconds": round(drain_s, 2),
+                "players_paired_per_s": round(2 * pairs / drain_s) if drain_s else None,
+            },
         }
     finally:
         mode = GameMode.NORMAL
-        await redis.delete(keys.queue(mode), keys.tickets(mode), keys.ticket_pods(mode),
-                           keys.inflight(mode), keys.inflight_scores(mode), keys.battles(mode))
+        await redis.delete(
+            keys.queue(mode),
+            keys.tickets(mode),
+            keys.ticket_pods(mode),
+            keys.inflight(mode),
+            keys.inflight_scores(mode),
+            keys.battles(mode),
+        )
         await redis.aclose()
 
 
@@ -112,9 +144,13 @@ def bench_matchmaker(sizes: list[int], batch: int | None) -> dict[str, Any]:
 
 def print_matchmaker(result: dict[str, Any]) -> None:
     print(f"matchmaker, {result['batch']} players per pop")
-    print(f"  {'queued':>9}  {'batch ms p50':>12}  {'batch max':>9}  {'batch players/s':>15}"
-          f"  {'drain players/s':>15}  {'drain s':>7}  {'redis MiB':>9}")
+    print(
+        f"  {'queued':>9}  {'batch ms p50':>12}  {'batch max':>9}  {'batch players/s':>15}"
+        f"  {'drain players/s':>15}  {'drain s':>7}  {'redis MiB':>9}"
+    )
     for run in result["runs"]:
-        print(f"  {run['queued']:>9}  {run['batch_ms']['p50']:>12}  {run['batch_ms']['max']:>9}"
-              f"  {run['batch_players_per_s']:>15}  {run['drain']['players_paired_per_s']:>15}"
-              f"  {run['drain']['seconds']:>7}  {run['redis_used_memory_mib']:>9}")
+        print(
+            f"  {run['queued']:>9}  {run['batch_ms']['p50']:>12}  {run['batch_ms']['max']:>9}"
+            f"  {run['batch_players_per_s']:>15}  {run['drain']['players_paired_per_s']:>15}"
+            f"  {run['drain']['seconds']:>7}  {run['redis_used_memory_mib']:>9}"
+        )

@@ -42,8 +42,16 @@ from servers.match.metrics import MatchMetrics
 FIRST_ID = 76561197960265729
 MODE = GameMode.RANKED
 _request = msgspec.json.Decoder(p.BattleRequest)
-DECK = tuple(CardSnapshot(card_id=1 + i // 2, name=f"Card {1 + i // 2}", cost=1 + i % 7,
-                          attack=1 + i % 5, health=2 + i % 4) for i in range(20))
+DECK = tuple(
+    CardSnapshot(
+        card_id=1 + i // 2,
+        name=f"Card {1 + i // 2}",
+        cost=1 + i % 7,
+        attack=1 + i % 5,
+        health=2 + i % 4,
+    )
+    for i in range(20)
+)
 
 
 async def stop_tasks(tasks: list[asyncio.Task[None]], rounds: int = 20) -> None:
@@ -59,8 +67,9 @@ async def stop_tasks(tasks: list[asyncio.Task[None]], rounds: int = 20) -> None:
 
 def population(players: int, seed: int) -> dict[str, float]:
     rng = random.Random(seed)
-    return {str(FIRST_ID + i): min(2800.0, max(600.0, rng.gauss(1500.0, 300.0)))
-            for i in range(players)}
+    return {
+        str(FIRST_ID + i): min(2800.0, max(600.0, rng.gauss(1500.0, 300.0))) for i in range(players)
+    }
 
 
 def _pct(values: list[float], q: int) -> float | None:
@@ -71,8 +80,9 @@ def _pct(values: list[float], q: int) -> float | None:
     return round(statistics.quantiles(sorted(values), n=100, method="inclusive")[q - 1], 1)
 
 
-async def simulate(url: str, players: int, rate: float, duration: float, servers: int,
-                   seed: int) -> dict[str, Any]:
+async def simulate(
+    url: str, players: int, rate: float, duration: float, servers: int, seed: int
+) -> dict[str, Any]:
     settings = load_settings()
     keys = Keys(f"bench-mq-{uuid.uuid4().hex[:6]}")
     redis = bus.connect_redis(url)
@@ -105,9 +115,8 @@ async def simulate(url: str, players: int, rate: float, duration: float, servers
                         idle.append(c.player_id)
                         paired_ratings.append(c.metadata.rating)
                     diffs.append(abs(pair[0].metadata.rating - pair[1].metadata.rating))
-                    ms = (entry_id.decode() if isinstance(entry_id, bytes) else entry_id)
-                    passes.setdefault(ms.split("-")[0], []).extend(
-                        c.metadata.rating for c in pair)
+                    ms = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                    passes.setdefault(ms.split("-")[0], []).extend(c.metadata.rating for c in pair)
             if stop.is_set() and not reply:
                 return
 
@@ -125,8 +134,14 @@ async def simulate(url: str, players: int, rate: float, duration: float, servers
             player = idle.pop(rng.randrange(len(idle)))
             now = int(time.time() * 1000)
             queued[player] = now
-            snap = BattleSnapshot(player_id=player, name=f"P{player[-6:]}", level=1,
-                                  rating=ratings[player], deck=DECK, pod_id="bench")
+            snap = BattleSnapshot(
+                player_id=player,
+                name=f"P{player[-6:]}",
+                level=1,
+                rating=ratings[player],
+                deck=DECK,
+                pod_id="bench",
+            )
             await mms[0].scripts.enqueue(MODE, player, now, p.encode(snap), "bench")
         stop.set()
         # Those still queued at the end keep waiting; count them, do not wait for them.
@@ -136,9 +151,15 @@ async def simulate(url: str, players: int, rate: float, duration: float, servers
         await asyncio.wait_for(reader, 10)
     finally:
         await stop_tasks([*ticks, reader])
-        await redis.delete(keys.queue(MODE), keys.tickets(MODE), keys.ticket_pods(MODE),
-                           keys.inflight(MODE), keys.inflight_scores(MODE), keys.battles(MODE),
-                           keys.pairing_pass(MODE))
+        await redis.delete(
+            keys.queue(MODE),
+            keys.tickets(MODE),
+            keys.ticket_pods(MODE),
+            keys.inflight(MODE),
+            keys.inflight_scores(MODE),
+            keys.battles(MODE),
+            keys.pairing_pass(MODE),
+        )
         await redis.aclose()
     end_ms = int(time.time() * 1000)
     best = best_possible_mean_diff(paired_ratings)
@@ -147,29 +168,49 @@ async def simulate(url: str, players: int, rate: float, duration: float, servers
     mean = statistics.fmean(diffs) if diffs else None
     m = settings.match
     return {
-        "players": players, "arrival_rate": rate, "duration_s": duration, "servers": servers,
-        "seed": seed, "tick_s": m.tick_interval,
-        "window": {"start": m.ranked_window_start, "growth_per_s": m.ranked_window_growth,
-                   "max": m.ranked_window_max},
-        "arrivals": arrivals, "arrivals_skipped_nobody_idle": skipped, "pairs": len(diffs),
-        "wait_s": {"median": _pct(waits, 50), "p95": _pct(waits, 95),
-                   "max": round(max(waits), 1) if waits else None},
-        "still_waiting": {"players": len(still),
-                          "longest_s": round(max((end_ms - t) / 1000 for t in still.values()), 1)
-                          if still else None},
-        "rating_diff": {"mean": round(mean, 1) if mean is not None else None,
-                        "p95": _pct(diffs, 95), "max": round(max(diffs), 1) if diffs else None},
+        "players": players,
+        "arrival_rate": rate,
+        "duration_s": duration,
+        "servers": servers,
+        "seed": seed,
+        "tick_s": m.tick_interval,
+        "window": {
+            "start": m.ranked_window_start,
+            "growth_per_s": m.ranked_window_growth,
+            "max": m.ranked_window_max,
+        },
+        "arrivals": arrivals,
+        "arrivals_skipped_nobody_idle": skipped,
+        "pairs": len(diffs),
+        "wait_s": {
+            "median": _pct(waits, 50),
+            "p95": _pct(waits, 95),
+            "max": round(max(waits), 1) if waits else None,
+        },
+        "still_waiting": {
+            "players": len(still),
+            "longest_s": round(max((end_ms - t) / 1000 for t in still.values()), 1)
+            if still
+            else None,
+        },
+        "rating_diff": {
+            "mean": round(mean, 1) if mean is not None else None,
+            "p95": _pct(diffs, 95),
+            "max": round(max(diffs), 1) if diffs else None,
+        },
         "best_possible_mean_diff": round(best, 1),
         "mean_diff_vs_best": round(mean / best, 2) if mean is not None and best else None,
         "passes": len(passes),
         "best_possible_per_pass_mean_diff": round(best_pass, 1),
         "mean_diff_vs_best_per_pass": round(mean / best_pass, 2)
-        if mean is not None and best_pass else None,
+        if mean is not None and best_pass
+        else None,
     }
 
 
-def bench_matchmaking(players: int, rate: float, duration: float, servers: int = 1,
-                      seed: int = 1) -> dict[str, Any]:
+def bench_matchmaking(
+    players: int, rate: float, duration: float, servers: int = 1, seed: int = 1
+) -> dict[str, Any]:
     settings = load_settings()
     service = ensure_redis(settings.redis.url or None)
     try:
@@ -182,14 +223,22 @@ def bench_matchmaking(players: int, rate: float, duration: float, servers: int =
 
 def print_matchmaking(result: dict[str, Any]) -> None:
     w, d, s = result["wait_s"], result["rating_diff"], result["still_waiting"]
-    print(f"ranked matchmaking: {result['players']} players, {result['arrival_rate']}/s for"
-          f" {result['duration_s']} s, {result['servers']} match server(s),"
-          f" window {result['window']}")
-    print(f"  pairs                {result['pairs']}  (arrivals {result['arrivals']},"
-          f" still waiting {s['players']}, longest {s['longest_s']} s)")
+    print(
+        f"ranked matchmaking: {result['players']} players, {result['arrival_rate']}/s for"
+        f" {result['duration_s']} s, {result['servers']} match server(s),"
+        f" window {result['window']}"
+    )
+    print(
+        f"  pairs                {result['pairs']}  (arrivals {result['arrivals']},"
+        f" still waiting {s['players']}, longest {s['longest_s']} s)"
+    )
     print(f"  wait                 median {w['median']} s  p95 {w['p95']} s  max {w['max']} s")
     print(f"  |rating diff|        mean {d['mean']}  p95 {d['p95']}  max {d['max']}")
-    print(f"  best possible mean   {result['best_possible_mean_diff']}"
-          f"  (ratio {result['mean_diff_vs_best']}; whole run, ignoring time)")
-    print(f"  best per pass        {result['best_possible_per_pass_mean_diff']}"
-          f"  (ratio {result['mean_diff_vs_best_per_pass']}; {result['passes']} passes)")
+    print(
+        f"  best possible mean   {result['best_possible_mean_diff']}"
+        f"  (ratio {result['mean_diff_vs_best']}; whole run, ignoring time)"
+    )
+    print(
+        f"  best per pass        {result['best_possible_per_pass_mean_diff']}"
+        f"  (ratio {result['mean_diff_vs_best_per_pass']}; {result['passes']} passes)"
+    )

@@ -31,8 +31,9 @@ def _nice(top: float) -> float:
     return float((int(top / step) + 1) * step)
 
 
-def panel(x0: int, title: str, ylabel: str, series: dict[int, list[tuple[float, float]]],
-          xs: list[int]) -> list[str]:
+def panel(
+    x0: int, title: str, ylabel: str, series: dict[int, list[tuple[float, float]]], xs: list[int]
+) -> list[str]:
     ymax = _nice(max((y for pts in series.values() for _, y in pts), default=1.0))
     xmax = max(xs)
 
@@ -42,25 +43,27 @@ def panel(x0: int, title: str, ylabel: str, series: dict[int, list[tuple[float, 
     def py(y: float) -> float:
         return TOP + (1 - y / ymax) * (H - TOP - BOTTOM)
 
-    out = [f'<text x="{x0 + W / 2}" y="18" text-anchor="middle" font-weight="bold">{title}</text>',
-           f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(xmax)}" y2="{py(0)}" stroke="black"/>',
-           f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(0)}" y2="{py(ymax)}" stroke="black"/>',
-           f'<text x="{x0 + 14}" y="{TOP + (H - TOP - BOTTOM) / 2}" text-anchor="middle" '
-           f'transform="rotate(-90 {x0 + 14} {TOP + (H - TOP - BOTTOM) / 2})">{ylabel}</text>',
-           f'<text x="{x0 + W / 2}" y="{H - 8}" text-anchor="middle">clients</text>']
+    out = [
+        f'<text x="{x0 + W / 2}" y="18" text-anchor="middle" font-weight="bold">{title}</text>',
+        f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(xmax)}" y2="{py(0)}" stroke="black"/>',
+        f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(0)}" y2="{py(ymax)}" stroke="black"/>',
+        f'<text x="{x0 + 14}" y="{TOP + (H - TOP - BOTTOM) / 2}" text-anchor="middle" '
+        f'transform="rotate(-90 {x0 + 14} {TOP + (H - TOP - BOTTOM) / 2})">{ylabel}</text>',
+        f'<text x="{x0 + W / 2}" y="{H - 8}" text-anchor="middle">clients</text>',
+    ]
     for i in range(5):
         y = ymax * i / 4
         out.append(f'<text x="{px(0) - 6}" y="{py(y) + 4}" text-anchor="end">{y:g}</text>')
-        out.append(f'<line x1="{px(0)}" y1="{py(y)}" x2="{px(xmax)}" y2="{py(y)}" '
-                   'stroke="#ddd"/>')
+        out.append(f'<line x1="{px(0)}" y1="{py(y)}" x2="{px(xmax)}" y2="{py(y)}" stroke="#ddd"/>')
     for x in xs:
         out.append(f'<text x="{px(x)}" y="{py(0) + 16}" text-anchor="middle">{x}</text>')
     for pods, pts in series.items():
         colour = COLOURS.get(pods, "black")
         path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
         out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        out += [f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>'
-                for x, y in pts]
+        out += [
+            f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{colour}"/>' for x, y in pts
+        ]
     return out
 
 
@@ -73,12 +76,16 @@ def svg(data: dict[int, list[tuple[int, float, float]]]) -> str:
     body += panel(W, "p99 enqueue -> battle result", "ms", p99, xs)
     for i, pods in enumerate(data):
         y = TOP + 4 + 16 * i
-        body.append(f'<rect x="{2 * W - 90}" y="{y - 9}" width="10" height="10" '
-                    f'fill="{COLOURS.get(pods, "black")}"/>')
+        body.append(
+            f'<rect x="{2 * W - 90}" y="{y - 9}" width="10" height="10" '
+            f'fill="{COLOURS.get(pods, "black")}"/>'
+        )
         body.append(f'<text x="{2 * W - 75}" y="{y}">{pods} pod{"s" if pods > 1 else ""}</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W}" height="{H}" '
-            f'font-family="sans-serif" font-size="11">\n'
-            '<rect width="100%" height="100%" fill="white"/>\n' + "\n".join(body) + "\n</svg>\n")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W}" height="{H}" '
+        f'font-family="sans-serif" font-size="11">\n'
+        '<rect width="100%" height="100%" fill="white"/>\n' + "\n".join(body) + "\n</svg>\n"
+    )
 
 
 def main(argv: list[str]) -> int:

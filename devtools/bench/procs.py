@@ -14,10 +14,13 @@ import psutil
 
 
 def machine() -> dict[str, Any]:
-    return {"cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(terse=True),
-            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "executable": sys.executable}
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "executable": sys.executable,
+    }
 
 
 def listening_pid(port: int) -> int | None:
@@ -108,7 +111,11 @@ class ProcessWatch:
 
     def report(self) -> dict[str, dict[str, float]]:
         wall = max(self._ended - self._began, 1e-9)
-        return {w.name: {"cpu_s": round(w.cpu_end - w.cpu_start, 2),
-                         "cpu_pct": round(100 * (w.cpu_end - w.cpu_start) / wall, 1),
-                         "peak_rss_mib": round(w.peak_rss / 2**20, 1)}
-                for w in self.watched}
+        return {
+            w.name: {
+                "cpu_s": round(w.cpu_end - w.cpu_start, 2),
+                "cpu_pct": round(100 * (w.cpu_end - w.cpu_start) / wall, 1),
+                "peak_rss_mib": round(w.peak_rss / 2**20, 1),
+            }
+            for w in self.watched
+        }

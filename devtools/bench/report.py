@@ -20,8 +20,13 @@ def percentiles(values: Sequence[float]) -> dict[str, float | int | None]:
     def rank(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))], 1)
 
-    return {"count": len(ordered), "p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99),
-            "max": round(ordered[-1], 1)}
+    return {
+        "count": len(ordered),
+        "p50": rank(0.50),
+        "p95": rank(0.95),
+        "p99": rank(0.99),
+        "max": round(ordered[-1], 1),
+    }
 
 
 def write_json(kind: str, result: dict[str, Any], out_dir: Path = RESULTS_DIR) -> Path:
@@ -32,5 +37,7 @@ def write_json(kind: str, result: dict[str, Any], out_dir: Path = RESULTS_DIR) -
 
 
 def format_stage(name: str, figures: dict[str, Any]) -> str:
-    return (f"  {name:<30} n={figures['count']:<7} p50 {figures['p50']} ms  p95 {figures['p95']} ms"
-            f"  p99 {figures['p99']} ms  max {figures['max']} ms")
+    return (
+        f"  {name:<30} n={figures['count']:<7} p50 {figures['p50']} ms  p95 {figures['p95']} ms"
+        f"  p99 {figures['p99']} ms  max {figures['max']} ms"
+    )

@@ -98,8 +98,12 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
 
     @app.after_request
     async def count(response: Response) -> Response:
-        metrics.answered(request.url_rule.rule if request.url_rule else None, request.method,
-                         response.status_code, time.perf_counter() - g.get("started", 0.0))
+        metrics.answered(
+            request.url_rule.rule if request.url_rule else None,
+            request.method,
+            response.status_code,
+            time.perf_counter() - g.get("started", 0.0),
+        )
         if response.status_code >= 400:
             body = await response.get_json(silent=True)
             if isinstance(body, dict) and isinstance(body.get("error"), dict):
@@ -116,9 +120,12 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
         if decision.allowed:
             return None
         metrics.RATE_LIMITED.labels("auth").inc()
-        return fail(ErrorCode.RATE_LIMITED,
-                    f"more than {auth_rule.per_second:g} requests/s from {ip}; retry after"
-                    f" {decision.retry_after:.2f} s", decision.retry_after)
+        return fail(
+            ErrorCode.RATE_LIMITED,
+            f"more than {auth_rule.per_second:g} requests/s from {ip}; retry after"
+            f" {decision.retry_after:.2f} s",
+            decision.retry_after,
+        )
 
     @app.errorhandler(GameError)
     async def game_error(exc: GameError) -> Response:
@@ -142,14 +149,20 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
         if "name" not in body:
             return None
         name = body["name"]
-        if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME or not name.strip() \
-                or not name.isprintable():
-            raise GameError(ErrorCode.INVALID_MESSAGE,
-                            f"name must be 1 to {MAX_NAME} printable characters")
+        if (
+            not isinstance(name, str)
+            or not 1 <= len(name) <= MAX_NAME
+            or not name.strip()
+            or not name.isprintable()
+        ):
+            raise GameError(
+                ErrorCode.INVALID_MESSAGE, f"name must be 1 to {MAX_NAME} printable characters"
+            )
         return name.strip()
 
-    def token_reply(player_id: int, name: str, refresh: sessions.Issued,
-                    created: bool | None = None) -> Response:
+    def token_reply(
+        player_id: int, name: str, refresh: sessions.Issued, created: bool | None = None
+    ) -> Response:
         token, _ = issuer.issue(str(player_id), name, session_id=refresh.session_id)
         body: dict[str, Any] = {
             "access_token": token,
@@ -173,8 +186,9 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
         """Revoke in PostgreSQL, then tell game servers (refuse its tokens, close its sockets)."""
         changed = await sessions.revoke(state["pool"], session_id, reason)
         redis: aioredis.Redis = state["redis"]
-        await redis.set(keys.revoked_session(session_id), reason,
-                        ex=settings.auth.access_token_ttl + LEEWAY)
+        await redis.set(
+            keys.revoked_session(session_id), reason, ex=settings.auth.access_token_ttl + LEEWAY
+        )
         await redis.publish(keys.session_revoked_channel, session_id)
         metrics.PUBSUB.labels("auth:session_revoked", "out").inc()
         return changed
@@ -187,16 +201,21 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
         body = await json_body()
         name, raw_id = display_name(body), body.get("steam_id")
         if "steam_id" in body:
-            if isinstance(raw_id, str) and len(raw_id) == 17 and raw_id.isascii() \
-                    and raw_id.isdigit():
+            if (
+                isinstance(raw_id, str)
+                and len(raw_id) == 17
+                and raw_id.isascii()
+                and raw_id.isdigit()
+            ):
                 steam_id = int(raw_id)
             elif isinstance(raw_id, int) and not isinstance(raw_id, bool):
                 steam_id = raw_id
             else:
                 steam_id = 0
             if not players.is_steam_id64(steam_id):
-                raise GameError(ErrorCode.INVALID_MESSAGE,
-                                "steam_id must be an individual SteamID64")
+                raise GameError(
+                    ErrorCode.INVALID_MESSAGE, "steam_id must be an individual SteamID64"
+                )
         elif name is not None:
             steam_id = players.dev_steam_id(name)
         else:
@@ -237,15 +256,18 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
         token = body.get("refresh_token")
         session_id: str | None = None
         if "refresh_token" in body:
-            session_id = await sessions.session_of(state["pool"], token) \
-                if isinstance(token, str) else None
+            session_id = (
+                await sessions.session_of(state["pool"], token) if isinstance(token, str) else None
+            )
             if session_id is None:
                 raise GameError(ErrorCode.INVALID_REFRESH_TOKEN, "unknown refresh token")
         else:
             header = request.headers.get("Authorization", "")
             if not header.lower().startswith("bearer "):
-                raise GameError(ErrorCode.UNAUTHORIZED,
-                                "give refresh_token in the body or an Authorization: Bearer token")
+                raise GameError(
+                    ErrorCode.UNAUTHORIZED,
+                    "give refresh_token in the body or an Authorization: Bearer token",
+                )
             identity = verifier.verify(header[7:].strip())
             if identity.session_id is None:
                 raise GameError(ErrorCode.UNAUTHORIZED, "the token has no session to revoke")
@@ -274,8 +296,9 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
         try:
             await state["pool"].fetchval("SELECT 1")
         except Exception as exc:  # the probe reports any database failure as unhealthy
-            response = jsonify({"status": "degraded", "database": str(exc),
-                                "instance": settings.instance_id})
+            response = jsonify(
+                {"status": "degraded", "database": str(exc), "instance": settings.instance_id}
+            )
             response.status_code = 503
             return response
         return jsonify({"status": "ok", "instance": settings.instance_id})
@@ -286,9 +309,11 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
         if status == 413:
             return error_response(ErrorCode.MESSAGE_TOO_LARGE, 413)
         if status in (404, 405):
-            return error_response(ErrorCode.UNKNOWN_MESSAGE, status,
-                                  "no such endpoint" if status == 404
-                                  else "method not allowed here")
+            return error_response(
+                ErrorCode.UNKNOWN_MESSAGE,
+                status,
+                "no such endpoint" if status == 404 else "method not allowed here",
+            )
         if status >= 500:
             return error_response(ErrorCode.INTERNAL, status)
         return error_response(ErrorCode.INVALID_MESSAGE, status, exc.description)

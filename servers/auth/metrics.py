@@ -11,12 +11,19 @@ from servers.common import metrics as common
 
 REGISTRY = common.new_registry()
 
-REQUESTS = Counter("cardgame_http_requests_total",
-                   "HTTP requests answered, by route, method and status code",
-                   ["route", "method", "status"], registry=REGISTRY)
-REQUEST_SECONDS = Histogram("cardgame_http_request_duration_seconds",
-                            "HTTP request handling time, by route", ["route"],
-                            buckets=common.FAST_BUCKETS, registry=REGISTRY)
+REQUESTS = Counter(
+    "cardgame_http_requests_total",
+    "HTTP requests answered, by route, method and status code",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+REQUEST_SECONDS = Histogram(
+    "cardgame_http_request_duration_seconds",
+    "HTTP request handling time, by route",
+    ["route"],
+    buckets=common.FAST_BUCKETS,
+    registry=REGISTRY,
+)
 ERRORS = common.errors_counter(REGISTRY)
 RATE_LIMITED = common.rate_limited_counter(REGISTRY)
 PUBSUB = common.pubsub_counter(REGISTRY)

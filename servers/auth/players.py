@@ -38,7 +38,8 @@ async def find_or_create(pool: asyncpg.Pool, steam_id: int, display_name: str) -
             "INSERT INTO players (steam_id, display_name) VALUES ($1, $2)"
             " ON CONFLICT (steam_id) DO UPDATE SET last_login_at = now()"
             " RETURNING display_name, (xmax = 0) AS created",
-            steam_id, display_name,
+            steam_id,
+            display_name,
         )
         assert row is not None
         if row["created"]:

@@ -58,13 +58,17 @@ def well_formed(token: object) -> bool:
     return isinstance(token, str) and _FORMAT.match(token) is not None
 
 
-async def _insert_token(conn: asyncpg.Connection, session_id: uuid.UUID, generation: int,
-                        ttl: int) -> str:
+async def _insert_token(
+    conn: asyncpg.Connection, session_id: uuid.UUID, generation: int, ttl: int
+) -> str:
     token, digest = _new_token()
     await conn.execute(
         "INSERT INTO refresh_tokens (token_hash, session_id, generation, expires_at)"
         " VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
-        digest, session_id, generation, float(ttl),
+        digest,
+        session_id,
+        generation,
+        float(ttl),
     )
     return token
 
@@ -72,8 +76,11 @@ async def _insert_token(conn: asyncpg.Connection, session_id: uuid.UUID, generat
 async def start(pool: asyncpg.Pool, player_id: int, ttl: int) -> Issued:
     session_id = uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO auth_sessions (session_id, player_id) VALUES ($1, $2)",
-                           session_id, player_id)
+        await conn.execute(
+            "INSERT INTO auth_sessions (session_id, player_id) VALUES ($1, $2)",
+            session_id,
+            player_id,
+        )
         token = await _insert_token(conn, session_id, 0, ttl)
     return Issued(token, str(session_id))
 
@@ -102,13 +109,18 @@ async def rotate(pool: asyncpg.Pool, token: str, ttl: int) -> Rotated:
             if session is not None and session["revoked_at"] is None:
                 await conn.execute(
                     "UPDATE auth_sessions SET last_used_at = now() WHERE session_id = $1",
-                    spent["session_id"])
+                    spent["session_id"],
+                )
                 new = await _insert_token(conn, spent["session_id"], spent["generation"] + 1, ttl)
-                return Rotated(Issued(new, str(spent["session_id"])), session["player_id"],
-                               session["display_name"])
+                return Rotated(
+                    Issued(new, str(spent["session_id"])),
+                    session["player_id"],
+                    session["display_name"],
+                )
             raise GameError(ErrorCode.INVALID_REFRESH_TOKEN, "the session was revoked")
         known = await conn.fetchrow(
-            "SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = $1", digest)
+            "SELECT session_id, used_at FROM refresh_tokens WHERE token_hash = $1", digest
+        )
         if known is None:
             raise GameError(ErrorCode.INVALID_REFRESH_TOKEN, "unknown refresh token")
         if known["used_at"] is None:
@@ -125,8 +137,9 @@ async def session_of(pool: asyncpg.Pool, token: str) -> str | None:
     """The session a refresh token (used or not) belongs to."""
     if not well_formed(token):
         return None
-    found = await pool.fetchval("SELECT session_id FROM refresh_tokens WHERE token_hash = $1",
-                                _hash(token))
+    found = await pool.fetchval(
+        "SELECT session_id FROM refresh_tokens WHERE token_hash = $1", _hash(token)
+    )
     return None if found is None else str(found)
 
 
@@ -139,7 +152,8 @@ async def revoke(pool: asyncpg.Pool, session_id: str, reason: str = "logout") ->
     status = await pool.execute(
         "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = $2"
         " WHERE session_id = $1 AND revoked_at IS NULL",
-        sid, reason,
+        sid,
+        reason,
     )
     return status.endswith(" 1")
 
@@ -149,6 +163,5 @@ async def is_active(pool: asyncpg.Pool, session_id: str) -> bool:
         sid = uuid.UUID(session_id)
     except ValueError:
         return False
-    revoked = await pool.fetchrow(
-        "SELECT revoked_at FROM auth_sessions WHERE session_id = $1", sid)
+    revoked = await pool.fetchrow("SELECT revoked_at FROM auth_sessions WHERE session_id = $1", sid)
     return revoked is not None and revoked["revoked_at"] is None

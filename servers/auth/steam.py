@@ -82,9 +82,10 @@ def check_ticket_format(ticket: object) -> str:
     if not isinstance(ticket, str) or not ticket:
         raise GameError(ErrorCode.INVALID_MESSAGE, "ticket must be a non-empty hex string")
     if len(ticket) > MAX_TICKET_HEX or not _HEX.match(ticket):
-        raise GameError(ErrorCode.INVALID_MESSAGE,
-                        f"ticket must be an even-length hex string of at most {MAX_TICKET_HEX}"
-                        " characters")
+        raise GameError(
+            ErrorCode.INVALID_MESSAGE,
+            f"ticket must be an even-length hex string of at most {MAX_TICKET_HEX} characters",
+        )
     return ticket
 
 
@@ -108,15 +109,18 @@ class SteamWebApi:
         await self._http.aclose()
 
     async def verify(self, ticket_hex: str) -> VerifiedTicket:
-        params = {"key": self._s.web_api_key, "appid": str(self._s.app_id),
-                  "ticket": check_ticket_format(ticket_hex), "identity": self._s.identity}
+        params = {
+            "key": self._s.web_api_key,
+            "appid": str(self._s.app_id),
+            "ticket": check_ticket_format(ticket_hex),
+            "identity": self._s.identity,
+        }
         problem = ""
         for attempt in range(self._s.retries + 1):
             if attempt:
                 await asyncio.sleep(self._s.retry_backoff * 2 ** (attempt - 1))
             try:
-                response = await self._http.get(self.url, params=params,
-                                                timeout=self._s.timeout)
+                response = await self._http.get(self.url, params=params, timeout=self._s.timeout)
             except httpx.TimeoutException:
                 problem = f"no answer within {self._s.timeout:g} s"
             except httpx.TransportError as exc:
@@ -130,25 +134,34 @@ class SteamWebApi:
                     raise SteamUnavailable("the server's Steam Web API key was refused")
                 else:
                     return self._parse(response)
-            log.warning("Steam AuthenticateUserTicket attempt %d/%d: %s", attempt + 1,
-                        self._s.retries + 1, problem)
+            log.warning(
+                "Steam AuthenticateUserTicket attempt %d/%d: %s",
+                attempt + 1,
+                self._s.retries + 1,
+                problem,
+            )
         raise SteamUnavailable(problem)
 
     def _parse(self, response: httpx.Response) -> VerifiedTicket:
         try:
             body = _decoder.decode(response.content).response
         except msgspec.DecodeError as exc:
-            log.error("Steam answered HTTP %d with an unexpected body: %s",
-                      response.status_code, exc)
+            log.error(
+                "Steam answered HTTP %d with an unexpected body: %s", response.status_code, exc
+            )
             raise SteamUnavailable("unexpected reply") from None
         if body.error is not None:
-            raise GameError(ErrorCode.STEAM_TICKET_INVALID,
-                            f"Steam rejected the ticket: {body.error.errordesc or 'error'}"
-                            f" (errorcode {body.error.errorcode})")
+            raise GameError(
+                ErrorCode.STEAM_TICKET_INVALID,
+                f"Steam rejected the ticket: {body.error.errordesc or 'error'}"
+                f" (errorcode {body.error.errorcode})",
+            )
         params = body.params
         if params is None or params.result != "OK":
-            raise GameError(ErrorCode.STEAM_TICKET_INVALID,
-                            f"Steam did not accept the ticket (result {params and params.result})")
+            raise GameError(
+                ErrorCode.STEAM_TICKET_INVALID,
+                f"Steam did not accept the ticket (result {params and params.result})",
+            )
         try:
             steam_id = int(params.steamid)
             owner = int(params.ownersteamid or params.steamid)
@@ -164,5 +177,7 @@ def check_policy(ticket: VerifiedTicket, settings: SteamSettings) -> None:
     if ticket.vac_banned and settings.deny_vac_banned:
         raise GameError(ErrorCode.STEAM_BANNED, "the account has a VAC ban")
     if ticket.family_shared and settings.deny_family_shared:
-        raise GameError(ErrorCode.STEAM_FAMILY_SHARED,
-                        "the game is borrowed through Family Sharing; buy it to play online")
+        raise GameError(
+            ErrorCode.STEAM_FAMILY_SHARED,
+            "the game is borrowed through Family Sharing; buy it to play online",
+        )

@@ -50,6 +50,7 @@ class RetryLater(Exception):
     """Raised by a stream handler that could not finish (a dependency is down): the entry stays
     pending and is handled again once it is claimed after the idle time."""
 
+
 RETRY_DELAY = 0.5
 _encoder = msgspec.json.Encoder()
 
@@ -88,11 +89,13 @@ def connect_redis(url: str, max_connections: int = 128, **kwargs: Any) -> aiored
     if is_cluster_url(url):
         # The cap is per node and, unlike the blocking pool, raises when reached rather than
         # waiting: leave room (connections are opened only when needed).
-        cluster = RedisCluster.from_url(node_url(url), max_connections=max_connections * 4,
-                                        **kwargs)
+        cluster = RedisCluster.from_url(
+            node_url(url), max_connections=max_connections * 4, **kwargs
+        )
         return cluster  # type: ignore[return-value]
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections,
-                                                    timeout=10, **kwargs)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=10, **kwargs
+    )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
@@ -104,8 +107,9 @@ async def numsub(redis: aioredis.Redis, channel: str) -> int:
         await cluster.initialize()  # a no-op once the client knows the nodes
         total = 0
         for node in cluster.get_nodes():
-            [(_, count)] = await cluster.execute_command("PUBSUB NUMSUB", channel,
-                                                         target_nodes=node)
+            [(_, count)] = await cluster.execute_command(
+                "PUBSUB NUMSUB", channel, target_nodes=node
+            )
             total += int(count)
         return total
     [(_, count)] = await redis.pubsub_numsub(channel)
@@ -125,8 +129,9 @@ async def publish(redis: aioredis.Redis, channel: str, message: msgspec.Struct) 
     return int(await redis.publish(channel, _encoder.encode(message)))
 
 
-async def run_subscriber(redis: aioredis.Redis, channels: list[str], handler: Handler,
-                         ready: asyncio.Event | None = None) -> None:
+async def run_subscriber(
+    redis: aioredis.Redis, channels: list[str], handler: Handler, ready: asyncio.Event | None = None
+) -> None:
     """Deliver every message on `channels` to `handler` until cancelled; resubscribe on errors."""
     while True:
         stop_if_cancelling()  # a swallowed cancel must not keep the loop going
@@ -161,8 +166,9 @@ async def run_subscriber(redis: aioredis.Redis, channels: list[str], handler: Ha
             await pubsub.aclose()
 
 
-async def stream_add(redis: aioredis.Redis, stream: str, message: msgspec.Struct,
-                     maxlen: int = 100_000) -> None:
+async def stream_add(
+    redis: aioredis.Redis, stream: str, message: msgspec.Struct, maxlen: int = 100_000
+) -> None:
     await redis.xadd(stream, {"m": _encoder.encode(message)}, maxlen=maxlen, approximate=True)
 
 
@@ -220,11 +226,13 @@ async def run_stream_consumer(
                 entries: list[tuple[bytes, dict[bytes, bytes]]] = []
                 if loop.time() - last_claim > claim_idle_ms / 2000:
                     last_claim = loop.time()
-                    claimed = await redis.xautoclaim(stream, group, consumer, claim_idle_ms,
-                                                     start_id="0-0", count=batch)
+                    claimed = await redis.xautoclaim(
+                        stream, group, consumer, claim_idle_ms, start_id="0-0", count=batch
+                    )
                     entries.extend(e for e in claimed[1] if e[1])
-                reply = await redis.xreadgroup(group, consumer, {stream: ">"}, count=batch,
-                                               block=1000)
+                reply = await redis.xreadgroup(
+                    group, consumer, {stream: ">"}, count=batch, block=1000
+                )
                 for _name, fresh in reply or []:
                     entries.extend(fresh)
                 if not entries:

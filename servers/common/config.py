@@ -216,8 +216,11 @@ def _section(cls: type[Any], raw: Mapping[str, Any], env: Mapping[str, str], nam
 
 def to_env(settings: Settings) -> dict[str, str]:
     """The environment that makes load_settings() in a child process return these settings."""
-    env = {"CARDGAME_ENV": settings.env, "POD_ID": settings.pod_id,
-           "CARDGAME_INSTANCE_ID": settings.instance_id}
+    env = {
+        "CARDGAME_ENV": settings.env,
+        "POD_ID": settings.pod_id,
+        "CARDGAME_INSTANCE_ID": settings.instance_id,
+    }
     for section in dataclasses.fields(settings):
         value = getattr(settings, section.name)
         if not dataclasses.is_dataclass(value):
@@ -247,8 +250,12 @@ def load_settings(env: Mapping[str, str] | None = None, config_dir: Path = CONFI
         "rating": RatingSettings,
     }
     built = {key: _section(cls, raw.get(key, {}), env, key) for key, cls in sections.items()}
-    settings = Settings(env=name, pod_id=env.get("POD_ID", "pod-1"),
-                        instance_id=env.get("CARDGAME_INSTANCE_ID", ""), **built)
+    settings = Settings(
+        env=name,
+        pod_id=env.get("POD_ID", "pod-1"),
+        instance_id=env.get("CARDGAME_INSTANCE_ID", ""),
+        **built,
+    )
     if env.get("REDIS_URL"):
         settings = settings.replace(redis={"url": env["REDIS_URL"]})
     if env.get("DATABASE_URL"):

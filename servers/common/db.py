@@ -28,8 +28,9 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(url: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size,
-                                     command_timeout=30, reset=_keep_session)
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, command_timeout=30, reset=_keep_session
+    )
     assert pool is not None
     return pool
 
@@ -69,7 +70,8 @@ async def migrate(url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                 await conn.execute(path.read_text())
                 await conn.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
-                    version, path.name,
+                    version,
+                    path.name,
                 )
             applied.append(path.name)
             log.info("applied migration %s", path.name)

@@ -63,7 +63,7 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.MALFORMED_JSON: "The frame is not valid UTF-8 JSON.",
     ErrorCode.UNKNOWN_MESSAGE: "The `type` field is missing or names no client message.",
     ErrorCode.INVALID_MESSAGE: "A known message with missing, wrongly typed or out-of-range"
-                               " fields.",
+    " fields.",
     ErrorCode.MESSAGE_TOO_LARGE: "The frame is larger than the server handles as a message.",
     ErrorCode.UNAUTHORIZED: "The token is missing, forged, or for another audience or issuer.",
     ErrorCode.TOKEN_EXPIRED: "The token has expired: log in again.",
@@ -83,21 +83,21 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.SERVER_DRAINING: "This game server is shutting down; reconnect to another one.",
     ErrorCode.INTERNAL: "An unexpected server error; the request had no effect.",
     ErrorCode.STEAM_TICKET_INVALID: "Steam rejected the auth ticket (invalid, expired, or for"
-                                    " another app or identity): get a new ticket.",
+    " another app or identity): get a new ticket.",
     ErrorCode.STEAM_UNAVAILABLE: "Steam did not answer in time or failed; retry later"
-                                 " (HTTP 503 with Retry-After).",
+    " (HTTP 503 with Retry-After).",
     ErrorCode.STEAM_BANNED: "The Steam account is banned (VAC or publisher) and this server"
-                            " refuses banned accounts.",
+    " refuses banned accounts.",
     ErrorCode.STEAM_FAMILY_SHARED: "The game is borrowed through Steam Family Sharing and this"
-                                   " server refuses borrowed copies.",
+    " server refuses borrowed copies.",
     ErrorCode.INVALID_REFRESH_TOKEN: "The refresh token is unknown, expired or revoked: log in"
-                                     " again.",
+    " again.",
     ErrorCode.REFRESH_TOKEN_REUSED: "An already used refresh token was presented again; the"
-                                    " whole session was revoked: log in again.",
+    " whole session was revoked: log in again.",
     ErrorCode.TOKEN_REVOKED: "The session of this token was logged out or revoked: log in again.",
     ErrorCode.RATE_LIMITED: "Too many requests; slow down and retry after the indicated time.",
     ErrorCode.IN_PARTY: "The player is in a party: only the party duel (mode `party`) can be"
-                        " queued; leave the party first.",
+    " queued; leave the party first.",
     ErrorCode.ALREADY_IN_PARTY: "The player is already in a party; leave it first.",
     ErrorCode.NOT_IN_PARTY: "The player is not in a party.",
     ErrorCode.PARTY_NOT_FOUND: "No party has that invite code.",
@@ -106,7 +106,7 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.PARTY_NOT_READY: "A party duel needs a party of two.",
     ErrorCode.MATCH_NOT_FOUND: "No recorded match has that id.",
     ErrorCode.NOT_YOUR_MATCH: "The match was played by other players; only its players may"
-                              " fetch its replay.",
+    " fetch its replay.",
 }
 
 

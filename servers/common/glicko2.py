@@ -54,8 +54,9 @@ def _new_volatility(sigma: float, phi: float, v: float, delta: float, tau: float
 
     def f(x: float) -> float:
         ex = math.exp(x)
-        return (ex * (delta * delta - phi * phi - v - ex)
-                / (2.0 * (phi * phi + v + ex) ** 2)) - (x - a) / (tau * tau)
+        return (ex * (delta * delta - phi * phi - v - ex) / (2.0 * (phi * phi + v + ex) ** 2)) - (
+            x - a
+        ) / (tau * tau)
 
     big_a = a
     if delta * delta > phi * phi + v:
@@ -77,8 +78,9 @@ def _new_volatility(sigma: float, phi: float, v: float, delta: float, tau: float
     return math.exp(big_a / 2.0)
 
 
-def rate(player: Rating, games: Sequence[Game], tau: float = DEFAULT_TAU,
-         max_rd: float = DEFAULT_RD) -> Rating:
+def rate(
+    player: Rating, games: Sequence[Game], tau: float = DEFAULT_TAU, max_rd: float = DEFAULT_RD
+) -> Rating:
     """The player's rating after one rating period with `games` (steps 2 to 8 of the paper).
 
     With no games only the deviation grows (step 6 alone)."""
@@ -86,8 +88,9 @@ def rate(player: Rating, games: Sequence[Game], tau: float = DEFAULT_TAU,
     phi = player.rd / SCALE
     sigma = player.volatility
     if not games:
-        return Rating(player.rating, min(max_rd, math.sqrt(phi * phi + sigma * sigma) * SCALE),
-                      sigma)
+        return Rating(
+            player.rating, min(max_rd, math.sqrt(phi * phi + sigma * sigma) * SCALE), sigma
+        )
     v_inv = 0.0
     delta_sum = 0.0
     for game in games:
@@ -111,7 +114,7 @@ def decay(player: Rating, periods: int, max_rd: float = DEFAULT_RD) -> Rating:
     if periods <= 0:
         return player
     phi = player.rd / SCALE
-    grown = math.sqrt(phi * phi + periods * player.volatility ** 2) * SCALE
+    grown = math.sqrt(phi * phi + periods * player.volatility**2) * SCALE
     return Rating(player.rating, min(max_rd, grown), player.volatility)
 
 
@@ -122,9 +125,12 @@ def periods_between(last_rated_s: float | None, now_s: float, period_seconds: fl
     return int((now_s - last_rated_s) // period_seconds)
 
 
-def rate_match(one: Rating, two: Rating, score_one: float, tau: float = DEFAULT_TAU,
-               max_rd: float = DEFAULT_RD) -> tuple[Rating, Rating]:
+def rate_match(
+    one: Rating, two: Rating, score_one: float, tau: float = DEFAULT_TAU, max_rd: float = DEFAULT_RD
+) -> tuple[Rating, Rating]:
     """Both players' new ratings after one game between them (each from the other's rating
     before the game)."""
-    return (rate(one, [Game(two, score_one)], tau, max_rd),
-            rate(two, [Game(one, 1.0 - score_one)], tau, max_rd))
+    return (
+        rate(one, [Game(two, score_one)], tau, max_rd),
+        rate(two, [Game(one, 1.0 - score_one)], tau, max_rd),
+    )

@@ -35,22 +35,41 @@ class Heartbeat(msgspec.Struct, kw_only=True):
 
 async def beat(redis: aioredis.Redis, keys: Keys, heartbeat: Heartbeat, ttl: float) -> None:
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.set(keys.heartbeat(heartbeat.pod_id, heartbeat.role), msgspec.json.encode(heartbeat),
-                 px=int(ttl * 1000))
+        pipe.set(
+            keys.heartbeat(heartbeat.pod_id, heartbeat.role),
+            msgspec.json.encode(heartbeat),
+            px=int(ttl * 1000),
+        )
         pipe.zadd(keys.pods, {heartbeat.pod_id: int(heartbeat.at * 1000)})
         await pipe.execute()
 
 
-async def run_heartbeat(redis: aioredis.Redis, keys: Keys, pod_id: str, role: str,
-                        stats: Callable[[], Mapping[str, Any]], interval: float,
-                        ttl: float) -> None:
+async def run_heartbeat(
+    redis: aioredis.Redis,
+    keys: Keys,
+    pod_id: str,
+    role: str,
+    stats: Callable[[], Mapping[str, Any]],
+    interval: float,
+    ttl: float,
+) -> None:
     started = time.time()
     while True:
         stop_if_cancelling()  # a swallowed cancel must not keep the loop going
         try:
-            await beat(redis, keys, Heartbeat(pod_id=pod_id, role=role, pid=os.getpid(),
-                                              started_at=started, at=time.time(),
-                                              stats=dict(stats())), ttl)
+            await beat(
+                redis,
+                keys,
+                Heartbeat(
+                    pod_id=pod_id,
+                    role=role,
+                    pid=os.getpid(),
+                    started_at=started,
+                    at=time.time(),
+                    stats=dict(stats()),
+                ),
+                ttl,
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # Redis down: keep trying; the TTL tells others meanwhile

@@ -34,6 +34,7 @@ def run_app(app: Quart, host: str, port: int, **options: Any) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+
         async def shutdown_trigger() -> None:
             await stop.wait()
             drain = app.config.get("CARDGAME_DRAIN")

@@ -94,16 +94,20 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        ids = " ".join(f"{name}={getattr(record, name)}" for name in FIELDS
-                       if getattr(record, name, None) is not None)
+        ids = " ".join(
+            f"{name}={getattr(record, name)}"
+            for name in FIELDS
+            if getattr(record, name, None) is not None
+        )
         if not ids:
             return line
         first, _, rest = line.partition("\n")
         return f"{first} [{ids}]" + (f"\n{rest}" if rest else "")
 
 
-def configure(fmt: str = "text", level: str = "INFO", pod_id: str | None = None,
-              role: str | None = None) -> None:
+def configure(
+    fmt: str = "text", level: str = "INFO", pod_id: str | None = None, role: str | None = None
+) -> None:
     """Replace the root logger's handlers with one stderr handler in `fmt` (text or json)."""
     if fmt not in ("text", "json"):
         raise ValueError(f"log format must be text or json, not {fmt!r}")

@@ -59,38 +59,61 @@ class QueueScripts:
         self._keys = keys
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(load_source(name))
-            for name in ("enqueue", "dequeue", "try_match_pop", "commit_match", "reap",
-                         "repoint", "try_match_pop_exclusive", "expire")
+            for name in (
+                "enqueue",
+                "dequeue",
+                "try_match_pop",
+                "commit_match",
+                "reap",
+                "repoint",
+                "try_match_pop_exclusive",
+                "expire",
+            )
         }
 
-    async def enqueue(self, mode: GameMode, player_id: str, score_ms: int, ticket: bytes,
-                      pod_id: str) -> QueueChange:
+    async def enqueue(
+        self, mode: GameMode, player_id: str, score_ms: int, ticket: bytes, pod_id: str
+    ) -> QueueChange:
         k = self._keys
         added, size = await self._scripts["enqueue"](
             [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.inflight(mode)],
-            [player_id, score_ms, ticket, pod_id])
+            [player_id, score_ms, ticket, pod_id],
+        )
         return QueueChange(bool(added), int(size))
 
-    async def dequeue(self, mode: GameMode, player_id: str,
-                      only_pod: str = "") -> tuple[Dequeued, int]:
+    async def dequeue(
+        self, mode: GameMode, player_id: str, only_pod: str = ""
+    ) -> tuple[Dequeued, int]:
         k = self._keys
         status, size = await self._scripts["dequeue"](
-            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)], [player_id, only_pod])
+            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)], [player_id, only_pod]
+        )
         return Dequeued(int(status)), int(size)
 
     async def pop(self, mode: GameMode, limit: int, lease_deadline_ms: int) -> list[Popped]:
         k = self._keys
         flat = await self._scripts["try_match_pop"](
-            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.inflight(mode),
-             k.inflight_scores(mode)],
-            [limit, lease_deadline_ms])
+            [
+                k.queue(mode),
+                k.tickets(mode),
+                k.ticket_pods(mode),
+                k.inflight(mode),
+                k.inflight_scores(mode),
+            ],
+            [limit, lease_deadline_ms],
+        )
         return [
             Popped(_text(flat[i]), int(float(flat[i + 1])), _bytes(flat[i + 2]), _text(flat[i + 3]))
             for i in range(0, len(flat), 4)
         ]
 
-    async def commit(self, mode: GameMode, pairs: Sequence[PairToCommit],
-                     leftover: Sequence[str], dropped: Sequence[str]) -> set[str]:
+    async def commit(
+        self,
+        mode: GameMode,
+        pairs: Sequence[PairToCommit],
+        leftover: Sequence[str],
+        dropped: Sequence[str],
+    ) -> set[str]:
         """Returns the match ids committed to the battle stream."""
         k = self._keys
         args: list[Any] = [len(pairs), len(leftover), len(dropped), BATTLE_STREAM_MAXLEN]
@@ -98,40 +121,64 @@ class QueueScripts:
             args += [pair.match_id, pair.player1, pair.player2, pair.request]
         args += [*leftover, *dropped]
         committed = await self._scripts["commit_match"](
-            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.inflight(mode),
-             k.inflight_scores(mode), k.battles(mode)], args)
+            [
+                k.queue(mode),
+                k.tickets(mode),
+                k.ticket_pods(mode),
+                k.inflight(mode),
+                k.inflight_scores(mode),
+                k.battles(mode),
+            ],
+            args,
+        )
         return {_text(m) for m in committed}
 
     async def reap(self, mode: GameMode, now_ms: int, limit: int = 1000) -> int:
         k = self._keys
-        return int(await self._scripts["reap"](
-            [k.queue(mode), k.inflight(mode), k.inflight_scores(mode)], [now_ms, limit]))
+        return int(
+            await self._scripts["reap"](
+                [k.queue(mode), k.inflight(mode), k.inflight_scores(mode)], [now_ms, limit]
+            )
+        )
 
     async def repoint(self, mode: GameMode, player_id: str, pod_id: str) -> bool:
         k = self._keys
-        return bool(await self._scripts["repoint"](
-            [k.queue(mode), k.ticket_pods(mode), k.inflight(mode)], [player_id, pod_id]))
+        return bool(
+            await self._scripts["repoint"](
+                [k.queue(mode), k.ticket_pods(mode), k.inflight(mode)], [player_id, pod_id]
+            )
+        )
 
-    async def pop_exclusive(self, mode: GameMode, limit: int, lease_deadline_ms: int,
-                            pass_interval_ms: int) -> list[Popped]:
+    async def pop_exclusive(
+        self, mode: GameMode, limit: int, lease_deadline_ms: int, pass_interval_ms: int
+    ) -> list[Popped]:
         """Pop the whole queue (up to `limit`) unless another match server is pairing it or
         paired it less than `pass_interval_ms` ago (then nothing)."""
         k = self._keys
         flat = await self._scripts["try_match_pop_exclusive"](
-            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.inflight(mode),
-             k.inflight_scores(mode), k.pairing_pass(mode)],
-            [limit, lease_deadline_ms, max(1, pass_interval_ms)])
+            [
+                k.queue(mode),
+                k.tickets(mode),
+                k.ticket_pods(mode),
+                k.inflight(mode),
+                k.inflight_scores(mode),
+                k.pairing_pass(mode),
+            ],
+            [limit, lease_deadline_ms, max(1, pass_interval_ms)],
+        )
         return [
             Popped(_text(flat[i]), int(float(flat[i + 1])), _bytes(flat[i + 2]), _text(flat[i + 3]))
             for i in range(0, len(flat), 4)
         ]
 
-    async def expire(self, mode: GameMode, cutoff_ms: int,
-                     limit: int = 1000) -> list[tuple[str, str]]:
+    async def expire(
+        self, mode: GameMode, cutoff_ms: int, limit: int = 1000
+    ) -> list[tuple[str, str]]:
         """Remove tickets enqueued at or before `cutoff_ms`; returns (player id, pod id)."""
         k = self._keys
         flat = await self._scripts["expire"](
-            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)], [cutoff_ms, limit])
+            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)], [cutoff_ms, limit]
+        )
         return [(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
@@ -174,29 +221,34 @@ class PartyScripts:
         k, mode = self._keys, GameMode.PARTY
         return [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)]
 
-    async def create(self, code: str, player_id: str, now_ms: int,
-                     expires_ms: int) -> PartyReply:
+    async def create(self, code: str, player_id: str, now_ms: int, expires_ms: int) -> PartyReply:
         status, party = await self._scripts["party_create"](
-            self._party_keys(), [code, player_id, now_ms, expires_ms])
+            self._party_keys(), [code, player_id, now_ms, expires_ms]
+        )
         return PartyReply(_text(status), _bytes(party))
 
     async def join(self, code: str, player_id: str, now_ms: int) -> PartyReply:
         status, party = await self._scripts["party_join"](
-            self._party_keys(), [code, player_id, now_ms])
+            self._party_keys(), [code, player_id, now_ms]
+        )
         return PartyReply(_text(status), _bytes(party))
 
     async def leave(self, player_id: str) -> PartyLeft:
         reply = await self._scripts["party_leave"](
-            self._party_keys() + self._queue_keys(), [player_id])
+            self._party_keys() + self._queue_keys(), [player_id]
+        )
         if _text(reply[0]) != "ok":
             return PartyLeft(False, b"", "", "")
         return PartyLeft(True, _bytes(reply[1]), _text(reply[2]), _text(reply[3]))
 
     async def sweep(self, now_ms: int, limit: int = 500) -> list[PartyExpired]:
         flat = await self._scripts["party_sweep"](
-            self._party_keys() + self._queue_keys(), [now_ms, limit])
-        return [PartyExpired(_text(flat[i]), _text(flat[i + 1]), _text(flat[i + 2]))
-                for i in range(0, len(flat), 3)]
+            self._party_keys() + self._queue_keys(), [now_ms, limit]
+        )
+        return [
+            PartyExpired(_text(flat[i]), _text(flat[i + 1]), _text(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
 
 
 class PublishScript:
@@ -238,5 +290,6 @@ class RateLimitScript:
         if per_second <= 0 or burst < 1:
             raise ValueError("a rate limit needs per_second > 0 and burst >= 1")
         allowed, retry_ms, remaining = await self._script(
-            [key], [1_000_000 / per_second, burst, cost])
+            [key], [1_000_000 / per_second, burst, cost]
+        )
         return LimitDecision(bool(allowed), int(retry_ms) / 1000, int(remaining))

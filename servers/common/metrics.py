@@ -69,19 +69,27 @@ def message_type(message: Any) -> str:
 def errors_counter(registry: CollectorRegistry) -> Counter:
     """`cardgame_errors_total{code}`: errors answered, by code from servers.common.errors (one
     family on every server; the `job` label tells the servers apart)."""
-    return Counter("cardgame_errors_total", "Errors answered, by error code", ["code"],
-                   registry=registry)
+    return Counter(
+        "cardgame_errors_total", "Errors answered, by error code", ["code"], registry=registry
+    )
 
 
 def pubsub_counter(registry: CollectorRegistry) -> Counter:
     """`cardgame_pubsub_messages_total{channel, direction}`: Pub/Sub messages published (out)
     and received (in) by this process, by channel kind."""
-    return Counter("cardgame_pubsub_messages_total",
-                   "Pub/Sub messages published (out) or received (in), by channel kind",
-                   ["channel", "direction"], registry=registry)
+    return Counter(
+        "cardgame_pubsub_messages_total",
+        "Pub/Sub messages published (out) or received (in), by channel kind",
+        ["channel", "direction"],
+        registry=registry,
+    )
 
 
 def rate_limited_counter(registry: CollectorRegistry) -> Counter:
     """`cardgame_rate_limited_total{scope}`: requests refused by a rate limit."""
-    return Counter("cardgame_rate_limited_total", "Requests refused by a rate limit, by scope",
-                   ["scope"], registry=registry)
+    return Counter(
+        "cardgame_rate_limited_total",
+        "Requests refused by a rate limit, by scope",
+        ["scope"],
+        registry=registry,
+    )

@@ -114,13 +114,40 @@ class GetReplay(ClientMessage, tag="get_replay"):
 
 
 AnyClientMessage = (
-    Ping | GetProfile | GetCollection | GetDecks | SaveDeck | SetActiveDeck | Enqueue | Dequeue
-    | SetOptions | CreateParty | JoinParty | LeaveParty | GetParty | StartPve | GetHistory
+    Ping
+    | GetProfile
+    | GetCollection
+    | GetDecks
+    | SaveDeck
+    | SetActiveDeck
+    | Enqueue
+    | Dequeue
+    | SetOptions
+    | CreateParty
+    | JoinParty
+    | LeaveParty
+    | GetParty
+    | StartPve
+    | GetHistory
     | GetReplay
 )
 CLIENT_MESSAGE_TYPES: tuple[type[ClientMessage], ...] = (
-    Ping, GetProfile, GetCollection, GetDecks, SaveDeck, SetActiveDeck, Enqueue, Dequeue,
-    SetOptions, CreateParty, JoinParty, LeaveParty, GetParty, StartPve, GetHistory, GetReplay,
+    Ping,
+    GetProfile,
+    GetCollection,
+    GetDecks,
+    SaveDeck,
+    SetActiveDeck,
+    Enqueue,
+    Dequeue,
+    SetOptions,
+    CreateParty,
+    JoinParty,
+    LeaveParty,
+    GetParty,
+    StartPve,
+    GetHistory,
+    GetReplay,
 )
 
 
@@ -306,8 +333,23 @@ class Replay(ServerMessage, tag="replay"):
 
 
 AnyServerMessage = (
-    Welcome | Pong | Profile | Collection | Decks | DeckSaved | ActiveDeckSet | Enqueued | Dequeued
-    | MatchFound | BattleResultMessage | Error | Options | Party | PartyLeft | History | Replay
+    Welcome
+    | Pong
+    | Profile
+    | Collection
+    | Decks
+    | DeckSaved
+    | ActiveDeckSet
+    | Enqueued
+    | Dequeued
+    | MatchFound
+    | BattleResultMessage
+    | Error
+    | Options
+    | Party
+    | PartyLeft
+    | History
+    | Replay
 )
 
 
@@ -528,8 +570,11 @@ def protocol_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": f"cardgame client protocol v{PROTOCOL_VERSION}",
         "description": "client_to_server and server_to_client are the WebSocket frames;"
-                       " battle_result.timeline is an array of battle_event.",
+        " battle_result.timeline is an array of battle_event.",
         "$defs": components,
-        "properties": {"client_to_server": client, "server_to_client": server,
-                       "battle_event": event},
+        "properties": {
+            "client_to_server": client,
+            "server_to_client": server,
+            "battle_event": event,
+        },
     }

@@ -28,8 +28,9 @@ ALLOW = LimitDecision(True, 0.0, 0)
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(part.strip(), strict=False)
-                 for part in text.split(",") if part.strip())
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+    )
 
 
 def _in(address: str, networks: tuple[Network, ...]) -> bool:
@@ -40,8 +41,7 @@ def _in(address: str, networks: tuple[Network, ...]) -> bool:
     return any(ip in net for net in networks)
 
 
-def client_ip(peer: str | None, forwarded_for: str | None,
-              trusted: tuple[Network, ...]) -> str:
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str:
     """The address to limit: see the module docstring. Never trusts a client's own header."""
     peer = peer or "unknown"
     if not forwarded_for or not _in(peer, trusted):
@@ -81,11 +81,15 @@ class IpRateLimiter:
         if not self._s.enabled or _in(ip, self.exempt):
             return ALLOW
         try:
-            return await self._script.hit(self._keys.rate_limit(rule.scope, ip),
-                                          rule.per_second, rule.burst)
+            return await self._script.hit(
+                self._keys.rate_limit(rule.scope, ip), rule.per_second, rule.burst
+            )
         except (RedisError, OSError) as exc:
-            log.warning("rate limit check failed (%s): %s", "allowing" if self._s.fail_open
-                        else "refusing", exc)
+            log.warning(
+                "rate limit check failed (%s): %s",
+                "allowing" if self._s.fail_open else "refusing",
+                exc,
+            )
             return ALLOW if self._s.fail_open else LimitDecision(False, 1.0, 0)
 
 

@@ -61,8 +61,9 @@ def generate_key(algorithm: str = "EdDSA") -> PrivateKey:
 
 
 def private_pem(key: PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def write_key(directory: Path, kid: str, algorithm: str = "EdDSA") -> Path:
@@ -83,17 +84,22 @@ def _derive_dev_key(seed: str, algorithm: str) -> PrivateKey:
 
 
 def _check_type(key: Any, algorithm: str, where: str) -> None:
-    ok = (isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
-          if algorithm == "EdDSA" else
-          isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey)
-          and key.curve.name == "secp256r1")
+    ok = (
+        isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
+        if algorithm == "EdDSA"
+        else isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey)
+        and key.curve.name == "secp256r1"
+    )
     if not ok:
         raise ValueError(f"{where}: not a key for {algorithm}")
 
 
 def public_jwk(kid: str, key: PublicKey, algorithm: str) -> dict[str, Any]:
-    raw = (OKPAlgorithm.to_jwk(key, as_dict=True) if algorithm == "EdDSA"
-           else ECAlgorithm.to_jwk(key, as_dict=True))
+    raw = (
+        OKPAlgorithm.to_jwk(key, as_dict=True)
+        if algorithm == "EdDSA"
+        else ECAlgorithm.to_jwk(key, as_dict=True)
+    )
     return {**raw, "kid": kid, "alg": algorithm, "use": "sig"}
 
 
@@ -125,16 +131,22 @@ class KeyRing:
             key = _derive_dev_key(settings.dev_key_seed, algorithm)
             keys["dev-" + hashlib.sha256(private_pem(key)).hexdigest()[:8]] = key
         else:
-            raise ValueError("no signing key: set auth.key_dir (production) or"
-                             " auth.dev_key_seed (development only)")
+            raise ValueError(
+                "no signing key: set auth.key_dir (production) or"
+                " auth.dev_key_seed (development only)"
+            )
         return cls(keys, settings.signing_kid or sorted(keys)[-1], algorithm)
 
     def public_keys(self) -> dict[str, PublicKey]:
         return {kid: key.public_key() for kid, key in self.keys.items()}
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [public_jwk(kid, key, self.algorithm)
-                         for kid, key in sorted(self.public_keys().items())]}
+        return {
+            "keys": [
+                public_jwk(kid, key, self.algorithm)
+                for kid, key in sorted(self.public_keys().items())
+            ]
+        }
 
 
 # ---------------------------------------------------------------- issuing
@@ -143,8 +155,14 @@ class TokenIssuer:
         self._s = settings
         self.keyring = keyring or KeyRing.from_settings(settings)
 
-    def issue(self, player_id: str, name: str, now: float | None = None,
-              session_id: str | None = None, ttl: int | None = None) -> tuple[str, int]:
+    def issue(
+        self,
+        player_id: str,
+        name: str,
+        now: float | None = None,
+        session_id: str | None = None,
+        ttl: int | None = None,
+    ) -> tuple[str, int]:
         issued = int(time.time() if now is None else now)
         expires = issued + (self._s.access_token_ttl if ttl is None else ttl)
         claims: dict[str, Any] = {
@@ -160,8 +178,12 @@ class TokenIssuer:
         if session_id is not None:
             claims["sid"] = session_id
         ring = self.keyring
-        token = jwt.encode(claims, ring.keys[ring.signing_kid], algorithm=ring.algorithm,
-                           headers={"kid": ring.signing_kid})
+        token = jwt.encode(
+            claims,
+            ring.keys[ring.signing_kid],
+            algorithm=ring.algorithm,
+            headers={"kid": ring.signing_kid},
+        )
         return token, expires
 
 
@@ -182,8 +204,10 @@ class TokenVerifier:
         except jwt.InvalidTokenError as exc:
             raise GameError(ErrorCode.UNAUTHORIZED, f"invalid token: {exc}") from None
         if header.get("alg") != self._s.jwt_algorithm:
-            raise GameError(ErrorCode.UNAUTHORIZED,
-                            f"invalid token: algorithm {header.get('alg')!r} is not accepted")
+            raise GameError(
+                ErrorCode.UNAUTHORIZED,
+                f"invalid token: algorithm {header.get('alg')!r} is not accepted",
+            )
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise GameError(ErrorCode.UNAUTHORIZED, "invalid token: no key id")
@@ -213,8 +237,12 @@ class TokenVerifier:
             raise GameError(ErrorCode.UNAUTHORIZED, "invalid token: bad subject")
         if sid is not None and not isinstance(sid, str):
             raise GameError(ErrorCode.UNAUTHORIZED, "invalid token: bad session id")
-        return Identity(player_id=sub, name=str(claims.get("name", sub)),
-                        expires_at=int(claims["exp"]), session_id=sid)
+        return Identity(
+            player_id=sub,
+            name=str(claims.get("name", sub)),
+            expires_at=int(claims["exp"]),
+            session_id=sid,
+        )
 
 
 def parse_jwks(document: Any, algorithm: str) -> dict[str, PublicKey]:
@@ -261,8 +289,12 @@ class JwksCache:
                     response.raise_for_status()
                     keys = parse_jwks(response.json(), self._s.jwt_algorithm)
             except (httpx.HTTPError, ValueError) as exc:
-                log.warning("JWKS fetch from %s failed (keeping %d keys): %s", self.url,
-                            len(self.verifier.keys), exc)
+                log.warning(
+                    "JWKS fetch from %s failed (keeping %d keys): %s",
+                    self.url,
+                    len(self.verifier.keys),
+                    exc,
+                )
                 return
             self.fetches += 1
             self.verifier.keys = keys
@@ -296,8 +328,9 @@ class TokenService:
         self.issuer = TokenIssuer(settings)
         self.verifier = TokenVerifier(settings, self.issuer.keyring.public_keys())
 
-    def issue(self, player_id: str, name: str, now: float | None = None,
-              session_id: str | None = None) -> tuple[str, int]:
+    def issue(
+        self, player_id: str, name: str, now: float | None = None, session_id: str | None = None
+    ) -> tuple[str, int]:
         return self.issuer.issue(player_id, name, now, session_id)
 
     def verify(self, token: str) -> Identity:

@@ -41,9 +41,14 @@ class GameServer:
 
     def stats(self) -> dict[str, object]:
         registry = self.relay.registry
-        return {"sessions": len(registry), "connected": registry.connected(),
-                "battles_running": self.runner.running,
-                "battles_completed": self.runner.completed, "draining": self.relay.draining}
+        return {
+            "sessions": len(registry),
+            "connected": registry.connected(),
+            "battles_running": self.runner.running,
+            "battles_completed": self.runner.completed,
+            "draining": self.relay.draining,
+        }
+
 
 def create_app(settings: Settings) -> Quart:
     app = Quart("cardgame.game")
@@ -55,17 +60,29 @@ def create_app(settings: Settings) -> Quart:
     @app.before_serving
     async def startup() -> None:
         redis = bus.connect_redis(settings.redis.url)
-        pool = await create_pool(settings.database.url, settings.database.pool_min,
-                                 settings.database.pool_max)
-        relay = Relay(redis, pool, keys, pod_id, settings.game.match_reply_timeout,
-                      settings.game.reconnect_grace, party_ttl=settings.game.party_ttl,
-                      gzip_threshold=settings.game.timeline_gzip_threshold,
-                      history_limit=settings.game.history_limit)
+        pool = await create_pool(
+            settings.database.url, settings.database.pool_min, settings.database.pool_max
+        )
+        relay = Relay(
+            redis,
+            pool,
+            keys,
+            pod_id,
+            settings.game.match_reply_timeout,
+            settings.game.reconnect_grace,
+            party_ttl=settings.game.party_ttl,
+            gzip_threshold=settings.game.timeline_gzip_threshold,
+            history_limit=settings.game.history_limit,
+        )
         runner = BattleRunner(redis, pool, keys, pod_id, rating=settings.rating)
         relay.run_battle = runner.run
-        server = GameServer(redis, pool, relay, runner,
-                            ws.Guard(IpRateLimiter(redis, keys, settings.ratelimit), keys,
-                                     settings.ratelimit))
+        server = GameServer(
+            redis,
+            pool,
+            relay,
+            runner,
+            ws.Guard(IpRateLimiter(redis, keys, settings.ratelimit), keys, settings.ratelimit),
+        )
         ready = [asyncio.Event() for _ in range(3 + len(GameMode))]
 
         async def on_revoked(_: str, data: bytes) -> None:
@@ -77,23 +94,57 @@ def create_app(settings: Settings) -> Quart:
             """battle:request carries notices only; subscribing is the liveness signal."""
 
         server.tasks = [
-            asyncio.create_task(bus.run_subscriber(
-                redis, relay.channels(), metrics.counting(keys.namespace, relay.on_message),
-                ready[0]), name="results"),
-            asyncio.create_task(bus.run_subscriber(
-                redis, [keys.battle_request], metrics.counting(keys.namespace, ignore), ready[1]),
-                name="battle-notices"),
-            asyncio.create_task(bus.run_subscriber(
-                redis, [keys.session_revoked_channel], metrics.counting(keys.namespace, on_revoked),
-                ready[2]), name="revoked-sessions"),
-            asyncio.create_task(run_heartbeat(redis, keys, pod_id, "game", server.stats,
-                                              settings.pods.heartbeat_interval,
-                                              settings.pods.heartbeat_ttl), name="heartbeat"),
+            asyncio.create_task(
+                bus.run_subscriber(
+                    redis,
+                    relay.channels(),
+                    metrics.counting(keys.namespace, relay.on_message),
+                    ready[0],
+                ),
+                name="results",
+            ),
+            asyncio.create_task(
+                bus.run_subscriber(
+                    redis, [keys.battle_request], metrics.counting(keys.namespace, ignore), ready[1]
+                ),
+                name="battle-notices",
+            ),
+            asyncio.create_task(
+                bus.run_subscriber(
+                    redis,
+                    [keys.session_revoked_channel],
+                    metrics.counting(keys.namespace, on_revoked),
+                    ready[2],
+                ),
+                name="revoked-sessions",
+            ),
+            asyncio.create_task(
+                run_heartbeat(
+                    redis,
+                    keys,
+                    pod_id,
+                    "game",
+                    server.stats,
+                    settings.pods.heartbeat_interval,
+                    settings.pods.heartbeat_ttl,
+                ),
+                name="heartbeat",
+            ),
         ]
         server.battle_tasks = [
-            asyncio.create_task(bus.run_stream_consumer(
-                redis, keys.battles(mode), BATTLE_GROUP, f"{pod_id}-game", runner.on_entry,
-                batch=64, concurrent=True, ready=ready[3 + i]), name=f"battles-{mode.value}")
+            asyncio.create_task(
+                bus.run_stream_consumer(
+                    redis,
+                    keys.battles(mode),
+                    BATTLE_GROUP,
+                    f"{pod_id}-game",
+                    runner.on_entry,
+                    batch=64,
+                    concurrent=True,
+                    ready=ready[3 + i],
+                ),
+                name=f"battles-{mode.value}",
+            )
             for i, mode in enumerate(GameMode)
         ]
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 10)
@@ -118,7 +169,8 @@ def create_app(settings: Settings) -> Quart:
             task.cancel()
         await server.runner.drain(max(0.0, deadline - time.monotonic()))
         while time.monotonic() < deadline and any(
-                s.state is not QueueState.IDLE and s.conn is not None for s in relay.registry):
+            s.state is not QueueState.IDLE and s.conn is not None for s in relay.registry
+        ):
             await asyncio.sleep(0.05)  # queue replies and battle results still on their way
         for session in relay.registry:
             if session.conn is not None:
@@ -150,8 +202,14 @@ def create_app(settings: Settings) -> Quart:
     @app.get("/health")
     async def health() -> Response:
         """Liveness: the process serves requests."""
-        return jsonify({"status": "ok", "pod_id": pod_id, "instance": settings.instance_id,
-                        **servers[0].stats()})
+        return jsonify(
+            {
+                "status": "ok",
+                "pod_id": pod_id,
+                "instance": settings.instance_id,
+                **servers[0].stats(),
+            }
+        )
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:

@@ -31,13 +31,26 @@ async def history(pool: asyncpg.Pool, player_id: int, limit: int) -> p.History:
         " JOIN match_participants o ON o.match_id = me.match_id AND o.player_id <> me.player_id"
         " JOIN players op ON op.steam_id = o.player_id"
         " WHERE me.player_id = $1 ORDER BY h.finished_at DESC, h.match_id LIMIT $2",
-        player_id, limit)
-    return p.History(matches=[p.HistoryEntry(
-        match_id=r["match_id"], mode=r["mode"], opponent_id=str(r["opponent"]),
-        opponent_name=r["opponent_name"], result=r["result"], turns=r["turns"],
-        rating_before=r["rating_before"], rating_after=r["rating_after"],
-        rating_change=r["rating_after"] - r["rating_before"], finished_at_ms=r["finished_ms"],
-    ) for r in rows])
+        player_id,
+        limit,
+    )
+    return p.History(
+        matches=[
+            p.HistoryEntry(
+                match_id=r["match_id"],
+                mode=r["mode"],
+                opponent_id=str(r["opponent"]),
+                opponent_name=r["opponent_name"],
+                result=r["result"],
+                turns=r["turns"],
+                rating_before=r["rating_before"],
+                rating_after=r["rating_after"],
+                rating_change=r["rating_after"] - r["rating_before"],
+                finished_at_ms=r["finished_ms"],
+            )
+            for r in rows
+        ]
+    )
 
 
 def _match_uuid(match_id: str) -> uuid.UUID:
@@ -53,36 +66,54 @@ async def replay(pool: asyncpg.Pool, player_id: int, match_id: str) -> p.Replay:
     async with pool.acquire() as conn:
         match = await conn.fetchrow(
             "SELECT mode, seed, winner_id, end_reason, turns, timeline::text AS timeline"
-            " FROM match_history WHERE match_id = $1", key)
+            " FROM match_history WHERE match_id = $1",
+            key,
+        )
         if match is None:
             raise GameError(ErrorCode.MATCH_NOT_FOUND)
         players = await conn.fetch(
             "SELECT m.player_id, p.display_name, m.slot, m.result, m.rating_before,"
             " m.rating_after FROM match_participants m JOIN players p ON p.steam_id = m.player_id"
-            " WHERE m.match_id = $1 ORDER BY m.slot", key)
+            " WHERE m.match_id = $1 ORDER BY m.slot",
+            key,
+        )
     if player_id not in {r["player_id"] for r in players}:
         raise GameError(ErrorCode.NOT_YOUR_MATCH)
     return p.Replay(
-        match_id=str(key), mode=match["mode"], seed=match["seed"],
+        match_id=str(key),
+        mode=match["mode"],
+        seed=match["seed"],
         winner_id=None if match["winner_id"] is None else str(match["winner_id"]),
-        end_reason=match["end_reason"], turns=match["turns"],
-        players=[p.ReplayPlayer(player_id=str(r["player_id"]), name=r["display_name"],
-                                slot=r["slot"], result=r["result"],
-                                rating_before=r["rating_before"], rating_after=r["rating_after"])
-                 for r in players],
-        timeline=msgspec.Raw(match["timeline"].encode()))
+        end_reason=match["end_reason"],
+        turns=match["turns"],
+        players=[
+            p.ReplayPlayer(
+                player_id=str(r["player_id"]),
+                name=r["display_name"],
+                slot=r["slot"],
+                result=r["result"],
+                rating_before=r["rating_before"],
+                rating_after=r["rating_after"],
+            )
+            for r in players
+        ],
+        timeline=msgspec.Raw(match["timeline"].encode()),
+    )
 
 
 async def resimulate(pool: asyncpg.Pool, match_id: str) -> tuple[bytes, bytes]:
     """(stored timeline, timeline simulated again from the stored snapshots and seed)."""
     key = _match_uuid(match_id)
     match = await pool.fetchrow(
-        "SELECT seed, timeline::text AS timeline FROM match_history WHERE match_id = $1", key)
+        "SELECT seed, timeline::text AS timeline FROM match_history WHERE match_id = $1", key
+    )
     if match is None:
         raise GameError(ErrorCode.MATCH_NOT_FOUND)
     rows = await pool.fetch(
         "SELECT snapshot::text AS snapshot FROM match_participants WHERE match_id = $1"
-        " ORDER BY slot", key)
+        " ORDER BY slot",
+        key,
+    )
     one, two = (_snapshot.decode(r["snapshot"]) for r in rows)
     outcome = simulate(one, two, match["seed"])
     return match["timeline"].encode(), encode_timeline(outcome.events)

@@ -21,9 +21,14 @@ async def profile(pool: asyncpg.Pool, player_id: int) -> p.Profile:
     if row is None:
         raise GameError(ErrorCode.UNAUTHORIZED, "no such player")
     return p.Profile(
-        player_id=str(player_id), name=row["display_name"], level=row["level"],
-        experience=row["experience"], rating=row["rating"],
-        rating_deviation=row["rating_deviation"], wins=row["wins"], losses=row["losses"],
+        player_id=str(player_id),
+        name=row["display_name"],
+        level=row["level"],
+        experience=row["experience"],
+        rating=row["rating"],
+        rating_deviation=row["rating_deviation"],
+        wins=row["wins"],
+        losses=row["losses"],
         draws=row["draws"],
     )
 
@@ -55,8 +60,12 @@ async def decks(pool: asyncpg.Pool, player_id: int) -> p.Decks:
     owned = await _owned(pool, player_id)
     by_id: dict[int, p.DeckInfo] = {}
     for r in rows:
-        deck = by_id.setdefault(r["deck_id"], p.DeckInfo(
-            deck_id=r["deck_id"], name=r["name"], active=r["is_active"], legal=False, cards=[]))
+        deck = by_id.setdefault(
+            r["deck_id"],
+            p.DeckInfo(
+                deck_id=r["deck_id"], name=r["name"], active=r["is_active"], legal=False, cards=[]
+            ),
+        )
         if r["card_id"] is not None:
             deck.cards.append(p.DeckCard(card_id=r["card_id"], count=r["count"]))
     for deck in by_id.values():
@@ -78,33 +87,47 @@ async def save_deck(pool: asyncpg.Pool, player_id: int, msg: p.SaveDeck) -> p.De
             raise GameError(ErrorCode.INVALID_DECK, "; ".join(problems))
         if msg.deck_id is None:
             count = await conn.fetchval(
-                "SELECT count(*) FROM player_decks WHERE player_id = $1", player_id)
+                "SELECT count(*) FROM player_decks WHERE player_id = $1", player_id
+            )
             if count >= MAX_DECKS:
                 raise GameError(ErrorCode.INVALID_DECK, f"at most {MAX_DECKS} decks")
             deck_id = await conn.fetchval(
                 "INSERT INTO player_decks (player_id, name) VALUES ($1, $2) RETURNING deck_id",
-                player_id, name)
+                player_id,
+                name,
+            )
         else:
             deck_id = await conn.fetchval(
                 "UPDATE player_decks SET name = $3, updated_at = now()"
                 " WHERE deck_id = $1 AND player_id = $2 RETURNING deck_id",
-                msg.deck_id, player_id, name)
+                msg.deck_id,
+                player_id,
+                name,
+            )
             if deck_id is None:
                 raise GameError(ErrorCode.DECK_NOT_FOUND)
             await conn.execute("DELETE FROM deck_cards WHERE deck_id = $1", deck_id)
         await conn.executemany(
             "INSERT INTO deck_cards (deck_id, card_id, count) VALUES ($1, $2, $3)",
-            [(deck_id, card_id, count) for card_id, count in sorted(cards.items())])
-        active = await conn.fetchval("SELECT is_active FROM player_decks WHERE deck_id = $1",
-                                     deck_id)
-    return p.DeckInfo(deck_id=deck_id, name=name, active=active, legal=True,
-                      cards=[p.DeckCard(card_id=c, count=n) for c, n in sorted(cards.items())])
+            [(deck_id, card_id, count) for card_id, count in sorted(cards.items())],
+        )
+        active = await conn.fetchval(
+            "SELECT is_active FROM player_decks WHERE deck_id = $1", deck_id
+        )
+    return p.DeckInfo(
+        deck_id=deck_id,
+        name=name,
+        active=active,
+        legal=True,
+        cards=[p.DeckCard(card_id=c, count=n) for c, n in sorted(cards.items())],
+    )
 
 
 async def set_active_deck(pool: asyncpg.Pool, player_id: int, deck_id: int) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        owner = await conn.fetchval("SELECT player_id FROM player_decks WHERE deck_id = $1",
-                                    deck_id)
+        owner = await conn.fetchval(
+            "SELECT player_id FROM player_decks WHERE deck_id = $1", deck_id
+        )
         if owner != player_id:
             raise GameError(ErrorCode.DECK_NOT_FOUND)
         # Two statements: the unique index "one active deck per player" is checked row by row,
@@ -112,10 +135,12 @@ async def set_active_deck(pool: asyncpg.Pool, player_id: int, deck_id: int) -> N
         await conn.execute(
             "UPDATE player_decks SET is_active = false"
             " WHERE player_id = $1 AND is_active AND deck_id <> $2",
-            player_id, deck_id)
+            player_id,
+            deck_id,
+        )
         await conn.execute(
-            "UPDATE player_decks SET is_active = true WHERE deck_id = $1 AND NOT is_active",
-            deck_id)
+            "UPDATE player_decks SET is_active = true WHERE deck_id = $1 AND NOT is_active", deck_id
+        )
 
 
 async def battle_snapshot(pool: asyncpg.Pool, player_id: int, pod_id: str) -> BattleSnapshot:
@@ -130,18 +155,32 @@ async def battle_snapshot(pool: asyncpg.Pool, player_id: int, pod_id: str) -> Ba
         " LEFT JOIN player_card_collection o"
         "   ON o.player_id = p.steam_id AND o.card_id = dc.card_id"
         " WHERE p.steam_id = $1 ORDER BY c.card_id",
-        player_id)
+        player_id,
+    )
     if not rows:
         raise GameError(ErrorCode.NO_LEGAL_DECK, "no active deck: set one first")
-    problems = deck_problems({r["card_id"]: r["count"] for r in rows},
-                             {r["card_id"]: r["owned"] for r in rows})
+    problems = deck_problems(
+        {r["card_id"]: r["count"] for r in rows}, {r["card_id"]: r["owned"] for r in rows}
+    )
     if problems:
         raise GameError(ErrorCode.NO_LEGAL_DECK, "active deck is not legal: " + "; ".join(problems))
     deck = tuple(
-        CardSnapshot(card_id=r["card_id"], name=r["name"], cost=r["cost"], attack=r["attack"],
-                     health=r["health"])
-        for r in rows for _ in range(r["count"])
+        CardSnapshot(
+            card_id=r["card_id"],
+            name=r["name"],
+            cost=r["cost"],
+            attack=r["attack"],
+            health=r["health"],
+        )
+        for r in rows
+        for _ in range(r["count"])
     )
     first = rows[0]
-    return BattleSnapshot(player_id=str(player_id), name=first["display_name"],
-                          level=first["level"], rating=first["rating"], deck=deck, pod_id=pod_id)
+    return BattleSnapshot(
+        player_id=str(player_id),
+        name=first["display_name"],
+        level=first["level"],
+        rating=first["rating"],
+        deck=deck,
+        pod_id=pod_id,
+    )

@@ -18,34 +18,57 @@ from servers.common import metrics as common
 REGISTRY = common.new_registry()
 
 # --- connections and messages ---
-CONNECTIONS = Gauge("cardgame_ws_connections", "WebSocket connections open now",
-                    registry=REGISTRY)
-CONNECTS = Counter("cardgame_ws_connects_total",
-                   "WebSocket connection attempts, by outcome (accepted or the refusal code)",
-                   ["outcome"], registry=REGISTRY)
-SESSIONS = Gauge("cardgame_sessions", "Player sessions held (connected or in their grace period)",
-                 registry=REGISTRY)
-MESSAGES = Counter("cardgame_ws_messages_total",
-                   "Client protocol messages received (in) and sent (out), by type",
-                   ["direction", "type"], registry=REGISTRY)
+CONNECTIONS = Gauge("cardgame_ws_connections", "WebSocket connections open now", registry=REGISTRY)
+CONNECTS = Counter(
+    "cardgame_ws_connects_total",
+    "WebSocket connection attempts, by outcome (accepted or the refusal code)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+SESSIONS = Gauge(
+    "cardgame_sessions",
+    "Player sessions held (connected or in their grace period)",
+    registry=REGISTRY,
+)
+MESSAGES = Counter(
+    "cardgame_ws_messages_total",
+    "Client protocol messages received (in) and sent (out), by type",
+    ["direction", "type"],
+    registry=REGISTRY,
+)
 ERRORS = common.errors_counter(REGISTRY)
 RATE_LIMITED = common.rate_limited_counter(REGISTRY)
 PUBSUB = common.pubsub_counter(REGISTRY)
 
 # --- battles and persistence ---
-BATTLES = Counter("cardgame_battles_total",
-                  "Battles run, by mode and outcome (recorded, rerun: recorded before, retry:"
-                  " the database was unreachable)", ["mode", "outcome"], registry=REGISTRY)
-BATTLE_SECONDS = Histogram("cardgame_battle_duration_seconds",
-                           "Battle run: simulation, recording and publishing the results",
-                           ["mode"], buckets=common.FAST_BUCKETS, registry=REGISTRY)
+BATTLES = Counter(
+    "cardgame_battles_total",
+    "Battles run, by mode and outcome (recorded, rerun: recorded before, retry:"
+    " the database was unreachable)",
+    ["mode", "outcome"],
+    registry=REGISTRY,
+)
+BATTLE_SECONDS = Histogram(
+    "cardgame_battle_duration_seconds",
+    "Battle run: simulation, recording and publishing the results",
+    ["mode"],
+    buckets=common.FAST_BUCKETS,
+    registry=REGISTRY,
+)
 BATTLES_RUNNING = Gauge("cardgame_battles_running", "Battles being run now", registry=REGISTRY)
-PERSIST_SECONDS = Histogram("cardgame_persistence_seconds",
-                            "PostgreSQL writes of finished matches, by operation",
-                            ["operation"], buckets=common.FAST_BUCKETS, registry=REGISTRY)
-PERSIST_FAILURES = Counter("cardgame_persistence_failures_total",
-                           "PostgreSQL writes that failed, by operation", ["operation"],
-                           registry=REGISTRY)
+PERSIST_SECONDS = Histogram(
+    "cardgame_persistence_seconds",
+    "PostgreSQL writes of finished matches, by operation",
+    ["operation"],
+    buckets=common.FAST_BUCKETS,
+    registry=REGISTRY,
+)
+PERSIST_FAILURES = Counter(
+    "cardgame_persistence_failures_total",
+    "PostgreSQL writes that failed, by operation",
+    ["operation"],
+    registry=REGISTRY,
+)
 DRAINING = Gauge("cardgame_draining", "1 while the server drains (SIGTERM)", registry=REGISTRY)
 
 
@@ -76,12 +99,15 @@ def received(namespace: str, channel: str) -> None:
     PUBSUB.labels(common.channel_label(namespace, channel), "in").inc()
 
 
-def counting(namespace: str, handler: Callable[[str, bytes], Awaitable[None]]
-             ) -> Callable[[str, bytes], Awaitable[None]]:
+def counting(
+    namespace: str, handler: Callable[[str, bytes], Awaitable[None]]
+) -> Callable[[str, bytes], Awaitable[None]]:
     """A Pub/Sub handler that counts what it receives."""
+
     async def counted(channel: str, data: bytes) -> None:
         received(namespace, channel)
         await handler(channel, data)
+
     return counted
 
 

@@ -58,8 +58,14 @@ def decode(raw: bytes) -> PartyRecord:
 
 
 def message(record: PartyRecord, event: p.PartyEvent, ref: str | None = None) -> p.Party:
-    return p.Party(id=ref, code=record.code, owner_id=record.owner, members=record.members,
-                   expires_at_ms=record.expires_ms, event=event)
+    return p.Party(
+        id=ref,
+        code=record.code,
+        owner_id=record.owner,
+        members=record.members,
+        expires_at_ms=record.expires_ms,
+        event=event,
+    )
 
 
 @dataclass
@@ -85,13 +91,16 @@ class Parties:
     async def create(self, player_id: str) -> PartyRecord:
         now = now_ms()
         for _ in range(5):
-            reply = await self.scripts.create(new_code(), player_id, now,
-                                              now + int(self.ttl_s * 1000))
+            reply = await self.scripts.create(
+                new_code(), player_id, now, now + int(self.ttl_s * 1000)
+            )
             if reply.status == "ok":
                 return decode(reply.party)
             if reply.status == "in_party":
-                raise GameError(ErrorCode.ALREADY_IN_PARTY,
-                                f"already in party {decode(reply.party).code}; leave it first")
+                raise GameError(
+                    ErrorCode.ALREADY_IN_PARTY,
+                    f"already in party {decode(reply.party).code}; leave it first",
+                )
         raise GameError(ErrorCode.INTERNAL, "could not draw a free invite code")
 
     async def join(self, player_id: str, code: str) -> PartyRecord:
@@ -104,11 +113,17 @@ class Parties:
             await self.notify_others(record, player_id, "member_joined")
             return record
         if reply.status == "in_party":
-            raise GameError(ErrorCode.ALREADY_IN_PARTY,
-                            f"already in party {decode(reply.party).code}; leave it first")
-        raise GameError({"not_found": ErrorCode.PARTY_NOT_FOUND,
-                         "expired": ErrorCode.PARTY_EXPIRED,
-                         "full": ErrorCode.PARTY_FULL}[reply.status])
+            raise GameError(
+                ErrorCode.ALREADY_IN_PARTY,
+                f"already in party {decode(reply.party).code}; leave it first",
+            )
+        raise GameError(
+            {
+                "not_found": ErrorCode.PARTY_NOT_FOUND,
+                "expired": ErrorCode.PARTY_EXPIRED,
+                "full": ErrorCode.PARTY_FULL,
+            }[reply.status]
+        )
 
     async def leave(self, player_id: str) -> str:
         """Leave the party; returns its code. The other member is told, and taken out of the
@@ -118,9 +133,15 @@ class Parties:
         if not left.left:
             raise GameError(ErrorCode.NOT_IN_PARTY)
         if left.other_dequeued_pod:
-            await bus.publish(self.redis, self.keys.match_result(left.other_dequeued_pod),
-                              p.MatchResult(player_id=left.other, game_mode=GameMode.PARTY.value,
-                                            result=p.ResultDequeued(reason="party")))
+            await bus.publish(
+                self.redis,
+                self.keys.match_result(left.other_dequeued_pod),
+                p.MatchResult(
+                    player_id=left.other,
+                    game_mode=GameMode.PARTY.value,
+                    result=p.ResultDequeued(reason="party"),
+                ),
+            )
         if left.party:
             after = decode(left.party)
             await self.notify_others(after, player_id, "member_left")
@@ -136,8 +157,13 @@ class Parties:
         payload = msgspec.json.encode(record).decode()
         for member, pod in zip(others, pods, strict=True):
             if pod:
-                await bus.publish(self.redis, self.keys.pod_control(pod.decode()), p.PodCommand(
-                    command="party_changed", player_id=member, event=event, party=payload))
+                await bus.publish(
+                    self.redis,
+                    self.keys.pod_control(pod.decode()),
+                    p.PodCommand(
+                        command="party_changed", player_id=member, event=event, party=payload
+                    ),
+                )
 
     async def ticket_party(self, player_id: str, mode: GameMode) -> str:
         """The party code to stamp on a ticket of `mode` ("" for none), or the reason the
@@ -145,8 +171,9 @@ class Parties:
         record = await self.current(player_id)
         if mode is GameMode.PARTY:
             if record is None:
-                raise GameError(ErrorCode.NOT_IN_PARTY, "a party duel needs a party: create"
-                                                        " or join one")
+                raise GameError(
+                    ErrorCode.NOT_IN_PARTY, "a party duel needs a party: create or join one"
+                )
             if len(record.members) < MAX_PARTY:
                 raise GameError(ErrorCode.PARTY_NOT_READY)
             return record.code

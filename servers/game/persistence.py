@@ -32,8 +32,12 @@ def score_of(player_id: str, winner_id: str | None) -> float:
     return 0.5 if winner_id is None else (1.0 if winner_id == player_id else 0.0)
 
 
-async def _rate(conn: asyncpg.Connection, request: p.BattleRequest, winner_id: str | None,
-                rating: RatingSettings) -> dict[str, RatingChange]:
+async def _rate(
+    conn: asyncpg.Connection,
+    request: p.BattleRequest,
+    winner_id: str | None,
+    rating: RatingSettings,
+) -> dict[str, RatingChange]:
     """Glicko-2 update of both players of a Ranked match (inside the caller's transaction).
 
     The profiles are locked in id order (no deadlock between two matches of the same players);
@@ -45,29 +49,42 @@ async def _rate(conn: asyncpg.Connection, request: p.BattleRequest, winner_id: s
         " extract(epoch FROM rated_at)::float8 AS rated_s, extract(epoch FROM now())::float8"
         " AS now_s FROM player_profiles WHERE player_id = ANY($1::bigint[])"
         " ORDER BY player_id FOR UPDATE",
-        sorted({int(one), int(two)}))
+        sorted({int(one), int(two)}),
+    )
     before: dict[str, glicko2.Rating] = {}
     for row in rows:
         periods = glicko2.periods_between(row["rated_s"], row["now_s"], rating.period_seconds)
         before[str(row["player_id"])] = glicko2.decay(
             glicko2.Rating(row["rating"], row["rating_deviation"], row["volatility"]),
-            periods, rating.max_rd)
+            periods,
+            rating.max_rd,
+        )
     if set(before) != {one, two}:
         return {}  # a player without a profile (cannot happen for Ranked): nothing to rate
-    new_one, new_two = glicko2.rate_match(before[one], before[two], score_of(one, winner_id),
-                                          rating.tau, rating.max_rd)
+    new_one, new_two = glicko2.rate_match(
+        before[one], before[two], score_of(one, winner_id), rating.tau, rating.max_rd
+    )
     changes = {one: RatingChange(before[one], new_one), two: RatingChange(before[two], new_two)}
     await conn.executemany(
         "UPDATE player_profiles SET rating = $2, rating_deviation = $3, volatility = $4,"
         " rated_at = now() WHERE player_id = $1",
-        [(int(pid), c.after.rating, c.after.rd, c.after.volatility)
-         for pid, c in changes.items()])
+        [(int(pid), c.after.rating, c.after.rd, c.after.volatility) for pid, c in changes.items()],
+    )
     return changes
 
 
-async def record_match(pool: asyncpg.Pool, request: p.BattleRequest, *, winner_id: str | None,
-                       end_reason: str, turns: int, timeline: bytes, pod_id: str,
-                       started_at: datetime, rating: RatingSettings | None = None) -> bool:
+async def record_match(
+    pool: asyncpg.Pool,
+    request: p.BattleRequest,
+    *,
+    winner_id: str | None,
+    end_reason: str,
+    turns: int,
+    timeline: bytes,
+    pod_id: str,
+    started_at: datetime,
+    rating: RatingSettings | None = None,
+) -> bool:
     """Store the match, its participants and their profile counters in one transaction; for
     a Ranked match also both players' new Glicko-2 ratings (issue 3).
 
@@ -79,9 +96,15 @@ async def record_match(pool: asyncpg.Pool, request: p.BattleRequest, *, winner_i
             "INSERT INTO match_history (match_id, mode, seed, winner_id, end_reason, turns,"
             " timeline, pod_id, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9)"
             " ON CONFLICT (match_id) DO NOTHING RETURNING true",
-            request.match_id, request.game_mode, request.seed,
-            int(winner_id) if winner_id is not None else None, end_reason, turns,
-            timeline.decode(), pod_id, started_at,
+            request.match_id,
+            request.game_mode,
+            request.seed,
+            int(winner_id) if winner_id is not None else None,
+            end_reason,
+            turns,
+            timeline.decode(),
+            pod_id,
+            started_at,
         )
         if not inserted:
             return False
@@ -92,15 +115,21 @@ async def record_match(pool: asyncpg.Pool, request: p.BattleRequest, *, winner_i
         for slot, candidate in ((1, request.player1), (2, request.player2)):
             snap = candidate.metadata
             change = changes.get(snap.player_id)
-            rows.append((request.match_id, int(snap.player_id), slot,
-                         result_of(snap.player_id, winner_id),
-                         change.before.rating if change else snap.rating,
-                         change.after.rating if change else snap.rating,
-                         p.encode(snap).decode(),
-                         change.before.rd if change else None,
-                         change.after.rd if change else None,
-                         change.before.volatility if change else None,
-                         change.after.volatility if change else None))
+            rows.append(
+                (
+                    request.match_id,
+                    int(snap.player_id),
+                    slot,
+                    result_of(snap.player_id, winner_id),
+                    change.before.rating if change else snap.rating,
+                    change.after.rating if change else snap.rating,
+                    p.encode(snap).decode(),
+                    change.before.rd if change else None,
+                    change.after.rd if change else None,
+                    change.before.volatility if change else None,
+                    change.after.volatility if change else None,
+                )
+            )
         await conn.executemany(
             "INSERT INTO match_participants (match_id, player_id, slot, result, rating_before,"
             " rating_after, snapshot, rd_before, rd_after, volatility_before, volatility_after)"
@@ -125,11 +154,18 @@ async def load_result(pool: asyncpg.Pool, match_id: str, player_id: str) -> p.Ba
         " JOIN match_participants me ON me.match_id = h.match_id AND me.player_id = $2"
         " JOIN match_participants o ON o.match_id = h.match_id AND o.player_id <> $2"
         " WHERE h.match_id = $1::uuid",
-        match_id, int(player_id))
+        match_id,
+        int(player_id),
+    )
     if row is None:
         return None
     return p.BattleResult(
-        match_id=match_id, game_mode=row["mode"], player_id=player_id,
-        opponent_id=str(row["opponent"]), seed=row["seed"],
+        match_id=match_id,
+        game_mode=row["mode"],
+        player_id=player_id,
+        opponent_id=str(row["opponent"]),
+        seed=row["seed"],
         winner_id=None if row["winner_id"] is None else str(row["winner_id"]),
-        turns=row["turns"], timeline=msgspec.Raw(row["timeline"].encode()))
+        turns=row["turns"],
+        timeline=msgspec.Raw(row["timeline"].encode()),
+    )

@@ -48,10 +48,21 @@ def ai_deck(cards: Sequence[Card], difficulty: str) -> list[Card]:
 
 async def ai_snapshot(pool: asyncpg.Pool, difficulty: str, pod_id: str) -> BattleSnapshot:
     rows = await pool.fetch(
-        "SELECT card_id, name, cost, attack, health, starter_copies FROM cards ORDER BY card_id")
-    cards = [(r["card_id"], r["name"], r["cost"], r["attack"], r["health"], r["starter_copies"])
-             for r in rows]
-    deck = tuple(CardSnapshot(card_id=c[0], name=c[1], cost=c[2], attack=c[3], health=c[4])
-                 for c in ai_deck(cards, difficulty))
-    return BattleSnapshot(player_id=AI_PLAYERS[difficulty], name=f"AI ({difficulty})",
-                          level=AI_LEVELS[difficulty], rating=1500.0, deck=deck, pod_id=pod_id)
+        "SELECT card_id, name, cost, attack, health, starter_copies FROM cards ORDER BY card_id"
+    )
+    cards = [
+        (r["card_id"], r["name"], r["cost"], r["attack"], r["health"], r["starter_copies"])
+        for r in rows
+    ]
+    deck = tuple(
+        CardSnapshot(card_id=c[0], name=c[1], cost=c[2], attack=c[3], health=c[4])
+        for c in ai_deck(cards, difficulty)
+    )
+    return BattleSnapshot(
+        player_id=AI_PLAYERS[difficulty],
+        name=f"AI ({difficulty})",
+        level=AI_LEVELS[difficulty],
+        rating=1500.0,
+        deck=deck,
+        pod_id=pod_id,
+    )

@@ -47,14 +47,25 @@ EARLY_RESULT_WAIT = 2.0
 class Relay:
     """Implements the sessions' MatchPort and routes results to the registry's sessions."""
 
-    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool, keys: Keys, pod_id: str,
-                 reply_timeout: float, grace: float, *, party_ttl: float = 1800.0,
-                 gzip_threshold: int = 4096, history_limit: int = 50) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        pool: asyncpg.Pool,
+        keys: Keys,
+        pod_id: str,
+        reply_timeout: float,
+        grace: float,
+        *,
+        party_ttl: float = 1800.0,
+        gzip_threshold: int = 4096,
+        history_limit: int = 50,
+    ) -> None:
         self.redis, self.pool, self.keys, self.pod_id = redis, pool, keys, pod_id
         self.grace = grace
         self.history_limit = history_limit
-        self.registry = Registry(self, reply_timeout, grace, on_forget=self._forgotten,
-                                 gzip_threshold=gzip_threshold)
+        self.registry = Registry(
+            self, reply_timeout, grace, on_forget=self._forgotten, gzip_threshold=gzip_threshold
+        )
         self.scripts = QueueScripts(redis, keys)
         self.parties = Parties(redis, keys, party_ttl)
         self.draining = False
@@ -71,31 +82,53 @@ class Relay:
         snapshot = await lobby.battle_snapshot(self.pool, int(session.player_id), self.pod_id)
         if party_code:
             snapshot = msgspec.structs.replace(snapshot, party_code=party_code)
-        await bus.stream_add(self.redis, self.keys.enqueue_requests, p.EnqueueRequest(
-            request_id=request_id, player_id=session.player_id, game_mode=mode.value,
-            pod_id=self.pod_id, metadata=snapshot, enqueued_at_ms=int(time.time() * 1000)))
+        await bus.stream_add(
+            self.redis,
+            self.keys.enqueue_requests,
+            p.EnqueueRequest(
+                request_id=request_id,
+                player_id=session.player_id,
+                game_mode=mode.value,
+                pod_id=self.pod_id,
+                metadata=snapshot,
+                enqueued_at_ms=int(time.time() * 1000),
+            ),
+        )
 
-    async def dequeue(self, session: Session, request_id: str, mode: GameMode,
-                      reason: p.DequeueReason) -> None:
-        await bus.stream_add(self.redis, self.keys.dequeue_requests, p.DequeueRequest(
-            request_id=request_id, player_id=session.player_id, game_mode=mode.value,
-            pod_id=self.pod_id, reason=reason))
+    async def dequeue(
+        self, session: Session, request_id: str, mode: GameMode, reason: p.DequeueReason
+    ) -> None:
+        await bus.stream_add(
+            self.redis,
+            self.keys.dequeue_requests,
+            p.DequeueRequest(
+                request_id=request_id,
+                player_id=session.player_id,
+                game_mode=mode.value,
+                pod_id=self.pod_id,
+                reason=reason,
+            ),
+        )
 
     # ------------------------------------------------------------ connections
-    async def connect(self, player_id: str, name: str, conn: Connection
-                      ) -> tuple[Session, bool, p.BattleResult | p.Dequeued | None]:
+    async def connect(
+        self, player_id: str, name: str, conn: Connection
+    ) -> tuple[Session, bool, p.BattleResult | p.Dequeued | None]:
         """Attach a connection and restore where the player stands, wherever they were.
 
         Returns the session, whether it was resumed, and what happened while the player was
         away, to send right after the welcome: a finished battle's result, or a dequeue."""
         session, resumed = self.registry.attach(player_id, name, conn)
-        previous = await self.redis.set(self.keys.player_pod(player_id), self.pod_id,
-                                        ex=PLAYER_POD_TTL, get=True)
+        previous = await self.redis.set(
+            self.keys.player_pod(player_id), self.pod_id, ex=PLAYER_POD_TTL, get=True
+        )
         moved_from = previous.decode() if previous else None
         if moved_from and moved_from != self.pod_id:
-            await bus.publish(self.redis, self.keys.pod_control(moved_from),
-                              p.PodCommand(command="player_moved", player_id=player_id,
-                                           to_pod=self.pod_id))
+            await bus.publish(
+                self.redis,
+                self.keys.pod_control(moved_from),
+                p.PodCommand(command="player_moved", player_id=player_id, to_pod=self.pod_id),
+            )
             metrics.published(self.keys.namespace, self.keys.pod_control(moved_from))
         if session.state is QueueState.IDLE:
             await self._restore(session)
@@ -119,17 +152,24 @@ class Relay:
             session.resume_battle(match.decode())
 
     def welcome(self, session: Session, resumed: bool) -> p.Welcome:
-        state = {QueueState.QUEUED: "queued", QueueState.DEQUEUING: "queued",
-                 QueueState.ENQUEUING: "queued",
-                 QueueState.IN_BATTLE: "in_battle"}.get(session.state, "idle")
-        return p.Welcome(protocol=p.PROTOCOL_VERSION, player_id=session.player_id,
-                         name=session.name, pod_id=self.pod_id, resumed=resumed,
-                         state=state,  # type: ignore[arg-type]
-                         mode=session.mode.value if session.mode else None,
-                         match_id=session.match_id)
+        state = {
+            QueueState.QUEUED: "queued",
+            QueueState.DEQUEUING: "queued",
+            QueueState.ENQUEUING: "queued",
+            QueueState.IN_BATTLE: "in_battle",
+        }.get(session.state, "idle")
+        return p.Welcome(
+            protocol=p.PROTOCOL_VERSION,
+            player_id=session.player_id,
+            name=session.name,
+            pod_id=self.pod_id,
+            resumed=resumed,
+            state=state,  # type: ignore[arg-type]
+            mode=session.mode.value if session.mode else None,
+            match_id=session.match_id,
+        )
 
-    async def deliver(self, session: Session, result: p.BattleResult,
-                      again: bool = False) -> None:
+    async def deliver(self, session: Session, result: p.BattleResult, again: bool = False) -> None:
         """Send a battle result once per player, across pods and re-runs of the battle.
 
         `again` re-sends a result marked delivered whose delivery never completed (the pod that
@@ -140,14 +180,17 @@ class Relay:
             # marker stays, and a reconnect delivers the result from the database.
             session.on_battle_result(result)
             return
-        first = await self.redis.set(self.keys.delivered(result.player_id, result.match_id), 1,
-                                     nx=True, ex=DELIVERED_TTL)
+        first = await self.redis.set(
+            self.keys.delivered(result.player_id, result.match_id), 1, nx=True, ex=DELIVERED_TTL
+        )
         if not first and not again:  # delivered before (a re-run battle): settle, send nothing
             session.settle_battle(result.match_id)
             return
         session.on_battle_result(result)
-        log.info("battle result delivered", extra={"player_id": result.player_id,
-                                                   "match_id": result.match_id})
+        log.info(
+            "battle result delivered",
+            extra={"player_id": result.player_id, "match_id": result.match_id},
+        )
         marker = self.keys.player_match(result.player_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(marker)
@@ -158,8 +201,11 @@ class Relay:
 
     # ------------------------------------------------------------ bus
     def channels(self) -> list[str]:
-        return [self.keys.match_result(self.pod_id), self.keys.battle_result(self.pod_id),
-                self.keys.pod_control(self.pod_id)]
+        return [
+            self.keys.match_result(self.pod_id),
+            self.keys.battle_result(self.pod_id),
+            self.keys.pod_control(self.pod_id),
+        ]
 
     async def on_message(self, channel: str, data: bytes) -> None:
         if channel == self.keys.match_result(self.pod_id):
@@ -174,15 +220,20 @@ class Relay:
             session = self.registry.get(battle.player_id)
             if session is None:
                 return
-            if session.state in (QueueState.ENQUEUING, QueueState.QUEUED,
-                                 QueueState.DEQUEUING) and session.match_id != battle.match_id:
+            if (
+                session.state in (QueueState.ENQUEUING, QueueState.QUEUED, QueueState.DEQUEUING)
+                and session.match_id != battle.match_id
+            ):
                 # The result overtook its MatchFound: they are published by different processes
                 # and, on a Redis Cluster, may reach us through different nodes, in any order.
                 # Hold it until MatchFound arrives (or briefly: Pub/Sub may have lost it).
                 self.early[battle.player_id] = battle
                 asyncio.get_running_loop().call_later(
-                    EARLY_RESULT_WAIT, lambda: asyncio.ensure_future(
-                        self._deliver_early(battle.player_id, battle.match_id)))
+                    EARLY_RESULT_WAIT,
+                    lambda: asyncio.ensure_future(
+                        self._deliver_early(battle.player_id, battle.match_id)
+                    ),
+                )
                 return
             await self.deliver(session, battle)
         else:
@@ -201,11 +252,19 @@ class Relay:
         session = self.registry.get(command.player_id) if command.player_id else None
         if command.command == "party_changed" and session is not None:
             if command.event == "expired":
-                session.send(p.Party(code=command.party or "", owner_id="", members=[],
-                                     expires_at_ms=0, event="expired"))
+                session.send(
+                    p.Party(
+                        code=command.party or "",
+                        owner_id="",
+                        members=[],
+                        expires_at_ms=0,
+                        event="expired",
+                    )
+                )
             elif command.party:
-                session.send(party_message(decode_party(command.party.encode()),
-                                           command.event or "state"))  # type: ignore[arg-type]
+                session.send(
+                    party_message(decode_party(command.party.encode()), command.event or "state")
+                )  # type: ignore[arg-type]
         elif command.command == "player_moved" and session is not None:
             if command.to_pod != self.pod_id:
                 session.release()
@@ -259,14 +318,26 @@ class Relay:
             raise GameError(ErrorCode.REQUEST_IN_PROGRESS)
         now = int(time.time() * 1000)
         request = p.BattleRequest(
-            match_id=str(uuid.uuid4()), game_mode=PVE_MODE, seed=secrets.randbits(63),
-            player1=p.PlayerCandidate(player_id=me.player_id, score=now, pod_id=self.pod_id,
-                                      metadata=me),
-            player2=p.PlayerCandidate(player_id=ai.player_id, score=now, pod_id=self.pod_id,
-                                      metadata=ai))
+            match_id=str(uuid.uuid4()),
+            game_mode=PVE_MODE,
+            seed=secrets.randbits(63),
+            player1=p.PlayerCandidate(
+                player_id=me.player_id, score=now, pod_id=self.pod_id, metadata=me
+            ),
+            player2=p.PlayerCandidate(
+                player_id=ai.player_id, score=now, pod_id=self.pod_id, metadata=ai
+            ),
+        )
         session.resume_battle(request.match_id)
-        session.send(p.MatchFound(id=ref, match_id=request.match_id, mode=PVE_MODE,
-                                  opponent_id=ai.player_id, opponent_name=ai.name))
+        session.send(
+            p.MatchFound(
+                id=ref,
+                match_id=request.match_id,
+                mode=PVE_MODE,
+                opponent_id=ai.player_id,
+                opponent_name=ai.name,
+            )
+        )
         try:
             await self.run_battle(request)
         except Exception:

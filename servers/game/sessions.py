@@ -69,8 +69,9 @@ class MatchPort(Protocol):
     """What a session needs from the match servers (implemented by the relay)."""
 
     async def enqueue(self, session: Session, request_id: str, mode: GameMode) -> None: ...
-    async def dequeue(self, session: Session, request_id: str, mode: GameMode,
-                      reason: p.DequeueReason) -> None: ...
+    async def dequeue(
+        self, session: Session, request_id: str, mode: GameMode, reason: p.DequeueReason
+    ) -> None: ...
 
 
 @dataclass(eq=False)
@@ -100,8 +101,9 @@ class Session:
         if self.conn is not None:
             self.conn.send(message)
 
-    def send_error(self, code: ErrorCode, message: str | None = None,
-                   ref: str | None = None) -> None:
+    def send_error(
+        self, code: ErrorCode, message: str | None = None, ref: str | None = None
+    ) -> None:
         self.send(p.error_message(code, message, ref))
 
     async def request_enqueue(self, mode_name: str, ref: str | None) -> None:
@@ -109,9 +111,10 @@ class Session:
         try:
             mode = GameMode(mode_name)
         except ValueError:
-            raise GameError(ErrorCode.UNKNOWN_MODE,
-                            f"unknown mode {mode_name!r}; open: "
-                            + ", ".join(m.value for m in GameMode)) from None
+            raise GameError(
+                ErrorCode.UNKNOWN_MODE,
+                f"unknown mode {mode_name!r}; open: " + ", ".join(m.value for m in GameMode),
+            ) from None
         self.ensure_idle()
         request_id = self._begin(QueueState.ENQUEUING, mode, ref)
         try:
@@ -171,8 +174,7 @@ class Session:
         """The socket closed: after the grace period the game server dequeues the player."""
         self.conn = None
         if self.state in (QueueState.QUEUED, QueueState.ENQUEUING):
-            self._grace_timer = asyncio.get_running_loop().call_later(
-                self.grace, self._grace_over)
+            self._grace_timer = asyncio.get_running_loop().call_later(self.grace, self._grace_over)
         self._maybe_done()
 
     def _grace_over(self) -> None:
@@ -181,7 +183,8 @@ class Session:
             return
         if self.state is QueueState.QUEUED and self.mode is not None:
             asyncio.get_running_loop().create_task(
-                self._quiet(self._send_dequeue(self.mode, None, "disconnected")))
+                self._quiet(self._send_dequeue(self.mode, None, "disconnected"))
+            )
         elif self.state is QueueState.ENQUEUING:
             self.dequeue_wanted = "disconnected"
 
@@ -215,14 +218,22 @@ class Session:
             elif self.state is QueueState.DEQUEUING:  # matched before the dequeue landed
                 self.send_error(ErrorCode.IN_BATTLE, "matched before the dequeue", self.request_ref)
             self.resume_battle(result.match_id)
-            self.send(p.MatchFound(match_id=result.match_id, mode=msg.game_mode,
-                                   opponent_id=result.opponent_id,
-                                   opponent_name=result.opponent_name))
+            self.send(
+                p.MatchFound(
+                    match_id=result.match_id,
+                    mode=msg.game_mode,
+                    opponent_id=result.opponent_id,
+                    opponent_name=result.opponent_name,
+                )
+            )
             return
-        if (isinstance(result, p.ResultDequeued)
-                and (msg.request_id is None or msg.request_id != self.request_id)
-                and self.state in (QueueState.QUEUED, QueueState.DEQUEUING)
-                and self.mode is not None and self.mode.value == msg.game_mode):
+        if (
+            isinstance(result, p.ResultDequeued)
+            and (msg.request_id is None or msg.request_id != self.request_id)
+            and self.state in (QueueState.QUEUED, QueueState.DEQUEUING)
+            and self.mode is not None
+            and self.mode.value == msg.game_mode
+        ):
             # Removed by the server (ticket expired, party gone) or by an operator (the
             # console's dequeue), not at this session's request; a match server only says
             # Dequeued when it removed the player. A dequeue of ours in flight is answered too.
@@ -244,7 +255,8 @@ class Session:
             if self.dequeue_wanted is not None and self.mode is not None:
                 reason, self.dequeue_wanted = self.dequeue_wanted, None
                 asyncio.get_running_loop().create_task(
-                    self._quiet(self._send_dequeue(self.mode, None, reason)))
+                    self._quiet(self._send_dequeue(self.mode, None, reason))
+                )
         elif isinstance(result, p.ResultDequeued):
             self._settle(QueueState.IDLE)
             self.send(p.Dequeued(id=ref, mode=msg.game_mode, reason=result.reason))
@@ -267,13 +279,25 @@ class Session:
         """Deliver a result (the relay made sure it is delivered once)."""
         if self.state is not QueueState.IDLE and (self.match_id in (None, msg.match_id)):
             self._settle(QueueState.IDLE)
-        outcome = "draw" if msg.winner_id is None else (
-            "win" if msg.winner_id == self.player_id else "loss")
+        outcome = (
+            "draw"
+            if msg.winner_id is None
+            else ("win" if msg.winner_id == self.player_id else "loss")
+        )
         timeline, packed = self.pack_timeline(msg.timeline)
-        self.send(p.BattleResultMessage(
-            match_id=msg.match_id, mode=msg.game_mode, seed=msg.seed, winner_id=msg.winner_id,
-            outcome=outcome, opponent_id=msg.opponent_id, turns=msg.turns, timeline=timeline,
-            timeline_gzip=packed))
+        self.send(
+            p.BattleResultMessage(
+                match_id=msg.match_id,
+                mode=msg.game_mode,
+                seed=msg.seed,
+                winner_id=msg.winner_id,
+                outcome=outcome,
+                opponent_id=msg.opponent_id,
+                turns=msg.turns,
+                timeline=timeline,
+                timeline_gzip=packed,
+            )
+        )
         self._maybe_done()
 
     def pack_timeline(self, timeline: msgspec.Raw) -> tuple[msgspec.Raw, str | None]:
@@ -289,7 +313,8 @@ class Session:
         self.state, self.mode, self.request_ref = state, mode, ref
         self.request_id = uuid.uuid4().hex
         self._timer = asyncio.get_running_loop().call_later(
-            self.reply_timeout, self._timed_out, self.request_id)
+            self.reply_timeout, self._timed_out, self.request_id
+        )
         return self.request_id
 
     def _settle(self, state: QueueState) -> None:
@@ -315,8 +340,9 @@ class Session:
         self._settle(QueueState.IDLE)
         if was is QueueState.ENQUEUING and mode is not None:
             # The request may still be handled later: take the player out again, quietly.
-            asyncio.get_running_loop().create_task(self._quiet(self.port.dequeue(
-                self, uuid.uuid4().hex, mode, "server")))
+            asyncio.get_running_loop().create_task(
+                self._quiet(self.port.dequeue(self, uuid.uuid4().hex, mode, "server"))
+            )
         self._maybe_done()
 
     def _maybe_done(self) -> None:
@@ -327,9 +353,14 @@ class Session:
 class Registry:
     """player_id -> session for this game server (the seed's LoadBalanceActor)."""
 
-    def __init__(self, port: MatchPort, reply_timeout: float, grace: float,
-                 on_forget: Callable[[Session], None] | None = None,
-                 gzip_threshold: int = 4096) -> None:
+    def __init__(
+        self,
+        port: MatchPort,
+        reply_timeout: float,
+        grace: float,
+        on_forget: Callable[[Session], None] | None = None,
+        gzip_threshold: int = 4096,
+    ) -> None:
         self._sessions: dict[str, Session] = {}
         self._port = port
         self._reply_timeout = reply_timeout
@@ -351,8 +382,15 @@ class Registry:
         session = self._sessions.get(player_id)
         resumed = session is not None
         if session is None:
-            session = Session(player_id, name, self._port, self._forget, self._reply_timeout,
-                              self._grace, gzip_threshold=self.gzip_threshold)
+            session = Session(
+                player_id,
+                name,
+                self._port,
+                self._forget,
+                self._reply_timeout,
+                self._grace,
+                gzip_threshold=self.gzip_threshold,
+            )
             self._sessions[player_id] = session
         elif session.conn is not None:
             old = session.conn

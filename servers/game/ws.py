@@ -86,25 +86,32 @@ def bearer_token() -> str | None:
     return websocket.args.get("token")
 
 
-async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
-                       guard: Guard | None = None) -> None:
+async def serve_socket(
+    relay: Relay, tokens: Verifier, max_message_bytes: int, guard: Guard | None = None
+) -> None:
     if guard is not None:
         ip = guard.limiter.ip_of(websocket.remote_addr, websocket.headers.get("X-Forwarded-For"))
         decision = await guard.limiter.check(guard.connect_rule, ip)
         if not decision.allowed:
             metrics.RATE_LIMITED.labels("ws_connect").inc()
-            await _refuse(ErrorCode.RATE_LIMITED,
-                          f"too many connections from {ip}; retry after"
-                          f" {decision.retry_after:.2f} s", CLOSE_RATE_LIMITED)
+            await _refuse(
+                ErrorCode.RATE_LIMITED,
+                f"too many connections from {ip}; retry after {decision.retry_after:.2f} s",
+                CLOSE_RATE_LIMITED,
+            )
             return
     token = bearer_token()
     try:
         if not token:
-            raise GameError(ErrorCode.UNAUTHORIZED, "missing token: use Authorization: Bearer"
-                                                    " or ?token=")
+            raise GameError(
+                ErrorCode.UNAUTHORIZED, "missing token: use Authorization: Bearer or ?token="
+            )
         identity = await tokens.verify(token)
-        if guard is not None and identity.session_id is not None and await relay.redis.exists(
-                guard.keys.revoked_session(identity.session_id)):
+        if (
+            guard is not None
+            and identity.session_id is not None
+            and await relay.redis.exists(guard.keys.revoked_session(identity.session_id))
+        ):
             raise GameError(ErrorCode.TOKEN_REVOKED)
     except GameError as exc:
         await _refuse(exc.code, exc.message, CLOSE_UNAUTHORIZED)
@@ -127,18 +134,23 @@ async def serve_socket(relay: Relay, tokens: Verifier, max_message_bytes: int,
         conn.send(missed)
     bucket = guard.bucket() if guard is not None else None
     flood_limit = guard.settings.ws_flood_close_after if guard is not None else 0
-    receiver = asyncio.create_task(_receive_loop(relay, session, max_message_bytes, bucket,
-                                                 flood_limit))
+    receiver = asyncio.create_task(
+        _receive_loop(relay, session, max_message_bytes, bucket, flood_limit)
+    )
     sender = asyncio.create_task(_send_loop(conn))
     metrics.CONNECTS.labels("accepted").inc()
     metrics.CONNECTIONS.inc()
     try:
         done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if not task.cancelled() and task.exception() is not None and not isinstance(
-                    task.exception(), ConnectionError):
-                log.error("socket of %s ended by an error", identity.player_id,
-                          exc_info=task.exception())
+            if (
+                not task.cancelled()
+                and task.exception() is not None
+                and not isinstance(task.exception(), ConnectionError)
+            ):
+                log.error(
+                    "socket of %s ended by an error", identity.player_id, exc_info=task.exception()
+                )
         if receiver in done and conn.closed and not sender.done():
             # The receiver decided to close (a flood): let the sender flush and send the close.
             await asyncio.wait({sender}, timeout=5)
@@ -159,8 +171,13 @@ async def _send_loop(conn: Connection) -> None:
         await websocket.send(item.decode())
 
 
-async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int,
-                        bucket: TokenBucket | None = None, flood_limit: int = 0) -> None:
+async def _receive_loop(
+    relay: Relay,
+    session: Session,
+    max_message_bytes: int,
+    bucket: TokenBucket | None = None,
+    flood_limit: int = 0,
+) -> None:
     refused = 0  # messages refused by the per-connection limit with no quiet second between
     last_refused = 0.0
     while True:
@@ -178,13 +195,18 @@ async def _receive_loop(relay: Relay, session: Session, max_message_bytes: int,
                 if session.conn is not None:
                     session.conn.close(CLOSE_RATE_LIMITED, ErrorCode.RATE_LIMITED.value)
                 return
-            session.send_error(ErrorCode.RATE_LIMITED,
-                               f"message not handled: more than {bucket.rate:g} messages/s;"
-                               f" retry after {wait:.2f} s", _ref_of(frame, max_message_bytes))
+            session.send_error(
+                ErrorCode.RATE_LIMITED,
+                f"message not handled: more than {bucket.rate:g} messages/s;"
+                f" retry after {wait:.2f} s",
+                _ref_of(frame, max_message_bytes),
+            )
             continue
         if len(frame) > max_message_bytes:
-            session.send_error(ErrorCode.MESSAGE_TOO_LARGE,
-                               f"message of {len(frame)} bytes; the limit is {max_message_bytes}")
+            session.send_error(
+                ErrorCode.MESSAGE_TOO_LARGE,
+                f"message of {len(frame)} bytes; the limit is {max_message_bytes}",
+            )
             continue
         try:
             message = p.decode_client(frame)
@@ -250,25 +272,46 @@ async def handle(relay: Relay, session: Session, msg: Any) -> None:
         # --- issue 3 ---
         case p.SetOptions():
             session.timeline_gzip = msg.timeline_gzip
-            session.send(p.Options(id=msg.id, timeline_gzip=session.timeline_gzip,
-                                   gzip_threshold=session.gzip_threshold))
+            session.send(
+                p.Options(
+                    id=msg.id,
+                    timeline_gzip=session.timeline_gzip,
+                    gzip_threshold=session.gzip_threshold,
+                )
+            )
         case p.CreateParty():
             if session.state is not QueueState.IDLE:
-                raise GameError(ErrorCode.ALREADY_QUEUED if session.state is QueueState.QUEUED
-                                else ErrorCode.IN_BATTLE if session.state is QueueState.IN_BATTLE
-                                else ErrorCode.REQUEST_IN_PROGRESS, "leave the queue first")
-            session.send(party_message(await relay.parties.create(session.player_id), "created",
-                                       msg.id))
+                raise GameError(
+                    ErrorCode.ALREADY_QUEUED
+                    if session.state is QueueState.QUEUED
+                    else ErrorCode.IN_BATTLE
+                    if session.state is QueueState.IN_BATTLE
+                    else ErrorCode.REQUEST_IN_PROGRESS,
+                    "leave the queue first",
+                )
+            session.send(
+                party_message(await relay.parties.create(session.player_id), "created", msg.id)
+            )
         case p.JoinParty():
             if session.state is not QueueState.IDLE:
-                raise GameError(ErrorCode.ALREADY_QUEUED if session.state is QueueState.QUEUED
-                                else ErrorCode.IN_BATTLE if session.state is QueueState.IN_BATTLE
-                                else ErrorCode.REQUEST_IN_PROGRESS, "leave the queue first")
-            session.send(party_message(await relay.parties.join(session.player_id, msg.code),
-                                       "joined", msg.id))
+                raise GameError(
+                    ErrorCode.ALREADY_QUEUED
+                    if session.state is QueueState.QUEUED
+                    else ErrorCode.IN_BATTLE
+                    if session.state is QueueState.IN_BATTLE
+                    else ErrorCode.REQUEST_IN_PROGRESS,
+                    "leave the queue first",
+                )
+            session.send(
+                party_message(
+                    await relay.parties.join(session.player_id, msg.code), "joined", msg.id
+                )
+            )
         case p.LeaveParty():
-            if session.state in (QueueState.ENQUEUING, QueueState.QUEUED,
-                                 QueueState.DEQUEUING) and session.mode is GameMode.PARTY:
+            if (
+                session.state in (QueueState.ENQUEUING, QueueState.QUEUED, QueueState.DEQUEUING)
+                and session.mode is GameMode.PARTY
+            ):
                 raise GameError(ErrorCode.ALREADY_QUEUED, "dequeue from the party duel first")
             code = await relay.parties.leave(session.player_id)
             session.send(p.PartyLeft(id=msg.id, code=code))

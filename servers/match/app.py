@@ -29,14 +29,21 @@ class Running:
     tasks: list[asyncio.Task[None]]
 
 
-def matchmaking_for(redis: aioredis.Redis, keys: Keys, settings: Settings,
-                    metrics: MatchMetrics) -> Matchmaking:
+def matchmaking_for(
+    redis: aioredis.Redis, keys: Keys, settings: Settings, metrics: MatchMetrics
+) -> Matchmaking:
     m = settings.match
-    return Matchmaking(redis, keys, m.batch_size, metrics, m.lease_seconds,
-                       window=Window(m.ranked_window_start, m.ranked_window_growth,
-                                     m.ranked_window_max),
-                       pass_batch_size=m.pass_batch_size, ticket_max_wait=m.ticket_max_wait,
-                       pass_interval=m.tick_interval)
+    return Matchmaking(
+        redis,
+        keys,
+        m.batch_size,
+        metrics,
+        m.lease_seconds,
+        window=Window(m.ranked_window_start, m.ranked_window_growth, m.ranked_window_max),
+        pass_batch_size=m.pass_batch_size,
+        ticket_max_wait=m.ticket_max_wait,
+        pass_interval=m.tick_interval,
+    )
 
 
 def create_app(settings: Settings) -> Quart:
@@ -53,24 +60,52 @@ def create_app(settings: Settings) -> Quart:
         watchdog = Watchdog(redis, keys, mm, settings)
 
         def stats() -> dict[str, object]:
-            return {"matches_formed": mm.matches_formed, "requests": mm.requests_handled,
-                    "maintenance": mm.maintenance,
-                    "game_servers_ok": watchdog.game_servers_ok}
+            return {
+                "matches_formed": mm.matches_formed,
+                "requests": mm.requests_handled,
+                "maintenance": mm.maintenance,
+                "game_servers_ok": watchdog.game_servers_ok,
+            }
 
         ready = asyncio.Event(), asyncio.Event()
         tasks = [
-            asyncio.create_task(bus.run_stream_consumer(
-                redis, keys.enqueue_requests, MATCH_GROUP, consumer, mm.on_enqueue,
-                ready=ready[0]), name="enqueue-requests"),
-            asyncio.create_task(bus.run_stream_consumer(
-                redis, keys.dequeue_requests, MATCH_GROUP, consumer, mm.on_dequeue,
-                ready=ready[1]), name="dequeue-requests"),
+            asyncio.create_task(
+                bus.run_stream_consumer(
+                    redis,
+                    keys.enqueue_requests,
+                    MATCH_GROUP,
+                    consumer,
+                    mm.on_enqueue,
+                    ready=ready[0],
+                ),
+                name="enqueue-requests",
+            ),
+            asyncio.create_task(
+                bus.run_stream_consumer(
+                    redis,
+                    keys.dequeue_requests,
+                    MATCH_GROUP,
+                    consumer,
+                    mm.on_dequeue,
+                    ready=ready[1],
+                ),
+                name="dequeue-requests",
+            ),
             asyncio.create_task(mm.run_ticks(settings.match.tick_interval), name="trymatch"),
             asyncio.create_task(mm.run_housekeeping(), name="housekeeping"),
             asyncio.create_task(watchdog.run(), name="watchdog"),
-            asyncio.create_task(run_heartbeat(redis, keys, settings.pod_id, "match", stats,
-                                              settings.pods.heartbeat_interval,
-                                              settings.pods.heartbeat_ttl), name="heartbeat"),
+            asyncio.create_task(
+                run_heartbeat(
+                    redis,
+                    keys,
+                    settings.pod_id,
+                    "match",
+                    stats,
+                    settings.pods.heartbeat_interval,
+                    settings.pods.heartbeat_ttl,
+                ),
+                name="heartbeat",
+            ),
         ]
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 10)
         running.append(Running(redis, mm, watchdog, tasks))
@@ -88,8 +123,9 @@ def create_app(settings: Settings) -> Quart:
     @app.get("/health")
     async def health() -> Response:
         """Liveness: the process serves requests."""
-        return jsonify({"status": "ok", "pod_id": settings.pod_id,
-                        "instance": settings.instance_id})
+        return jsonify(
+            {"status": "ok", "pod_id": settings.pod_id, "instance": settings.instance_id}
+        )
 
     @app.get("/ready")
     async def ready() -> Response:
@@ -100,8 +136,14 @@ def create_app(settings: Settings) -> Quart:
         except Exception as exc:  # any Redis failure means not ready
             return _status({"status": "unavailable", "redis": str(exc)}, 503)
         if not run.watchdog.game_servers_ok:
-            return _status({"status": "maintenance", "maintenance": run.matchmaking.maintenance,
-                            "numsub_failures": run.watchdog.numsub_failures}, 503)
+            return _status(
+                {
+                    "status": "maintenance",
+                    "maintenance": run.matchmaking.maintenance,
+                    "numsub_failures": run.watchdog.numsub_failures,
+                },
+                503,
+            )
         return _status({"status": "ready", "maintenance": run.matchmaking.maintenance}, 200)
 
     @app.get("/health/game-server")
@@ -110,9 +152,14 @@ def create_app(settings: Settings) -> Quart:
         run = running[0]
         count = await bus.numsub(run.redis, keys.battle_request)
         ok = count > 0 and run.watchdog.game_servers_ok
-        return _status({"battle_request_subscribers": count,
-                        "numsub_failures": run.watchdog.numsub_failures,
-                        "maintenance": run.matchmaking.maintenance}, 200 if ok else 500)
+        return _status(
+            {
+                "battle_request_subscribers": count,
+                "numsub_failures": run.watchdog.numsub_failures,
+                "maintenance": run.matchmaking.maintenance,
+            },
+            200 if ok else 500,
+        )
 
     @app.get("/metrics")
     async def metrics_endpoint() -> Response:
@@ -127,7 +174,8 @@ def create_app(settings: Settings) -> Quart:
             size, oldest = replies[2 * i], replies[2 * i + 1]
             metrics.queue_size.labels(mode.value).set(size)
             metrics.oldest_wait.labels(mode.value).set(
-                max(0.0, now - oldest[0][1] / 1000) if oldest else 0.0)
+                max(0.0, now - oldest[0][1] / 1000) if oldest else 0.0
+            )
         body, content_type = common_metrics.exposition(metrics.registry)
         return Response(body, content_type=content_type)
 

@@ -60,10 +60,19 @@ HOUSEKEEPING_INTERVAL = 0.5
 
 
 class Matchmaking:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, batch_size: int,
-                 metrics: MatchMetrics, lease_seconds: float = 5.0, *,
-                 window: Window | None = None, pass_batch_size: int = 10_000,
-                 ticket_max_wait: float = 300.0, pass_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        keys: Keys,
+        batch_size: int,
+        metrics: MatchMetrics,
+        lease_seconds: float = 5.0,
+        *,
+        window: Window | None = None,
+        pass_batch_size: int = 10_000,
+        ticket_max_wait: float = 300.0,
+        pass_interval: float = 0.2,
+    ) -> None:
         self.redis, self.keys, self.batch_size, self.metrics = redis, keys, batch_size, metrics
         self.lease_ms = int(lease_seconds * 1000)
         self.scripts = QueueScripts(redis, keys)
@@ -81,10 +90,17 @@ class Matchmaking:
         self.publisher = PublishScript(redis)
 
     # ------------------------------------------------------------ requests
-    async def reply(self, pod_id: str, player_id: str, mode: str, request_id: str | None,
-                    result: p.ResultEnQueued | p.ResultDequeued | p.ResultError) -> None:
-        message = p.MatchResult(player_id=player_id, game_mode=mode, request_id=request_id,
-                                result=result)
+    async def reply(
+        self,
+        pod_id: str,
+        player_id: str,
+        mode: str,
+        request_id: str | None,
+        result: p.ResultEnQueued | p.ResultDequeued | p.ResultError,
+    ) -> None:
+        message = p.MatchResult(
+            player_id=player_id, game_mode=mode, request_id=request_id, result=result
+        )
         await self.redis.publish(self.keys.match_result(pod_id), _encoder.encode(message))
         self.metrics.replied(self.keys.namespace, self.keys.match_result(pod_id), result)
 
@@ -104,24 +120,29 @@ class Matchmaking:
         self.metrics.requests.labels("enqueue", type(result).__name__).inc()
         await self.reply(pod_id, req.player_id, req.game_mode, req.request_id, result)
 
-    async def _enqueue(self, req: p.EnqueueRequest,
-                       pod_id: str) -> p.ResultEnQueued | p.ResultError:
+    async def _enqueue(
+        self, req: p.EnqueueRequest, pod_id: str
+    ) -> p.ResultEnQueued | p.ResultError:
         try:
             mode = GameMode(req.game_mode)
         except ValueError:
-            return p.ResultError(code=ErrorCode.UNKNOWN_MODE,
-                                 message=f"unknown mode {req.game_mode!r}")
+            return p.ResultError(
+                code=ErrorCode.UNKNOWN_MODE, message=f"unknown mode {req.game_mode!r}"
+            )
         if self.maintenance:
-            return p.ResultError(code=ErrorCode.MAINTENANCE,
-                                 message="matchmaking is in maintenance mode")
+            return p.ResultError(
+                code=ErrorCode.MAINTENANCE, message="matchmaking is in maintenance mode"
+            )
         # The match server's clock orders the queue, so skew between game servers cannot.
-        change = await self.scripts.enqueue(mode, req.player_id, now_ms(),
-                                            _encoder.encode(req.metadata), pod_id)
+        change = await self.scripts.enqueue(
+            mode, req.player_id, now_ms(), _encoder.encode(req.metadata), pod_id
+        )
         self.metrics.queue_size.labels(mode.value).set(change.queue_size)
         if change.changed:
             return p.ResultEnQueued(queue_size=change.queue_size)
-        return p.ResultError(code=ErrorCode.ALREADY_QUEUED,
-                             message="the player is already in the queue")
+        return p.ResultError(
+            code=ErrorCode.ALREADY_QUEUED, message="the player is already in the queue"
+        )
 
     async def on_dequeue(self, data: bytes) -> None:
         self.requests_handled += 1
@@ -135,7 +156,8 @@ class Matchmaking:
             mode = GameMode(req.game_mode)
         except ValueError:
             result: p.ResultDequeued | p.ResultError = p.ResultError(
-                code=ErrorCode.UNKNOWN_MODE, message=f"unknown mode {req.game_mode!r}")
+                code=ErrorCode.UNKNOWN_MODE, message=f"unknown mode {req.game_mode!r}"
+            )
         else:
             # Only the pod holding the player's session may take them out: a player who
             # reconnected elsewhere keeps their place when the old pod's grace timer fires.
@@ -146,13 +168,15 @@ class Matchmaking:
                 if req.reason == "disconnected":  # nobody to tell now: tell them next time
                     await self.leave_notice([(req.player_id, mode)], "disconnected")
             else:
-                result = p.ResultError(code=ErrorCode.NOT_QUEUED,
-                                       message="the player is not in the queue")
+                result = p.ResultError(
+                    code=ErrorCode.NOT_QUEUED, message="the player is not in the queue"
+                )
         self.metrics.requests.labels("dequeue", type(result).__name__).inc()
         await self.reply(req.pod_id, req.player_id, req.game_mode, req.request_id, result)
 
-    async def leave_notice(self, players: list[tuple[str, GameMode]],
-                           reason: p.DequeueReason) -> None:
+    async def leave_notice(
+        self, players: list[tuple[str, GameMode]], reason: p.DequeueReason
+    ) -> None:
         """Remember why players without a socket were dequeued; their next welcome says it."""
         if not players:
             return
@@ -175,7 +199,8 @@ class Matchmaking:
                 log.warning("requeued %d players whose match server died mid-tick", reaped)
             if mode in WHOLE_QUEUE_MODES:
                 popped = await self.scripts.pop_exclusive(
-                    mode, self.pass_batch_size, now_ms() + self.lease_ms, self.pass_interval_ms)
+                    mode, self.pass_batch_size, now_ms() + self.lease_ms, self.pass_interval_ms
+                )
                 formed += await self._match(mode, popped)
                 continue
             while True:
@@ -217,11 +242,22 @@ class Matchmaking:
             expired += len(removed)
             self.metrics.expired.labels(mode.value).inc(len(removed))
             log.info("%d tickets expired in %s", len(removed), mode.value)
-            await self.publisher.publish_many([
-                (self.keys.match_result(pod), _encoder.encode(p.MatchResult(
-                    player_id=player, game_mode=mode.value,
-                    result=p.ResultDequeued(reason="expired"))))
-                for player, pod in removed if pod])
+            await self.publisher.publish_many(
+                [
+                    (
+                        self.keys.match_result(pod),
+                        _encoder.encode(
+                            p.MatchResult(
+                                player_id=player,
+                                game_mode=mode.value,
+                                result=p.ResultDequeued(reason="expired"),
+                            )
+                        ),
+                    )
+                    for player, pod in removed
+                    if pod
+                ]
+            )
         return expired
 
     async def sweep_parties(self) -> int:
@@ -233,18 +269,38 @@ class Matchmaking:
         messages: list[tuple[str, bytes]] = []
         for entry, pod in zip(gone, pods, strict=True):
             if entry.dequeued_pod:
-                messages.append((self.keys.match_result(entry.dequeued_pod), _encoder.encode(
-                    p.MatchResult(player_id=entry.player_id, game_mode=GameMode.PARTY.value,
-                                  result=p.ResultDequeued(reason="party")))))
+                messages.append(
+                    (
+                        self.keys.match_result(entry.dequeued_pod),
+                        _encoder.encode(
+                            p.MatchResult(
+                                player_id=entry.player_id,
+                                game_mode=GameMode.PARTY.value,
+                                result=p.ResultDequeued(reason="party"),
+                            )
+                        ),
+                    )
+                )
             if pod:
-                messages.append((self.keys.pod_control(pod.decode()), _encoder.encode(
-                    p.PodCommand(command="party_changed", player_id=entry.player_id,
-                                 event="expired", party=entry.code))))
+                messages.append(
+                    (
+                        self.keys.pod_control(pod.decode()),
+                        _encoder.encode(
+                            p.PodCommand(
+                                command="party_changed",
+                                player_id=entry.player_id,
+                                event="expired",
+                                party=entry.code,
+                            )
+                        ),
+                    )
+                )
         await self.publisher.publish_many(messages)
         return len(gone)
 
-    def _candidates(self, mode: GameMode,
-                    popped: list[Popped]) -> tuple[list[p.PlayerCandidate], list[str]]:
+    def _candidates(
+        self, mode: GameMode, popped: list[Popped]
+    ) -> tuple[list[p.PlayerCandidate], list[str]]:
         good, poisoned = [], []
         for entry in popped:
             try:
@@ -254,28 +310,37 @@ class Matchmaking:
             except (msgspec.DecodeError, ValueError) as exc:
                 # A poisoned entry must not block the queue: drop it and say so.
                 self.metrics.poisoned.labels(mode.value).inc()
-                log.error("dropped poisoned queue entry %s in %s: %s", entry.player_id,
-                          mode.value, exc)
+                log.error(
+                    "dropped poisoned queue entry %s in %s: %s", entry.player_id, mode.value, exc
+                )
                 poisoned.append(entry.player_id)
                 continue
-            good.append(p.PlayerCandidate(player_id=entry.player_id, score=entry.score,
-                                          pod_id=entry.pod_id, metadata=snap))
+            good.append(
+                p.PlayerCandidate(
+                    player_id=entry.player_id, score=entry.score, pod_id=entry.pod_id, metadata=snap
+                )
+            )
         return good, poisoned
 
-    def pair(self, mode: GameMode, candidates: list[p.PlayerCandidate],
-             ) -> tuple[list[tuple[p.PlayerCandidate, p.PlayerCandidate]],
-                        list[p.PlayerCandidate]]:
+    def pair(
+        self,
+        mode: GameMode,
+        candidates: list[p.PlayerCandidate],
+    ) -> tuple[list[tuple[p.PlayerCandidate, p.PlayerCandidate]], list[p.PlayerCandidate]]:
         """The mode's pure pairing; candidates come longest-waiting first."""
         if mode is GameMode.RANKED:
             now = now_ms()
             pairs, leftover = pair_by_rating(
                 [Entry(c.player_id, c.metadata.rating, c.score, c) for c in candidates],
-                now, self.window)
+                now,
+                self.window,
+            )
             for one, two in pairs:
                 self.metrics.rating_diff.observe(abs(one.metadata.rating - two.metadata.rating))
         elif mode is GameMode.PARTY:
-            pairs, leftover = pair_party(candidates, lambda c: c.metadata.party_code,
-                                         lambda c: c.player_id)
+            pairs, leftover = pair_party(
+                candidates, lambda c: c.metadata.party_code, lambda c: c.player_id
+            )
         else:
             pairs, leftover = pair_fifo(candidates)
         return pairs, leftover
@@ -285,24 +350,44 @@ class Matchmaking:
             return 0
         candidates, poisoned = self._candidates(mode, popped)
         pairs, leftover = self.pair(mode, candidates)
-        requests = [p.BattleRequest(match_id=str(uuid.uuid4()), game_mode=mode.value,
-                                    seed=secrets.randbits(63), player1=one, player2=two)
-                    for one, two in pairs]
+        requests = [
+            p.BattleRequest(
+                match_id=str(uuid.uuid4()),
+                game_mode=mode.value,
+                seed=secrets.randbits(63),
+                player1=one,
+                player2=two,
+            )
+            for one, two in pairs
+        ]
         committed = await self.scripts.commit(
             mode,
-            [PairToCommit(r.match_id, r.player1.player_id, r.player2.player_id,
-                          _encoder.encode(r)) for r in requests],
-            [c.player_id for c in leftover], poisoned)
+            [
+                PairToCommit(
+                    r.match_id, r.player1.player_id, r.player2.player_id, _encoder.encode(r)
+                )
+                for r in requests
+            ],
+            [c.player_id for c in leftover],
+            poisoned,
+        )
         for r in requests:
             if r.match_id in committed:  # one line per match: the start of its trail in the logs
-                log.info("match formed: %s (%s) vs %s (%s)", r.player1.player_id,
-                         r.player1.pod_id, r.player2.player_id, r.player2.pod_id,
-                         extra={"match_id": r.match_id})
+                log.info(
+                    "match formed: %s (%s) vs %s (%s)",
+                    r.player1.player_id,
+                    r.player1.pod_id,
+                    r.player2.player_id,
+                    r.player2.pod_id,
+                    extra={"match_id": r.match_id},
+                )
         await self._announce(mode, [r for r in requests if r.match_id in committed])
         self.metrics.matches.labels(mode.value).inc(len(committed))
-        self.metrics.matched(mode.value, now_ms(), [c.score for r in requests
-                                                    if r.match_id in committed
-                                                    for c in (r.player1, r.player2)])
+        self.metrics.matched(
+            mode.value,
+            now_ms(),
+            [c.score for r in requests if r.match_id in committed for c in (r.player1, r.player2)],
+        )
         return len(committed)
 
     async def _announce(self, mode: GameMode, requests: list[p.BattleRequest]) -> None:
@@ -311,13 +396,37 @@ class Matchmaking:
         messages: list[tuple[str, bytes]] = []
         for r in requests:
             for me, other in ((r.player1, r.player2), (r.player2, r.player1)):
-                messages.append((self.keys.match_result(me.pod_id), _encoder.encode(p.MatchResult(
-                    player_id=me.player_id, game_mode=mode.value,
-                    result=p.ResultMatchFound(match_id=r.match_id, opponent_id=other.player_id,
-                                              opponent_name=other.metadata.name)))))
-            messages.append((self.keys.battle_request, _encoder.encode(p.BattleNotice(
-                match_id=r.match_id, game_mode=mode.value, player1=r.player1.player_id,
-                player2=r.player2.player_id, pod1=r.player1.pod_id, pod2=r.player2.pod_id))))
+                messages.append(
+                    (
+                        self.keys.match_result(me.pod_id),
+                        _encoder.encode(
+                            p.MatchResult(
+                                player_id=me.player_id,
+                                game_mode=mode.value,
+                                result=p.ResultMatchFound(
+                                    match_id=r.match_id,
+                                    opponent_id=other.player_id,
+                                    opponent_name=other.metadata.name,
+                                ),
+                            )
+                        ),
+                    )
+                )
+            messages.append(
+                (
+                    self.keys.battle_request,
+                    _encoder.encode(
+                        p.BattleNotice(
+                            match_id=r.match_id,
+                            game_mode=mode.value,
+                            player1=r.player1.player_id,
+                            player2=r.player2.player_id,
+                            pod1=r.player1.pod_id,
+                            pod2=r.player2.pod_id,
+                        )
+                    ),
+                )
+            )
         await self.publisher.publish_many(messages)
         self.metrics.published(self.keys.namespace, (channel for channel, _ in messages))
 

@@ -30,8 +30,9 @@ AUTO = b"auto"
 
 
 class Watchdog:
-    def __init__(self, redis: aioredis.Redis, keys: Keys, mm: Matchmaking,
-                 settings: Settings) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, keys: Keys, mm: Matchmaking, settings: Settings
+    ) -> None:
         self.redis, self.keys, self.mm, self.s = redis, keys, mm, settings
         self.dead_since: dict[str, float] = {}  # pod -> when its game server was seen dead
         self.cleaned: set[str] = set()
@@ -91,8 +92,9 @@ class Watchdog:
     async def dequeue_pod(self, pod: str) -> int:
         removed: list[tuple[str, GameMode]] = []
         for mode in GameMode:
-            async for player, holder in self.redis.hscan_iter(self.keys.ticket_pods(mode),
-                                                              count=1000):
+            async for player, holder in self.redis.hscan_iter(
+                self.keys.ticket_pods(mode), count=1000
+            ):
                 if holder.decode() == pod:
                     status, _ = await self.mm.scripts.dequeue(mode, player.decode(), pod)
                     if status is Dequeued.REMOVED:
@@ -119,16 +121,20 @@ class Watchdog:
             self.mm.metrics.players_removed.labels("no_game_server").inc(removed)
             await self.redis.set(self.keys.maintenance_flag, AUTO, ex=self.s.match.maintenance_ttl)
             self.mm.maintenance = self.auto_maintenance = True
-            log.error("no game server for %d checks: removed %d queued players, maintenance on",
-                      self.numsub_failures, removed)
+            log.error(
+                "no game server for %d checks: removed %d queued players, maintenance on",
+                self.numsub_failures,
+                removed,
+            )
 
     async def clear_queues(self) -> int:
         removed: list[tuple[str, GameMode]] = []
         for mode in GameMode:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.zrange(self.keys.queue(mode), 0, -1)
-                pipe.delete(self.keys.queue(mode), self.keys.tickets(mode),
-                            self.keys.ticket_pods(mode))
+                pipe.delete(
+                    self.keys.queue(mode), self.keys.tickets(mode), self.keys.ticket_pods(mode)
+                )
                 players, _ = await pipe.execute()
             removed += [(player.decode(), mode) for player in players]
         await self.mm.leave_notice(removed, "server")

@@ -36,8 +36,14 @@ MATCH_MARKER_TTL = 600
 
 
 class BattleRunner:
-    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool, keys: Keys, pod_id: str,
-                 rating: RatingSettings | None = None) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        pool: asyncpg.Pool,
+        keys: Keys,
+        pod_id: str,
+        rating: RatingSettings | None = None,
+    ) -> None:
         self.redis, self.pool, self.keys, self.pod_id = redis, pool, keys, pod_id
         self.rating = rating or RatingSettings()
         self.running = 0
@@ -76,19 +82,30 @@ class BattleRunner:
         async with self.redis.pipeline(transaction=False) as pipe:
             for player, done in zip((one, two), delivered, strict=True):
                 if not done:
-                    pipe.set(self.keys.player_match(player), request.match_id,
-                             ex=MATCH_MARKER_TTL)
+                    pipe.set(self.keys.player_match(player), request.match_id, ex=MATCH_MARKER_TTL)
             await pipe.execute()
         outcome = simulate(request.player1.metadata, request.player2.metadata, request.seed)
         timeline = encode_timeline(outcome.events)
         persisting = time.perf_counter()
         try:
             fresh = await record_match(
-                self.pool, request, winner_id=outcome.winner_id, end_reason=outcome.reason,
-                turns=outcome.turns, timeline=timeline, pod_id=self.pod_id, started_at=started,
-                rating=self.rating)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError, TimeoutError) as exc:
+                self.pool,
+                request,
+                winner_id=outcome.winner_id,
+                end_reason=outcome.reason,
+                turns=outcome.turns,
+                timeline=timeline,
+                pod_id=self.pod_id,
+                started_at=started,
+                rating=self.rating,
+            )
+        except (
+            OSError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError,
+            TimeoutError,
+        ) as exc:
             metrics.PERSIST_FAILURES.labels("record_match").inc()
             metrics.BATTLES.labels(request.game_mode, "retry").inc()
             raise RetryLater(f"battle {request.match_id} not recorded yet: {exc}") from exc
@@ -97,29 +114,49 @@ class BattleRunner:
             raise
         metrics.PERSIST_SECONDS.labels("record_match").observe(time.perf_counter() - persisting)
         if not fresh:
-            log.info("match %s was recorded before; delivering its result again",
-                     request.match_id)
+            log.info("match %s was recorded before; delivering its result again", request.match_id)
         await self.publish_results(request, outcome.winner_id, outcome.turns, timeline)
         metrics.BATTLES.labels(request.game_mode, "recorded" if fresh else "rerun").inc()
-        log.info("battle %s: %s vs %s, winner %s in %d turns", "recorded" if fresh else "re-run",
-                 one, two, outcome.winner_id, outcome.turns)
+        log.info(
+            "battle %s: %s vs %s, winner %s in %d turns",
+            "recorded" if fresh else "re-run",
+            one,
+            two,
+            outcome.winner_id,
+            outcome.turns,
+        )
         self.completed += fresh
 
-    async def publish_results(self, request: p.BattleRequest, winner_id: str | None, turns: int,
-                              timeline: bytes) -> None:
+    async def publish_results(
+        self, request: p.BattleRequest, winner_id: str | None, turns: int, timeline: bytes
+    ) -> None:
         """Send each player's result to the pod holding their session now (they may have
         reconnected elsewhere since they queued)."""
         players = (request.player1, request.player2)
         current = await bus.mget(self.redis, [self.keys.player_pod(c.player_id) for c in players])
         raw = msgspec.Raw(timeline)
         messages: list[tuple[str, bytes]] = []
-        for (me, other), pod in zip(((players[0], players[1]), (players[1], players[0])),
-                                    current, strict=True):
+        for (me, other), pod in zip(
+            ((players[0], players[1]), (players[1], players[0])), current, strict=True
+        ):
             target = pod.decode() if pod else me.pod_id
-            messages.append((self.keys.battle_result(target), _encoder.encode(p.BattleResult(
-                match_id=request.match_id, game_mode=request.game_mode,
-                player_id=me.player_id, opponent_id=other.player_id, seed=request.seed,
-                winner_id=winner_id, turns=turns, timeline=raw))))
+            messages.append(
+                (
+                    self.keys.battle_result(target),
+                    _encoder.encode(
+                        p.BattleResult(
+                            match_id=request.match_id,
+                            game_mode=request.game_mode,
+                            player_id=me.player_id,
+                            opponent_id=other.player_id,
+                            seed=request.seed,
+                            winner_id=winner_id,
+                            turns=turns,
+                            timeline=raw,
+                        )
+                    ),
+                )
+            )
         # One script call (a cluster client refuses PUBLISH in a pipeline).
         await self.publisher.publish_many(messages)
         for channel, _ in messages:

@@ -14,5 +14,5 @@ def pair_fifo(candidates: Sequence[T]) -> tuple[list[tuple[T, T]], list[T]]:
     The leftover is empty or the single last candidate, who goes back to the queue.
     """
     pairs = [(candidates[i], candidates[i + 1]) for i in range(0, len(candidates) - 1, 2)]
-    leftover = list(candidates[len(pairs) * 2:])
+    leftover = list(candidates[len(pairs) * 2 :])
     return pairs, leftover

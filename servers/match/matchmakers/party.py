@@ -8,8 +8,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def pair_party(candidates: Sequence[T], party_of: Callable[[T], str],
-               player_of: Callable[[T], str]) -> tuple[list[tuple[T, T]], list[T]]:
+def pair_party(
+    candidates: Sequence[T], party_of: Callable[[T], str], player_of: Callable[[T], str]
+) -> tuple[list[tuple[T, T]], list[T]]:
     """Pair candidates that carry the same party code (in the order given: longest-waiting
     first); a candidate without a code, alone in its party, or an id seen twice stays unpaired."""
     waiting: dict[str, T] = {}

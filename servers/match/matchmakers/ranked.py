@@ -41,8 +41,9 @@ class Entry(Generic[T]):
     item: T
 
 
-def pair_by_rating(entries: Sequence[Entry[T]], now_ms: int,
-                   window: Window) -> tuple[list[tuple[T, T]], list[T]]:
+def pair_by_rating(
+    entries: Sequence[Entry[T]], now_ms: int, window: Window
+) -> tuple[list[tuple[T, T]], list[T]]:
     """Pairs (longest-waiting player first in each pair) and the unpaired, in wait order."""
     seen: set[str] = set()
     unique: list[Entry[T]] = []
@@ -54,8 +55,9 @@ def pair_by_rating(entries: Sequence[Entry[T]], now_ms: int,
         seen.add(entry.player_id)
         unique.append(entry)
     n = len(unique)
-    by_rating = sorted(range(n), key=lambda i: (unique[i].rating, unique[i].enqueued_ms,
-                                                unique[i].player_id))
+    by_rating = sorted(
+        range(n), key=lambda i: (unique[i].rating, unique[i].enqueued_ms, unique[i].player_id)
+    )
     position = [0] * n
     for pos, i in enumerate(by_rating):
         position[i] = pos
