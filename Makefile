@@ -64,8 +64,9 @@ up: setup  ## run auth + 2 pods in the foreground; Ctrl-C stops
 test: setup tools  ## the whole test suite against real Redis and PostgreSQL
 	$(BIN)/pytest
 
-lint: setup
+lint: setup  ## ruff's rules and its formatter (check only)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: setup
 	$(BIN)/ruff format .
