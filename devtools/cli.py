@@ -55,24 +55,26 @@ def up(settings: Settings, pods: int, keep_going: bool) -> int:
     try:
         for url in stack.endpoints():
             print(url, flush=True)
-        path = stack_state.write(
-            stack_state.StackState(
-                instance=stack.instance_id,
-                pid=os.getpid(),
-                started=time.time(),
-                pods=pods,
-                auth_url=stack.auth_url,
-                game_urls=stack.game_urls,
-                steam_sim_url=stack.steam_sim_url,
-                redis=stack.settings.redis.url,
-                database=stack.settings.database.url,
-                namespace=stack.settings.redis.namespace,
-                log_dir=str(stack.log_dir),
-                endpoints=stack.endpoints(),
-            )
+        state = stack_state.StackState(
+            instance=stack.instance_id,
+            pid=os.getpid(),
+            started=time.time(),
+            pods=pods,
+            auth_url=stack.auth_url,
+            game_urls=stack.game_urls,
+            steam_sim_url=stack.steam_sim_url,
+            redis=stack.settings.redis.url,
+            database=stack.settings.database.url,
+            namespace=stack.settings.redis.namespace,
+            log_dir=str(stack.log_dir),
+            endpoints=stack.endpoints(),
         )
+        try:
+            where = f"state in {stack_state.write(state)}"
+        except OSError as exc:  # a convenience for the console: the stack runs without it
+            where = f"no state file ({exc}): cardgame-console needs --redis to find this stack"
         print(
-            f"# stack {stack.instance_id}: logs in {stack.log_dir}, state in {path}; "
+            f"# stack {stack.instance_id}: logs in {stack.log_dir}, {where}; "
             "Ctrl-C stops everything",
             file=sys.stderr,
             flush=True,

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# tempfile.gettempdir() follows TMPDIR, so a test (or a user) can keep its stacks apart.
-STATE_DIR = Path(tempfile.gettempdir()) / "cardgame-stacks"
+# tempfile.gettempdir() follows TMPDIR, so a test (or a user) can keep its stacks apart. One
+# directory per user: another user's directory in a shared /tmp is not ours to write.
+STATE_DIR = Path(tempfile.gettempdir()) / f"cardgame-stacks-{os.getuid()}"
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ class Up:
         )
 
     def state_file(self) -> Path:
-        return Path(self.env["TMPDIR"]) / "cardgame-stacks"
+        return Path(self.env["TMPDIR"]) / f"cardgame-stacks-{os.getuid()}"
 
     def stop(self) -> int:
         if self.popen.poll() is None:
