@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from servers.common import glicko2
+from servers.common import db, glicko2
 from servers.common import protocol as p
 from servers.common.config import RatingSettings
 from servers.common.keys import GameMode
@@ -33,7 +33,7 @@ def score_of(player_id: str, winner_id: str | None) -> float:
 
 
 async def _rate(
-    conn: asyncpg.Connection,
+    conn: db.Connection,
     request: p.BattleRequest,
     winner_id: str | None,
     rating: RatingSettings,
