@@ -77,8 +77,8 @@ class Keys:
         return f"{self.namespace}:player:{{{player_id}}}:match"
 
     def notice(self, player_id: str) -> str:
-        """String (TTL): why the server dequeued a player who had no socket then ("server",
-        "disconnected"); sent as a `dequeued` message after the next welcome."""
+        """String (TTL): the `dequeued` message (JSON) for a player the server dequeued while
+        they had no socket (reason "server" or "disconnected"); sent after the next welcome."""
         return f"{self.namespace}:player:{{{player_id}}}:notice"
 
     def delivered(self, player_id: str, match_id: str) -> str:

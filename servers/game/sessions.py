@@ -279,7 +279,7 @@ class Session:
         """Deliver a result (the relay made sure it is delivered once)."""
         if self.state is not QueueState.IDLE and (self.match_id in (None, msg.match_id)):
             self._settle(QueueState.IDLE)
-        outcome = (
+        outcome: p.Outcome = (
             "draw"
             if msg.winner_id is None
             else ("win" if msg.winner_id == self.player_id else "loss")
