@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError

@@ -178,8 +178,12 @@ class Settings:
         changes: dict[str, Any] = {}
         for name, value in sections.items():
             current = getattr(self, name)
-            if isinstance(value, Mapping) and dataclasses.is_dataclass(current):
-                changes[name] = dataclasses.replace(current, **value)  # type: ignore[type-var]
+            if (
+                isinstance(value, Mapping)
+                and dataclasses.is_dataclass(current)
+                and not isinstance(current, type)
+            ):
+                changes[name] = dataclasses.replace(current, **value)
             else:
                 changes[name] = value
         return dataclasses.replace(self, **changes)
