@@ -1,4 +1,4 @@
-"""Scripted Party duels and PvE battles (issue 3), end to end through the real servers."""
+"""Scripted Party duels and PvE battles, end to end through the real servers."""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ class Dequeue(ClientMessage, tag="dequeue"):
     pass
 
 
-# --- issue 3: options, parties, PvE, history and replays ---
+# --- options, parties, PvE, history and replays ---
 class SetOptions(ClientMessage, tag="set_options"):
     """Per-connection options. `timeline_gzip`: battle timelines above the server's threshold
     arrive gzip-compressed in `timeline_gzip` (base64) instead of `timeline`."""
@@ -261,7 +261,7 @@ class BattleResultMessage(ServerMessage, tag="battle_result"):
     opponent_id: str
     turns: int
     timeline: msgspec.Raw
-    # Issue 3: set (base64 of the gzip-compressed timeline JSON) instead of `timeline`, which is
+    # Set (base64 of the gzip-compressed timeline JSON) instead of `timeline`, which is
     # then null, when the client asked for it with `set_options` and the timeline is large.
     timeline_gzip: str | None = None
 
@@ -436,8 +436,9 @@ class BattleRequest(BusMessage, frozen=True):
 class BattleNotice(BusMessage, frozen=True):
     """Match server -> `battle:request` channel: a battle was handed to the battle stream.
 
-    The request itself travels durably on the mode's battle stream; this notice keeps the seed's
-    channel alive for observers (the console) and for the PUBSUB NUMSUB liveness rule."""
+    The request itself travels durably on the mode's battle stream; this notice keeps the
+    design's `battle:request` channel alive for observers (the console) and for the PUBSUB
+    NUMSUB liveness rule (no subscriber for 5 checks in a row: maintenance)."""
 
     match_id: str
     game_mode: str

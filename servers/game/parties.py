@@ -1,4 +1,4 @@
-"""Parties for party duels (issue 3): create, join by invite code, leave; Redis only.
+"""Parties for party duels: create, join by invite code, leave; Redis only.
 
 A party lives in Redis under the `{party}` hash tag, next to the party queue, so that leaving
 and taking the partner out of the queue is one script. Parties expire (`game.party_ttl`); the

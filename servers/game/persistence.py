@@ -86,7 +86,7 @@ async def record_match(
     rating: RatingSettings | None = None,
 ) -> bool:
     """Store the match, its participants and their profile counters in one transaction; for
-    a Ranked match also both players' new Glicko-2 ratings (issue 3).
+    a Ranked match also both players' new Glicko-2 ratings.
 
     Returns False (and changes nothing) when this match id was recorded before, so a battle
     request delivered twice is persisted once, and ratings move once.

@@ -275,7 +275,7 @@ class Relay:
             log.warning("drain requested by an operator")
             os.kill(os.getpid(), signal.SIGTERM)  # the same graceful path as a deploy
 
-    # ------------------------------------------------------------ issue 3: parties, PvE
+    # ------------------------------------------------------------ parties, PvE
     def _forgotten(self, session: Session) -> None:
         """A session ended here. Unless the player moved to another pod, they leave their
         party once the reconnect grace has passed without them coming back anywhere."""

@@ -215,7 +215,7 @@ class Matchmaking:
         return formed
 
     async def housekeeping(self) -> None:
-        """Issue 3: expire tickets past their lifetime and parties past theirs."""
+        """Expire tickets past their lifetime and parties past theirs."""
         await self.expire_tickets()
         await self.sweep_parties()
 
