@@ -64,15 +64,16 @@ up: setup  ## run auth + 2 pods in the foreground; Ctrl-C stops
 test: setup tools  ## the whole test suite against real Redis and PostgreSQL
 	$(BIN)/pytest
 
-lint: setup  ## ruff's rules and its formatter (check only)
+lint: typecheck  ## mypy, ruff's rules and its formatter (check only)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 format: setup
 	$(BIN)/ruff format .
 
+# Which files, and how strictly, is pyproject.toml's [tool.mypy].
 typecheck: setup
-	$(BIN)/mypy servers fake_client
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache *.egg-info

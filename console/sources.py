@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -141,79 +141,12 @@ class LiveSource:
                     pipe.zscore(k.inflight(mode), player_id)
             replies = iter(await pipe.execute(raise_on_error=False))
 
-        def take() -> Any:
-            reply = next(replies)
-            if isinstance(reply, Exception):
-                raise reply
-            return reply
-
-        beats: dict[str, dict[str, Heartbeat]] = {pod: {} for pod in pods}
-        for pod in pods:
-            for role in ROLES:
-                value = take()
-                if value is not None:
-                    try:
-                        beats[pod][role] = _heartbeat.decode(value)
-                    except msgspec.DecodeError:
-                        pass  # a foreign or corrupt value shows as a dead server
-        queues = {}
-        for mode in GameMode:
-            size = int(take())
-            first = take()
-            waits = tuple(int(take()) for _ in WAIT_EDGES)
-            inflight = int(take())
-            sample = take() or []
-            ratings = []
-            for ticket in sample[1::2]:
-                try:
-                    ratings.append(_rating.decode(ticket).rating)
-                except msgspec.DecodeError:
-                    pass
-            queues[mode.value] = QueueRaw(
-                size, int(first[0][1]) if first else None, waits, inflight, tuple(ratings)
-            )
-        numsub = {(c.decode() if isinstance(c, bytes) else c): int(n) for c, n in take()}
-        stream_info = {}
-        for stream in streams:
-            info, groups = next(replies), next(replies)
-            if isinstance(info, ResponseError):  # no such key: nothing written yet
-                stream_info[stream] = StreamRaw(0, None)
-                continue
-            if isinstance(info, Exception):
-                raise info
-            pending = lag = 0
-            lag_known = True
-            for group in groups if not isinstance(groups, Exception) else []:
-                pending += int(group.get("pending") or 0)
-                if group.get("lag") is None:
-                    lag_known = False
-                else:
-                    lag += int(group["lag"])
-            added = info.get("entries-added")
-            stream_info[stream] = StreamRaw(
-                int(info.get("length", 0)),
-                None if added is None else int(added),
-                pending,
-                lag if lag_known else None,
-            )
-        player = None
-        if player_id:
-            pod, match = take(), take()
-            live: dict[str, Any] = {
-                "pod": pod.decode() if pod else None,
-                "match_id": match.decode() if match else None,
-            }
-            for mode in GameMode:
-                score, holder, inflight_at = take(), take(), take()
-                if score is not None:
-                    live.update(
-                        queued_mode=mode.value,
-                        queued_since_ms=int(score),
-                        ticket_pod=holder.decode() if holder else None,
-                    )
-                if inflight_at is not None:
-                    live["inflight_mode"] = mode.value
-            player = PlayerLive(**live)
+        take = _Replies(replies)
+        beats = {pod: _read_heartbeats(take) for pod in pods}
+        queues = {mode.value: _read_queue(take) for mode in GameMode}
+        numsub = {bus.text(c): int(n) for c, n in take()}
+        stream_info = {stream: _read_stream(next(replies), next(replies)) for stream in streams}
+        player = _read_player(take) if player_id else None
         return RawPoll(
             now=now,
             pods_listed=pods_listed,
@@ -400,3 +333,91 @@ def describe_error(exc: BaseException) -> str:
         return "timed out"
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:120]
+
+
+class _Replies:
+    """The replies of a pipeline run with raise_on_error=False, in order; calling it gives the
+    next reply, or raises the error it holds."""
+
+    def __init__(self, replies: Iterator[Any]) -> None:
+        self._replies = replies
+
+    def __call__(self) -> Any:
+        reply = next(self._replies)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+def _read_heartbeats(take: _Replies) -> dict[str, Heartbeat]:
+    """One pod's heartbeats by role (GET of each role's key)."""
+    beats: dict[str, Heartbeat] = {}
+    for role in ROLES:
+        value = take()
+        if value is not None:
+            try:
+                beats[role] = _heartbeat.decode(value)
+            except msgspec.DecodeError:
+                pass  # a foreign or corrupt value shows as a dead server
+    return beats
+
+
+def _read_queue(take: _Replies) -> QueueRaw:
+    """One mode's queue: ZCARD, the oldest entry, a ZCOUNT per wait edge, the in-flight ZCARD
+    and a sample of tickets (HRANDFIELD with values)."""
+    size = int(take())
+    first = take()
+    waits = tuple(int(take()) for _ in WAIT_EDGES)
+    inflight = int(take())
+    sample = take() or []
+    ratings = []
+    for ticket in sample[1::2]:
+        try:
+            ratings.append(_rating.decode(ticket).rating)
+        except msgspec.DecodeError:
+            pass
+    return QueueRaw(size, int(first[0][1]) if first else None, waits, inflight, tuple(ratings))
+
+
+def _read_stream(info: Any, groups: Any) -> StreamRaw:
+    """One request stream from its XINFO STREAM and XINFO GROUPS replies."""
+    if isinstance(info, ResponseError):  # no such key: nothing written yet
+        return StreamRaw(0, None)
+    if isinstance(info, Exception):
+        raise info
+    pending = lag = 0
+    lag_known = True
+    for group in groups if not isinstance(groups, Exception) else []:
+        pending += int(group.get("pending") or 0)
+        if group.get("lag") is None:
+            lag_known = False
+        else:
+            lag += int(group["lag"])
+    added = info.get("entries-added")
+    return StreamRaw(
+        int(info.get("length", 0)),
+        None if added is None else int(added),
+        pending,
+        lag if lag_known else None,
+    )
+
+
+def _read_player(take: _Replies) -> PlayerLive:
+    """Where a player stands: session pod, match, and per mode queue score, ticket holder and
+    in-flight time."""
+    pod, match = take(), take()
+    live: dict[str, Any] = {
+        "pod": pod.decode() if pod else None,
+        "match_id": match.decode() if match else None,
+    }
+    for mode in GameMode:
+        score, holder, inflight_at = take(), take(), take()
+        if score is not None:
+            live.update(
+                queued_mode=mode.value,
+                queued_since_ms=int(score),
+                ticket_pod=holder.decode() if holder else None,
+            )
+        if inflight_at is not None:
+            live["inflight_mode"] = mode.value
+    return PlayerLive(**live)

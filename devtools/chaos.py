@@ -27,11 +27,12 @@ import httpx
 import websockets
 
 from devtools.stack import Stack
-from fake_client.client import GameClient, Login, ServerError, login_steam
+from fake_client.client import GameClient, Login, login_steam
 from servers.common import protocol as p
 from servers.common.bus import connect_redis
 from servers.common.config import Settings
 from servers.common.keys import GameMode, Keys
+from servers.common.protocol import ServerError
 
 
 @dataclass
@@ -75,13 +76,13 @@ class ChaosPlayer:
 
     async def connect(self) -> GameClient:
         delay = 0.1
-        while True:
+        client: GameClient | None = None
+        while client is None:
             url = self.rng.choice(self.game_urls)
             try:
                 client = await GameClient.connect(
                     url, self.ledger.login.access_token, open_timeout=3
                 )
-                break
             except (OSError, websockets.WebSocketException, ServerError, TimeoutError) as exc:
                 self.ledger.errors[type(exc).__name__] += 1
                 await asyncio.sleep(delay)

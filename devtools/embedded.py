@@ -209,7 +209,8 @@ class _EarlyExit(RuntimeError):
 def _wait_ready(
     proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float, log_path: Path
 ) -> None:
-    what = Path(str(proc.args[0])).name  # type: ignore[index]
+    command = proc.args
+    what = Path(str(command[0] if isinstance(command, list | tuple) else command)).name
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

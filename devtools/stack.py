@@ -35,7 +35,8 @@ log = logging.getLogger("cardgame.stack")
 
 # Listening ports are picked below Linux's ephemeral range (32768-60999 by default): a port the
 # kernel hands to an outgoing client connection between our check and the server's bind made
-# a server fail with EADDRINUSE once tests opened many connections (seen with issue 4's stacks).
+# a server fail with EADDRINUSE once tests opened many connections (seen once several auth
+# instances and the Steam simulator ran in each test stack).
 _PORT_RANGE = (20000, 32000)
 _handed_out: set[int] = set()
 
@@ -223,7 +224,7 @@ class Stack:
     auth_url: str = ""
     game_urls: list[str] = field(default_factory=list)
     match_urls: list[str] = field(default_factory=list)
-    # Issue 4: several auth instances (sharing keys, rate limits, sessions), the Steam Web API
+    # Several auth instances (sharing keys, rate limits, sessions), the Steam Web API
     # simulator (development), and extra environment for every server process.
     auth_instances: int = 1
     auth_urls: list[str] = field(default_factory=list)

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     pvp.add_argument("--mode", default="normal", help="normal or ranked")
     pvp.add_argument("--timeout", type=float, default=60.0, help="seconds per step")
     pvp.add_argument("--json", action="store_true", help="print the summary as JSON last")
-    # Issue 3: party duels and PvE.
+    # Party duels and PvE.
     party = sub.add_parser("party", help="party duels: create, join by code, queue, battle")
     pve = sub.add_parser("pve", help="battles against the AI on the player's game server")
     pve.add_argument("--difficulty", choices=["easy", "normal", "hard"], default="normal")

@@ -30,16 +30,12 @@ RATE_LIMIT_RETRIES = 5  # a well-behaved client waits out Retry-After, a bounded
 
 async def _post_auth(http: httpx.AsyncClient, url: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST to the auth server; waits out HTTP 429/503 per Retry-After; errors raise."""
-    for attempt in range(RATE_LIMIT_RETRIES + 1):
+    response = await http.post(url, json=body)
+    for _ in range(RATE_LIMIT_RETRIES):
+        if response.status_code not in (429, 503) or "Retry-After" not in response.headers:
+            break
+        await asyncio.sleep(min(float(response.headers["Retry-After"]), 10.0))
         response = await http.post(url, json=body)
-        if (
-            response.status_code in (429, 503)
-            and "Retry-After" in response.headers
-            and attempt < RATE_LIMIT_RETRIES
-        ):
-            await asyncio.sleep(min(float(response.headers["Retry-After"]), 10.0))
-            continue
-        break
     data: dict[str, Any] = response.json()
     if response.status_code != 200:
         raise ServerError(data["error"]["code"], data["error"]["message"])

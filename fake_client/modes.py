@@ -1,4 +1,4 @@
-"""Scripted Party duels and PvE battles (issue 3), end to end through the real servers."""
+"""Scripted Party duels and PvE battles, end to end through the real servers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 
-from fake_client.client import GameClient, ServerError, login_dev, login_steam, timeline_problems
+from fake_client.client import GameClient, login_dev, login_steam, timeline_problems
 from servers.common import protocol as p
+from servers.common.protocol import ServerError
 
 
 @dataclass
@@ -100,7 +101,7 @@ async def pve_battle(
     http: httpx.AsyncClient,
     auth_url: str,
     game_url: str,
-    difficulty: str,
+    difficulty: p.PveDifficulty,
     timeout: float,
     steam_sim_url: str | None,
 ) -> p.BattleResultMessage:
@@ -109,7 +110,7 @@ async def pve_battle(
     )
     try:
         found = await client.request(
-            p.StartPve(difficulty=difficulty),  # type: ignore[arg-type]
+            p.StartPve(difficulty=difficulty),
             timeout=timeout,
         )
         assert isinstance(found, p.MatchFound)
@@ -126,7 +127,7 @@ async def run_mode(
     game_urls: Sequence[str],
     battles: int,
     *,
-    difficulty: str = "normal",
+    difficulty: p.PveDifficulty = "normal",
     timeout: float = 30.0,
     steam_sim_url: str | None = None,
 ) -> ModeSummary:

@@ -13,8 +13,9 @@ from typing import Any
 
 import httpx
 
-from fake_client.client import GameClient, ServerError, login_dev, login_steam, timeline_problems
+from fake_client.client import GameClient, login_dev, login_steam, timeline_problems
 from servers.common import protocol as p
+from servers.common.protocol import ServerError
 
 
 @dataclass

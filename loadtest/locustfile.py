@@ -33,9 +33,10 @@ from locust.exception import StopUser
 
 from loadtest.discovery import discover_game_urls, parse_urls
 from loadtest.inputs import BAD_FRAMES, BURST, RATE_LIMIT_CODES, skill_deck
-from loadtest.wsclient import GameSocket, ServerError, StepTimeout
+from loadtest.wsclient import GameSocket, StepTimeout
 from servers.common import protocol as p
 from servers.common.keys import GameMode
+from servers.common.protocol import ServerError
 
 log = logging.getLogger("cardgame.loadtest")
 
@@ -48,7 +49,7 @@ _game_picks = itertools.count()
 DEFAULT_RANKED_MODE = "ranked" if "ranked" in {m.value for m in GameMode} else "normal"
 
 
-@events.init_command_line_parser.add_listener
+@events.init_command_line_parser.add_listener  # type: ignore[untyped-decorator]  # Locust: unannotated
 def _options(parser: Any) -> None:
     group = parser.add_argument_group("cardgame")
     group.add_argument(
@@ -83,7 +84,7 @@ def _options(parser: Any) -> None:
 _game_urls: list[str] = []
 
 
-@events.test_start.add_listener
+@events.test_start.add_listener  # type: ignore[untyped-decorator]  # Locust: unannotated
 def _find_game_servers(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     if options is None or environment.host is None:

@@ -94,7 +94,7 @@ class GameSocket:
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise StepTimeout(kind.__struct_config__.tag or kind.__name__, timeout)  # type: ignore[attr-defined]
+                raise StepTimeout(str(kind.__struct_config__.tag or kind.__name__), timeout)
             try:
                 message = self.recv(left)
             except websocket.WebSocketTimeoutException:

@@ -1,4 +1,4 @@
--- Login sessions (issue 4): one refresh-token family per login, rotated on every refresh.
+-- Login sessions: one refresh-token family per login, rotated on every refresh.
 -- Kept in PostgreSQL, not Redis: refresh tokens live for weeks and must survive a Redis restart,
 -- failover or eviction (Redis here holds queues and caches); refreshes are rare (one per access
 -- token lifetime per player), and a row per token gives an audit trail of every rotation.

@@ -1,4 +1,4 @@
--- Issue 3: Glicko-2 bookkeeping, match history details, and the PvE opponents.
+-- Glicko-2 bookkeeping, match history details, and the PvE opponents.
 
 -- When the player last played a Ranked game: their rating deviation grows for every whole
 -- rating period since (configured in [rating]); NULL until their first Ranked game.

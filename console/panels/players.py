@@ -4,6 +4,7 @@ poll), and act on them: dequeue (x) or disconnect (k)."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -79,8 +80,8 @@ class PlayersPanel(Vertical):
     PlayersPanel #player-profile { padding: 0 1; }
     """
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.profile: PlayerProfile | None = None
 
     def compose(self) -> ComposeResult:

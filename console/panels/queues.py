@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -65,7 +66,7 @@ def render(board: Dashboard, width: int = 72) -> Group:
 
 
 class QueuesPanel(VerticalScroll):
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self) -> ComposeResult:
         yield Static(id="queues-body")
 
     def show(self, board: Dashboard) -> None:

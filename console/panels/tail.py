@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -33,8 +34,8 @@ class TailPanel(Vertical):
     TailPanel RichLog { height: 1fr; }
     """
 
-    def __init__(self, keys: Keys, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, keys: Keys, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.keys = keys
         self.lines: deque[TailLine] = deque(maxlen=KEEP)
         self.filter = TailFilter()

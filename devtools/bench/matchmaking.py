@@ -100,23 +100,22 @@ async def simulate(
     stop = asyncio.Event()
 
     async def read_pairs() -> None:
-        last = "0-0"
+        last: bytes | str = "0-0"
         while not stop.is_set() or queued:
             reply = await redis.xread({keys.battles(MODE): last}, count=1000, block=100)
             now = int(time.time() * 1000)
-            for _stream, entries in reply or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    request = _request.decode(fields[b"m"])
-                    pair = (request.player1, request.player2)
-                    for c in pair:
-                        waits.append((now - c.score) / 1000)
-                        queued.pop(c.player_id, None)
-                        idle.append(c.player_id)
-                        paired_ratings.append(c.metadata.rating)
-                    diffs.append(abs(pair[0].metadata.rating - pair[1].metadata.rating))
-                    ms = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                    passes.setdefault(ms.split("-")[0], []).extend(c.metadata.rating for c in pair)
+            for entry_id, fields in bus.stream_entries(reply):
+                last = entry_id
+                request = _request.decode(fields[b"m"])
+                pair = (request.player1, request.player2)
+                for c in pair:
+                    waits.append((now - c.score) / 1000)
+                    queued.pop(c.player_id, None)
+                    idle.append(c.player_id)
+                    paired_ratings.append(c.metadata.rating)
+                diffs.append(abs(pair[0].metadata.rating - pair[1].metadata.rating))
+                ms = bus.text(entry_id)
+                passes.setdefault(ms.split("-")[0], []).extend(c.metadata.rating for c in pair)
             if stop.is_set() and not reply:
                 return
 

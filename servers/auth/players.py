@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from servers.common import db
 from servers.common.decks import starter_deck
 
 # SteamID64 of individual accounts: this base plus the 32-bit account id.
@@ -47,7 +48,7 @@ async def find_or_create(pool: asyncpg.Pool, steam_id: int, display_name: str) -
         return Player(steam_id, row["display_name"], bool(row["created"]))
 
 
-async def _grant_starter_kit(conn: asyncpg.Connection, steam_id: int) -> None:
+async def _grant_starter_kit(conn: db.Connection, steam_id: int) -> None:
     await conn.execute("INSERT INTO player_profiles (player_id) VALUES ($1)", steam_id)
     starters = await conn.fetch(
         "SELECT card_id, cost, starter_copies FROM cards WHERE starter_copies > 0"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from servers.common import db
 from servers.common.errors import ErrorCode, GameError
 
 PREFIX = "rt1."
@@ -59,7 +60,7 @@ def well_formed(token: object) -> bool:
 
 
 async def _insert_token(
-    conn: asyncpg.Connection, session_id: uuid.UUID, generation: int, ttl: int
+    conn: db.Connection, session_id: uuid.UUID, generation: int, ttl: int
 ) -> str:
     token, digest = _new_token()
     await conn.execute(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -30,6 +30,26 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 log = logging.getLogger("cardgame.bus")
 
 Handler = Callable[[str, bytes], Awaitable[None]]
+
+# One stream entry as read here: its id and its fields.
+StreamEntry = tuple[bytes, dict[bytes, bytes]]
+
+
+def text(reply: bytes | str) -> str:
+    """A Redis reply (a key's value, a member) as text. The clients made here leave replies
+    undecoded, so they are bytes; redis-py's types say `bytes | str`, since a client made with
+    `decode_responses=True` returns str."""
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
+def stream_entries(reply: object) -> list[StreamEntry]:
+    """Every entry of an XREAD or XREADGROUP reply, of every stream read (none on a timeout).
+
+    The clients made here speak RESP2 and leave replies undecoded, so the reply is
+    `[[stream, [(id, {field: value}), ...]], ...]` of bytes, or None; redis-py's types also
+    allow the RESP3 (dict) and decoded (str) forms, which never reach this code."""
+    streams = cast("list[tuple[bytes, list[StreamEntry]]] | None", reply)
+    return [entry for _stream, entries in streams or [] for entry in entries]
 
 
 def cancelling() -> bool:
@@ -92,7 +112,7 @@ def connect_redis(url: str, max_connections: int = 128, **kwargs: Any) -> aiored
         cluster = RedisCluster.from_url(
             node_url(url), max_connections=max_connections * 4, **kwargs
         )
-        return cluster  # type: ignore[return-value]
+        return cluster  # type: ignore[return-value]  # not a Redis subclass: see above
     pool = aioredis.BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=10, **kwargs
     )
@@ -103,7 +123,7 @@ async def numsub(redis: aioredis.Redis, channel: str) -> int:
     """Subscribers of a (classic) channel. On a cluster each node counts only the clients
     connected to it, and redis-py asks one node: sum over every node instead."""
     if is_cluster(redis):
-        cluster: RedisCluster = redis  # type: ignore[assignment]
+        cluster = cast(RedisCluster, redis)
         await cluster.initialize()  # a no-op once the client knows the nodes
         total = 0
         for node in cluster.get_nodes():
@@ -121,8 +141,11 @@ async def mget(redis: aioredis.Redis, keys: list[str]) -> list[bytes | None]:
     if not keys:
         return []
     if is_cluster(redis):
-        return list(await redis.mget_nonatomic(keys))  # type: ignore[attr-defined]
-    return list(await redis.mget(keys))  # type: ignore[arg-type]  # bytes: no decoding
+        replies = await cast(RedisCluster, redis).mget_nonatomic(keys)
+    else:
+        replies = await redis.mget(keys)
+    # Undecoded replies: bytes (redis-py's type says `bytes | str` for decoding clients).
+    return cast("list[bytes | None]", replies)
 
 
 async def publish(redis: aioredis.Redis, channel: str, message: msgspec.Struct) -> int:
@@ -140,7 +163,7 @@ async def run_subscriber(
             if is_cluster(redis):
                 # A cluster's pubsub picks its node from the slot map, known only once the
                 # client has asked the cluster for it.
-                await redis.initialize()  # type: ignore[attr-defined]
+                await redis.initialize()
             await pubsub.subscribe(*channels)
             if ready is not None:
                 ready.set()
@@ -223,7 +246,7 @@ async def run_stream_consumer(
                 ready.set()
             while True:
                 stop_if_cancelling()  # a swallowed cancel must not keep the loop going
-                entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+                entries: list[StreamEntry] = []
                 if loop.time() - last_claim > claim_idle_ms / 2000:
                     last_claim = loop.time()
                     claimed = await redis.xautoclaim(
@@ -233,8 +256,7 @@ async def run_stream_consumer(
                 reply = await redis.xreadgroup(
                     group, consumer, {stream: ">"}, count=batch, block=1000
                 )
-                for _name, fresh in reply or []:
-                    entries.extend(fresh)
+                entries.extend(stream_entries(reply))
                 if not entries:
                     continue
                 if concurrent:

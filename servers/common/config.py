@@ -40,7 +40,7 @@ class AuthSettings:
     jwt_audience: str = "cardgame-game"
     access_token_ttl: int = 3600
     dev_login: bool = False
-    # --- issue 4: asymmetric signing, JWKS, refresh tokens (see docs/operations.md) ---
+    # --- asymmetric signing, JWKS, refresh tokens (see docs/operations.md) ---
     # Legacy: jwt_secret (HS256) is no longer used to sign or verify; kept so old env files load.
     jwt_algorithm: str = "EdDSA"  # EdDSA (Ed25519) or ES256 (P-256); pinned when verifying
     key_dir: str = ""  # directory of PEM private keys, one per key id (file stem = kid)
@@ -97,7 +97,7 @@ class GameSettings:
     reconnect_grace: float = 5.0
     # SIGTERM: finish battles, dequeue with a notice and close sockets within this many seconds.
     drain_deadline: float = 20.0
-    # --- issue 3 ---
+    # --- parties, battle timelines, history ---
     party_ttl: float = 1800.0  # seconds a party lives after it was created
     timeline_gzip_threshold: int = 4096  # timelines above this many bytes may be gzip-compressed
     history_limit: int = 50  # most matches one get_history returns
@@ -111,12 +111,12 @@ class MatchSettings:
     batch_size: int = 512
     # Popped players return to the queue if their match server has not committed them by then.
     lease_seconds: float = 5.0
-    # The seed's rule: this many checks of PUBSUB NUMSUB battle:request finding no game server
-    # in a row empty the queues and set maintenance mode for maintenance_ttl seconds.
+    # The design's liveness rule: this many checks of PUBSUB NUMSUB battle:request finding no
+    # game server in a row empty the queues and set maintenance mode for maintenance_ttl seconds.
     numsub_check_interval: float = 6.0
     numsub_failures: int = 5
     maintenance_ttl: int = 300
-    # --- issue 3 ---
+    # --- Ranked and Party pairing, ticket lifetime ---
     # Ranked: a player accepts opponents within start + growth * seconds waited, up to max.
     ranked_window_start: float = 100.0
     ranked_window_growth: float = 15.0
@@ -130,7 +130,7 @@ class MatchSettings:
 
 @dataclass(frozen=True)
 class RatingSettings:
-    """Glicko-2 (issue 3): tau constrains volatility changes (Glickman suggests 0.3 to 1.2);
+    """Glicko-2: tau constrains volatility changes (Glickman suggests 0.3 to 1.2);
     a player's RD grows for each whole rating period without a Ranked game, up to max_rd."""
 
     tau: float = 0.5
@@ -178,8 +178,12 @@ class Settings:
         changes: dict[str, Any] = {}
         for name, value in sections.items():
             current = getattr(self, name)
-            if isinstance(value, Mapping) and dataclasses.is_dataclass(current):
-                changes[name] = dataclasses.replace(current, **value)  # type: ignore[type-var]
+            if (
+                isinstance(value, Mapping)
+                and dataclasses.is_dataclass(current)
+                and not isinstance(current, type)
+            ):
+                changes[name] = dataclasses.replace(current, **value)
             else:
                 changes[name] = value
         return dataclasses.replace(self, **changes)

@@ -7,8 +7,13 @@ import re
 from pathlib import Path
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger("cardgame.db")
+
+# A connection to query on: one opened by itself, or one borrowed from a pool (`pool.acquire()`
+# lends a proxy that behaves as a connection but is not a `Connection` subclass).
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # Any constant works: it only has to be the same for every process that migrates.

@@ -37,7 +37,7 @@ class ErrorCode(StrEnum):
     SERVER_DRAINING = "SERVER_DRAINING"
     # Anything else: a bug or an outage, never caused by the client.
     INTERNAL = "INTERNAL"
-    # Issue 4: Steam login, sessions, rate limits.
+    # Steam login, sessions, rate limits.
     STEAM_TICKET_INVALID = "STEAM_TICKET_INVALID"
     STEAM_UNAVAILABLE = "STEAM_UNAVAILABLE"
     STEAM_BANNED = "STEAM_BANNED"
@@ -46,7 +46,7 @@ class ErrorCode(StrEnum):
     REFRESH_TOKEN_REUSED = "REFRESH_TOKEN_REUSED"
     TOKEN_REVOKED = "TOKEN_REVOKED"
     RATE_LIMITED = "RATE_LIMITED"
-    # Issue 3: parties, history and replays.
+    # Parties, history and replays.
     IN_PARTY = "IN_PARTY"
     ALREADY_IN_PARTY = "ALREADY_IN_PARTY"
     NOT_IN_PARTY = "NOT_IN_PARTY"

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import redis.asyncio as aioredis
@@ -80,7 +80,10 @@ async def run_heartbeat(
 
 async def read_heartbeats(redis: aioredis.Redis, keys: Keys) -> dict[str, dict[str, Heartbeat]]:
     """pod id -> role -> heartbeat, for every pod that beat recently enough to be listed."""
-    pods = [p.decode() for p in await redis.zrange(keys.pods, 0, -1)]
+    # Without WITHSCORES, ZRANGE replies with the members alone (redis-py's type also allows the
+    # (member, score) pairs of WITHSCORES).
+    members = cast("list[bytes]", await redis.zrange(keys.pods, 0, -1))
+    pods = [bus.text(p) for p in members]
     if not pods:
         return {}
     values = await bus.mget(redis, [keys.heartbeat(pod, role) for pod in pods for role in ROLES])

@@ -41,7 +41,7 @@ def run_app(app: Quart, host: str, port: int, **options: Any) -> None:
             if drain is not None:
                 await drain()
 
-        await serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
+        await serve(app, config, shutdown_trigger=shutdown_trigger)
 
     try:
         import uvloop  # optional: faster event loop where installed

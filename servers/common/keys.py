@@ -13,13 +13,13 @@ from enum import StrEnum
 
 class GameMode(StrEnum):
     NORMAL = "normal"
-    # Issue 3. Ranked pairs by rating (one match server pairs the whole queue at a time);
+    # Ranked pairs by rating (one match server pairs the whole queue at a time);
     # Party pairs the two members of one party. PvE has no queue, hence no member here.
     RANKED = "ranked"
     PARTY = "party"
 
 
-# Issue 3: modes recorded in match history that have no queue.
+# Modes recorded in match history that have no queue.
 PVE_MODE = "pve"
 
 
@@ -63,7 +63,7 @@ class Keys:
         return f"{self.namespace}:battles:{{{mode.value}}}"
 
     def pairing_pass(self, mode: GameMode) -> str:
-        """String with a TTL of one tick (issue 3): set by the match server that pairs the
+        """String with a TTL of one tick: set by the match server that pairs the
         mode's whole queue in this tick (Ranked, Party), so one server does it per tick."""
         return f"{self.namespace}:pairing-pass:{{{mode.value}}}"
 
@@ -77,8 +77,8 @@ class Keys:
         return f"{self.namespace}:player:{{{player_id}}}:match"
 
     def notice(self, player_id: str) -> str:
-        """String (TTL): why the server dequeued a player who had no socket then ("server",
-        "disconnected"); sent as a `dequeued` message after the next welcome."""
+        """String (TTL): the `dequeued` message (JSON) for a player the server dequeued while
+        they had no socket (reason "server" or "disconnected"); sent after the next welcome."""
         return f"{self.namespace}:player:{{{player_id}}}:notice"
 
     def delivered(self, player_id: str, match_id: str) -> str:
@@ -97,7 +97,7 @@ class Keys:
 
     @property
     def maintenance_flag(self) -> str:
-        """String with TTL (the seed's `maintenance:flag`): value "auto" or "manual"."""
+        """String with TTL (`maintenance:flag` in the design): value "auto" or "manual"."""
         return f"{self.namespace}:maintenance:flag"
 
     def pod_control(self, pod_id: str) -> str:
@@ -107,15 +107,15 @@ class Keys:
     # --- requests to the match servers: streams, so each is handled by exactly one server ---
     @property
     def enqueue_requests(self) -> str:
-        """Stream of EnqueueRequest (the seed's `match:enqueue:request`), read by a group."""
+        """Stream of EnqueueRequest (`match:enqueue:request` as in the design), read by a group."""
         return f"{self.namespace}:match:enqueue:request"
 
     @property
     def dequeue_requests(self) -> str:
-        """Stream of DequeueRequest (the seed's `match:dequeue:request`), read by a group."""
+        """Stream of DequeueRequest (`match:dequeue:request` as in the design), read by a group."""
         return f"{self.namespace}:match:dequeue:request"
 
-    # --- Pub/Sub channels (names as in the seed) ---
+    # --- Pub/Sub channels (names as in the design) ---
     def match_result(self, pod_id: str) -> str:
         """Channel: match server -> the player's game server (EnQueued, MatchFound, ...)."""
         return f"{self.namespace}:pod:{pod_id}:match_result"
@@ -133,7 +133,7 @@ class Keys:
         """Pattern matching every channel above (for the console's live tail)."""
         return f"{self.namespace}:*"
 
-    # --- issue 4: rate limits and revoked sessions (each key alone in its own slot) ---
+    # --- rate limits and revoked sessions (each key alone in its own slot) ---
     def rate_limit(self, scope: str, subject: str) -> str:
         """String (GCRA theoretical arrival time, ms) of one limit, e.g. scope `auth`, subject an
         IP. Expires as soon as the bucket is full again. The whole name is one hash tag."""
@@ -151,7 +151,7 @@ class Keys:
         open WebSockets are closed."""
         return f"{self.namespace}:auth:session_revoked"
 
-    # --- issue 3: parties (all in the `{party}` slot, together with the party queue) ---
+    # --- parties (all in the `{party}` slot, together with the party queue) ---
     @property
     def parties(self) -> str:
         """Hash: party code -> party JSON (owner, members, created and expiry times in ms).

@@ -204,7 +204,7 @@ class PartyExpired:
 
 
 class PartyScripts:
-    """Typed access to the party scripts (issue 3); every key is in the `{party}` slot."""
+    """Typed access to the party scripts; every key is in the `{party}` slot."""
 
     def __init__(self, redis: Any, keys: Keys) -> None:
         self._keys = keys

@@ -2,7 +2,8 @@
 
 A battle snapshot is built by the game server from PostgreSQL (never from client input), travels
 through Redis as part of the queue ticket, and is the only input the battle simulation needs
-besides the seed. It is frozen so that a snapshot cannot change between queueing and battle.
+besides the battle's random seed. It is frozen so that a snapshot cannot change between queueing
+and battle.
 """
 
 from __future__ import annotations
@@ -31,5 +32,5 @@ class BattleSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     pod_id: str
     artifacts: tuple[str, ...] = ()
     items: tuple[str, ...] = ()
-    # Issue 3: the invite code of the party a Party-mode ticket belongs to ("" otherwise).
+    # The invite code of the party a Party-mode ticket belongs to ("" otherwise).
     party_code: str = ""

@@ -72,7 +72,7 @@ class Dequeue(ClientMessage, tag="dequeue"):
     pass
 
 
-# --- issue 3: options, parties, PvE, history and replays ---
+# --- options, parties, PvE, history and replays ---
 class SetOptions(ClientMessage, tag="set_options"):
     """Per-connection options. `timeline_gzip`: battle timelines above the server's threshold
     arrive gzip-compressed in `timeline_gzip` (base64) instead of `timeline`."""
@@ -158,6 +158,9 @@ class ServerMessage(msgspec.Struct, tag_field="type", kw_only=True):
     id: str | None = None
 
 
+SessionState = Literal["idle", "queued", "in_battle"]
+
+
 class Welcome(ServerMessage, tag="welcome"):
     """First frame. After a reconnect, `state` says where the player stands: still `queued`
     (in `mode`), `in_battle` (`match_id`; its result follows), or `idle`."""
@@ -167,7 +170,7 @@ class Welcome(ServerMessage, tag="welcome"):
     name: str
     pod_id: str
     resumed: bool = False
-    state: Literal["idle", "queued", "in_battle"] = "idle"
+    state: SessionState = "idle"
     mode: str | None = None
     match_id: str | None = None
 
@@ -243,6 +246,10 @@ class MatchFound(ServerMessage, tag="match_found"):
     opponent_name: str
 
 
+# A battle's result from one player's side.
+Outcome = Literal["win", "loss", "draw"]
+
+
 class BattleResultMessage(ServerMessage, tag="battle_result"):
     """The finished battle. `timeline` is the event list of docs/protocol.md (battle events)."""
 
@@ -250,11 +257,11 @@ class BattleResultMessage(ServerMessage, tag="battle_result"):
     mode: str
     seed: int
     winner_id: str | None
-    outcome: Literal["win", "loss", "draw"]
+    outcome: Outcome
     opponent_id: str
     turns: int
     timeline: msgspec.Raw
-    # Issue 3: set (base64 of the gzip-compressed timeline JSON) instead of `timeline`, which is
+    # Set (base64 of the gzip-compressed timeline JSON) instead of `timeline`, which is
     # then null, when the client asked for it with `set_options` and the timeline is large.
     timeline_gzip: str | None = None
 
@@ -295,7 +302,7 @@ class HistoryEntry(msgspec.Struct, kw_only=True):
     mode: str
     opponent_id: str
     opponent_name: str
-    result: Literal["win", "loss", "draw"]
+    result: Outcome
     turns: int
     rating_before: float
     rating_after: float
@@ -313,7 +320,7 @@ class ReplayPlayer(msgspec.Struct, kw_only=True):
     player_id: str
     name: str
     slot: int
-    result: Literal["win", "loss", "draw"]
+    result: Outcome
     rating_before: float
     rating_after: float
 
@@ -355,10 +362,12 @@ AnyServerMessage = (
 
 # ---------------------------------------------------------------- internal (Redis) messages
 class BusMessage(msgspec.Struct, kw_only=True, frozen=True):
-    pass
+    """Base of the internal messages. Each subclass says `frozen=True` again: msgspec inherits
+    it, but a type checker reads each class's own keywords and would take the subclass as
+    mutable (a non-frozen dataclass under a frozen one)."""
 
 
-class EnqueueRequest(BusMessage):
+class EnqueueRequest(BusMessage, frozen=True):
     """Game server -> match servers (stream `match:enqueue:request`)."""
 
     request_id: str
@@ -369,7 +378,7 @@ class EnqueueRequest(BusMessage):
     enqueued_at_ms: int
 
 
-class DequeueRequest(BusMessage):
+class DequeueRequest(BusMessage, frozen=True):
     """Game server -> match servers (stream `match:dequeue:request`)."""
 
     request_id: str
@@ -379,26 +388,26 @@ class DequeueRequest(BusMessage):
     reason: DequeueReason = "requested"
 
 
-class ResultEnQueued(BusMessage, tag="EnQueued", tag_field="type"):
+class ResultEnQueued(BusMessage, tag="EnQueued", tag_field="type", frozen=True):
     queue_size: int
 
 
-class ResultMatchFound(BusMessage, tag="MatchFound", tag_field="type"):
+class ResultMatchFound(BusMessage, tag="MatchFound", tag_field="type", frozen=True):
     match_id: str
     opponent_id: str
     opponent_name: str
 
 
-class ResultDequeued(BusMessage, tag="Dequeued", tag_field="type"):
+class ResultDequeued(BusMessage, tag="Dequeued", tag_field="type", frozen=True):
     reason: DequeueReason
 
 
-class ResultError(BusMessage, tag="Error", tag_field="type"):
+class ResultError(BusMessage, tag="Error", tag_field="type", frozen=True):
     code: ErrorCode
     message: str
 
 
-class MatchResult(BusMessage):
+class MatchResult(BusMessage, frozen=True):
     """Match server -> the player's game server (channel `pod:{pod_id}:match_result`)."""
 
     player_id: str
@@ -407,14 +416,14 @@ class MatchResult(BusMessage):
     request_id: str | None = None
 
 
-class PlayerCandidate(BusMessage):
+class PlayerCandidate(BusMessage, frozen=True):
     player_id: str
     score: int
     pod_id: str
     metadata: BattleSnapshot
 
 
-class BattleRequest(BusMessage):
+class BattleRequest(BusMessage, frozen=True):
     """Match server -> every game server (channel `battle:request`); player1's pod runs it."""
 
     match_id: str
@@ -424,11 +433,12 @@ class BattleRequest(BusMessage):
     player2: PlayerCandidate
 
 
-class BattleNotice(BusMessage):
+class BattleNotice(BusMessage, frozen=True):
     """Match server -> `battle:request` channel: a battle was handed to the battle stream.
 
-    The request itself travels durably on the mode's battle stream; this notice keeps the seed's
-    channel alive for observers (the console) and for the PUBSUB NUMSUB liveness rule."""
+    The request itself travels durably on the mode's battle stream; this notice keeps the
+    design's `battle:request` channel alive for observers (the console) and for the PUBSUB
+    NUMSUB liveness rule (no subscriber for 5 checks in a row: maintenance)."""
 
     match_id: str
     game_mode: str
@@ -438,18 +448,18 @@ class BattleNotice(BusMessage):
     pod2: str
 
 
-class PodCommand(BusMessage):
+class PodCommand(BusMessage, frozen=True):
     """Operations -> one game server (channel `pod:{pod_id}:control`)."""
 
     command: Literal["drain", "player_moved", "disconnect", "party_changed"]
     player_id: str | None = None
     to_pod: str | None = None
-    # Issue 3, "party_changed": what happened and the party JSON after it.
-    event: str | None = None
+    # "party_changed": what happened and the party JSON after it.
+    event: PartyEvent | None = None
     party: str | None = None
 
 
-class BattleResult(BusMessage):
+class BattleResult(BusMessage, frozen=True):
     """Battle runner -> a player's game server (channel `pod:{pod_id}:battle_result`)."""
 
     match_id: str

@@ -113,11 +113,14 @@ class Death(_Event, tag="death", frozen=True, kw_only=True):
     player: str
 
 
+EndReason = Literal["hero_defeated", "turn_limit"]
+
+
 class BattleEnd(_Event, tag="battle_end", frozen=True, kw_only=True):
     """Last event. ``winner_id`` is null for a draw; ``turns`` is the number of turns started."""
 
     winner_id: str | None
-    reason: Literal["hero_defeated", "turn_limit"]
+    reason: EndReason
     p1_health: int
     p2_health: int
     turns: int

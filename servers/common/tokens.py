@@ -83,21 +83,23 @@ def _derive_dev_key(seed: str, algorithm: str) -> PrivateKey:
     return ec.derive_private_key(int.from_bytes(digest, "big") % (order - 1) + 1, ec.SECP256R1())
 
 
-def _check_type(key: Any, algorithm: str, where: str) -> None:
-    ok = (
-        isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey)
-        if algorithm == "EdDSA"
-        else isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey)
+def _private_key(key: object, algorithm: str, where: str) -> PrivateKey:
+    """`key` if it is a private key for `algorithm`, else ValueError."""
+    if algorithm == "EdDSA" and isinstance(key, ed25519.Ed25519PrivateKey):
+        return key
+    if (
+        algorithm != "EdDSA"
+        and isinstance(key, ec.EllipticCurvePrivateKey)
         and key.curve.name == "secp256r1"
-    )
-    if not ok:
-        raise ValueError(f"{where}: not a key for {algorithm}")
+    ):
+        return key
+    raise ValueError(f"{where}: not a key for {algorithm}")
 
 
 def public_jwk(kid: str, key: PublicKey, algorithm: str) -> dict[str, Any]:
     raw = (
         OKPAlgorithm.to_jwk(key, as_dict=True)
-        if algorithm == "EdDSA"
+        if isinstance(key, ed25519.Ed25519PublicKey)
         else ECAlgorithm.to_jwk(key, as_dict=True)
     )
     return {**raw, "kid": kid, "alg": algorithm, "use": "sig"}
@@ -123,8 +125,7 @@ class KeyRing:
             directory = Path(settings.key_dir)
             for path in sorted(directory.glob("*.pem")):
                 key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-                _check_type(key, algorithm, str(path))
-                keys[path.stem] = key  # type: ignore[assignment]
+                keys[path.stem] = _private_key(key, algorithm, str(path))
             if not keys:
                 raise ValueError(f"auth.key_dir {directory} holds no *.pem private key")
         elif settings.dev_key_seed:

@@ -1,4 +1,4 @@
-"""Match history and replays (issue 3), read from PostgreSQL.
+"""Match history and replays, read from PostgreSQL.
 
 A replay is the stored seed and timeline. The timeline column is JSON, not JSONB, so the bytes
 sent are exactly those the simulation produced; `resimulate` proves they can be produced again

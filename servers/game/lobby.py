@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from servers.common import db
 from servers.common import protocol as p
 from servers.common.decks import deck_problems
 from servers.common.errors import ErrorCode, GameError
@@ -43,7 +44,7 @@ async def collection(pool: asyncpg.Pool, player_id: int) -> p.Collection:
     return p.Collection(cards=[p.OwnedCard(**dict(r)) for r in rows])
 
 
-async def _owned(conn: asyncpg.Connection | asyncpg.Pool, player_id: int) -> dict[int, int]:
+async def _owned(conn: db.Connection | asyncpg.Pool, player_id: int) -> dict[int, int]:
     rows = await conn.fetch(
         "SELECT card_id, count FROM player_card_collection WHERE player_id = $1", player_id
     )

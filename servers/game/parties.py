@@ -1,4 +1,4 @@
-"""Parties for party duels (issue 3): create, join by invite code, leave; Redis only.
+"""Parties for party duels: create, join by invite code, leave; Redis only.
 
 A party lives in Redis under the `{party}` hash tag, next to the party queue, so that leaving
 and taking the partner out of the queue is one script. Parties expire (`game.party_ttl`); the
@@ -53,7 +53,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def decode(raw: bytes) -> PartyRecord:
+def decode(raw: bytes | str) -> PartyRecord:
     return _record.decode(raw)
 
 
@@ -148,7 +148,7 @@ class Parties:
             return after.code
         return record.code if record else ""
 
-    async def notify_others(self, record: PartyRecord, actor: str, event: str) -> None:
+    async def notify_others(self, record: PartyRecord, actor: str, event: p.PartyEvent) -> None:
         """Push the party's new state to its other members, on whichever pod they are."""
         others = [m for m in record.members if m != actor]
         if not others:
@@ -159,7 +159,7 @@ class Parties:
             if pod:
                 await bus.publish(
                     self.redis,
-                    self.keys.pod_control(pod.decode()),
+                    self.keys.pod_control(bus.text(pod)),
                     p.PodCommand(
                         command="party_changed", player_id=member, event=event, party=payload
                     ),

@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from servers.common import glicko2
+from servers.common import db, glicko2
 from servers.common import protocol as p
 from servers.common.config import RatingSettings
 from servers.common.keys import GameMode
@@ -33,7 +33,7 @@ def score_of(player_id: str, winner_id: str | None) -> float:
 
 
 async def _rate(
-    conn: asyncpg.Connection,
+    conn: db.Connection,
     request: p.BattleRequest,
     winner_id: str | None,
     rating: RatingSettings,
@@ -86,7 +86,7 @@ async def record_match(
     rating: RatingSettings | None = None,
 ) -> bool:
     """Store the match, its participants and their profile counters in one transaction; for
-    a Ranked match also both players' new Glicko-2 ratings (issue 3).
+    a Ranked match also both players' new Glicko-2 ratings.
 
     Returns False (and changes nothing) when this match id was recorded before, so a battle
     request delivered twice is persisted once, and ratings move once.

@@ -1,4 +1,4 @@
-"""PvE (issue 3): a battle against an AI deck chosen by difficulty, on the player's own game
+"""PvE: a battle against an AI deck chosen by difficulty, on the player's own game
 server, with no matchmaking; recorded in match history like any battle (unranked).
 
 The AI opponents are players 1, 2 and 3 (migration 0004), so history and replays need nothing

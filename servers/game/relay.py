@@ -37,7 +37,15 @@ log = logging.getLogger("cardgame.game.relay")
 _match_result = msgspec.json.Decoder(p.MatchResult)
 _battle_result = msgspec.json.Decoder(p.BattleResult)
 _command = msgspec.json.Decoder(p.PodCommand)
+_notice = msgspec.json.Decoder(p.Dequeued)
 _encoder = msgspec.json.Encoder()
+# What the welcome says of a session's state.
+_WELCOME_STATE: dict[QueueState, p.SessionState] = {
+    QueueState.QUEUED: "queued",
+    QueueState.DEQUEUING: "queued",
+    QueueState.ENQUEUING: "queued",
+    QueueState.IN_BATTLE: "in_battle",
+}
 PLAYER_POD_TTL = 86_400  # routes of players who never come back expire
 DELIVERED_TTL = 3_600
 # A battle result that overtook its MatchFound waits this long for it (see on_message).
@@ -122,7 +130,7 @@ class Relay:
         previous = await self.redis.set(
             self.keys.player_pod(player_id), self.pod_id, ex=PLAYER_POD_TTL, get=True
         )
-        moved_from = previous.decode() if previous else None
+        moved_from = bus.text(previous) if isinstance(previous, bytes | str) else None
         if moved_from and moved_from != self.pod_id:
             await bus.publish(
                 self.redis,
@@ -138,8 +146,7 @@ class Relay:
         elif session.state is QueueState.IDLE:
             notice = await self.redis.getdel(self.keys.notice(player_id))
             if notice is not None:  # dequeued by the server while the player had no socket
-                mode, _, reason = notice.decode().partition("|")
-                missed = p.Dequeued(mode=mode, reason=reason)  # type: ignore[arg-type]
+                missed = _notice.decode(notice)
         return session, resumed or bool(moved_from and moved_from != self.pod_id), missed
 
     async def _restore(self, session: Session) -> None:
@@ -149,22 +156,17 @@ class Relay:
                 return
         match = await self.redis.get(self.keys.player_match(session.player_id))
         if match is not None:
-            session.resume_battle(match.decode())
+            session.resume_battle(bus.text(match))
 
     def welcome(self, session: Session, resumed: bool) -> p.Welcome:
-        state = {
-            QueueState.QUEUED: "queued",
-            QueueState.DEQUEUING: "queued",
-            QueueState.ENQUEUING: "queued",
-            QueueState.IN_BATTLE: "in_battle",
-        }.get(session.state, "idle")
+        state = _WELCOME_STATE.get(session.state, "idle")
         return p.Welcome(
             protocol=p.PROTOCOL_VERSION,
             player_id=session.player_id,
             name=session.name,
             pod_id=self.pod_id,
             resumed=resumed,
-            state=state,  # type: ignore[arg-type]
+            state=state,
             mode=session.mode.value if session.mode else None,
             match_id=session.match_id,
         )
@@ -262,9 +264,7 @@ class Relay:
                     )
                 )
             elif command.party:
-                session.send(
-                    party_message(decode_party(command.party.encode()), command.event or "state")
-                )  # type: ignore[arg-type]
+                session.send(party_message(decode_party(command.party), command.event or "state"))
         elif command.command == "player_moved" and session is not None:
             if command.to_pod != self.pod_id:
                 session.release()
@@ -275,7 +275,7 @@ class Relay:
             log.warning("drain requested by an operator")
             os.kill(os.getpid(), signal.SIGTERM)  # the same graceful path as a deploy
 
-    # ------------------------------------------------------------ issue 3: parties, PvE
+    # ------------------------------------------------------------ parties, PvE
     def _forgotten(self, session: Session) -> None:
         """A session ended here. Unless the player moved to another pod, they leave their
         party once the reconnect grace has passed without them coming back anywhere."""
@@ -294,7 +294,7 @@ class Relay:
             if self.registry.get(player_id) is not None:
                 return
             pod = await self.redis.get(self.keys.player_pod(player_id))
-            if pod is not None and pod.decode() != self.pod_id:
+            if pod is not None and bus.text(pod) != self.pod_id:
                 return  # reconnected to another pod
             if await self.parties.current(player_id) is not None:
                 await self.parties.leave(player_id)

@@ -1,4 +1,4 @@
-"""Player sessions (the seed's PlayerGameActor) and the registry player_id -> session.
+"""Player sessions (one actor per connected player) and the registry player_id -> session.
 
 A session outlives its WebSocket: a second connection for the same player takes the session
 over, and a session whose socket closed stays for the reconnect grace period (queue place kept),
@@ -89,7 +89,7 @@ class Session:
     request_ref: str | None = None  # the client's correlation id for it
     dequeue_wanted: p.DequeueReason | None = None  # dequeue as soon as the enqueue settles
     match_id: str | None = None
-    # Issue 3: per-connection option (set_options) and the server's compression threshold.
+    # Per-connection option (set_options) and the server's compression threshold.
     timeline_gzip: bool = False
     gzip_threshold: int = 4096
     moved: bool = False  # released to another pod (its party stays)
@@ -279,7 +279,7 @@ class Session:
         """Deliver a result (the relay made sure it is delivered once)."""
         if self.state is not QueueState.IDLE and (self.match_id in (None, msg.match_id)):
             self._settle(QueueState.IDLE)
-        outcome = (
+        outcome: p.Outcome = (
             "draw"
             if msg.winner_id is None
             else ("win" if msg.winner_id == self.player_id else "loss")
@@ -302,7 +302,7 @@ class Session:
 
     def pack_timeline(self, timeline: msgspec.Raw) -> tuple[msgspec.Raw, str | None]:
         """(timeline, None), or (null, gzip+base64 text) when this client asked for
-        compression and the timeline is above the threshold (issue 3)."""
+        compression and the timeline is above the threshold."""
         if self.timeline_gzip and len(timeline) > self.gzip_threshold:
             return msgspec.Raw(b"null"), p.gzip_timeline(bytes(timeline))
         return timeline, None
@@ -351,7 +351,7 @@ class Session:
 
 
 class Registry:
-    """player_id -> session for this game server (the seed's LoadBalanceActor)."""
+    """player_id -> session for this game server: where a message for a player is routed."""
 
     def __init__(
         self,

@@ -269,7 +269,6 @@ async def handle(relay: Relay, session: Session, msg: Any) -> None:
             await session.request_enqueue(msg.mode, msg.id)
         case p.Dequeue():
             await session.request_dequeue(msg.id)
-        # --- issue 3 ---
         case p.SetOptions():
             session.timeline_gzip = msg.timeline_gzip
             session.send(
@@ -279,29 +278,48 @@ async def handle(relay: Relay, session: Session, msg: Any) -> None:
                     gzip_threshold=session.gzip_threshold,
                 )
             )
+        case p.CreateParty() | p.JoinParty() | p.LeaveParty() | p.GetParty():
+            await _handle_party(relay, session, msg)
+        case p.StartPve():
+            await relay.start_pve(session, msg.difficulty, msg.id)
+        case p.GetHistory():
+            limit = max(1, min(msg.limit, relay.history_limit))
+            matches = await history.history(pool, player, limit)
+            matches.id = msg.id
+            session.send(matches)
+        case p.GetReplay():
+            replay = await history.replay(pool, player, msg.match_id)
+            replay.id = msg.id
+            replay.timeline, replay.timeline_gzip = session.pack_timeline(replay.timeline)
+            session.send(replay)
+        case _:
+            raise GameError(ErrorCode.UNKNOWN_MESSAGE)
+
+
+def _require_idle(session: Session) -> None:
+    """Only a player who is neither queued nor in a battle creates or joins a party."""
+    if session.state is QueueState.IDLE:
+        return
+    if session.state is QueueState.QUEUED:
+        code = ErrorCode.ALREADY_QUEUED
+    elif session.state is QueueState.IN_BATTLE:
+        code = ErrorCode.IN_BATTLE
+    else:
+        code = ErrorCode.REQUEST_IN_PROGRESS
+    raise GameError(code, "leave the queue first")
+
+
+async def _handle_party(
+    relay: Relay, session: Session, msg: p.CreateParty | p.JoinParty | p.LeaveParty | p.GetParty
+) -> None:
+    match msg:
         case p.CreateParty():
-            if session.state is not QueueState.IDLE:
-                raise GameError(
-                    ErrorCode.ALREADY_QUEUED
-                    if session.state is QueueState.QUEUED
-                    else ErrorCode.IN_BATTLE
-                    if session.state is QueueState.IN_BATTLE
-                    else ErrorCode.REQUEST_IN_PROGRESS,
-                    "leave the queue first",
-                )
+            _require_idle(session)
             session.send(
                 party_message(await relay.parties.create(session.player_id), "created", msg.id)
             )
         case p.JoinParty():
-            if session.state is not QueueState.IDLE:
-                raise GameError(
-                    ErrorCode.ALREADY_QUEUED
-                    if session.state is QueueState.QUEUED
-                    else ErrorCode.IN_BATTLE
-                    if session.state is QueueState.IN_BATTLE
-                    else ErrorCode.REQUEST_IN_PROGRESS,
-                    "leave the queue first",
-                )
+            _require_idle(session)
             session.send(
                 party_message(
                     await relay.parties.join(session.player_id, msg.code), "joined", msg.id
@@ -320,17 +338,3 @@ async def handle(relay: Relay, session: Session, msg: Any) -> None:
             if record is None:
                 raise GameError(ErrorCode.NOT_IN_PARTY)
             session.send(party_message(record, "state", msg.id))
-        case p.StartPve():
-            await relay.start_pve(session, msg.difficulty, msg.id)
-        case p.GetHistory():
-            limit = max(1, min(msg.limit, relay.history_limit))
-            matches = await history.history(pool, player, limit)
-            matches.id = msg.id
-            session.send(matches)
-        case p.GetReplay():
-            replay = await history.replay(pool, player, msg.match_id)
-            replay.id = msg.id
-            replay.timeline, replay.timeline_gzip = session.pack_timeline(replay.timeline)
-            session.send(replay)
-        case _:
-            raise GameError(ErrorCode.UNKNOWN_MESSAGE)

@@ -17,6 +17,7 @@ import uuid
 import msgspec
 import redis.asyncio as aioredis
 
+from servers.common import bus
 from servers.common import protocol as p
 from servers.common.bus import stop_if_cancelling
 from servers.common.errors import ErrorCode
@@ -115,7 +116,7 @@ class Matchmaking:
         # The player may have reconnected to another pod since the request was sent: queue
         # them for, and answer, the pod that holds their session now.
         current = await self.redis.get(self.keys.player_pod(req.player_id))
-        pod_id = current.decode() if current else req.pod_id
+        pod_id = bus.text(current) if current else req.pod_id
         result = await self._enqueue(req, pod_id)
         self.metrics.requests.labels("enqueue", type(result).__name__).inc()
         await self.reply(pod_id, req.player_id, req.game_mode, req.request_id, result)
@@ -182,7 +183,8 @@ class Matchmaking:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for player, mode in players:
-                pipe.set(self.keys.notice(player), f"{mode.value}|{reason}", ex=NOTICE_TTL)
+                notice = p.Dequeued(mode=mode.value, reason=reason)
+                pipe.set(self.keys.notice(player), _encoder.encode(notice), ex=NOTICE_TTL)
             await pipe.execute()
 
     # ------------------------------------------------------------ TryMatch
@@ -213,7 +215,7 @@ class Matchmaking:
         return formed
 
     async def housekeeping(self) -> None:
-        """Issue 3: expire tickets past their lifetime and parties past theirs."""
+        """Expire tickets past their lifetime and parties past theirs."""
         await self.expire_tickets()
         await self.sweep_parties()
 
@@ -284,7 +286,7 @@ class Matchmaking:
             if pod:
                 messages.append(
                     (
-                        self.keys.pod_control(pod.decode()),
+                        self.keys.pod_control(bus.text(pod)),
                         _encoder.encode(
                             p.PodCommand(
                                 command="party_changed",

@@ -42,7 +42,7 @@ class MatchMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=r,
         )
-        # --- issue 8 ---
+        # --- waiting times, requeues, maintenance, liveness ---
         self.queue_wait = Histogram(
             "cardgame_queue_wait_seconds",
             "Time from enqueue to being matched, per matched player",
@@ -93,7 +93,7 @@ class MatchMetrics:
             ["pod", "role"],
             registry=r,
         )
-        # Issue 3.
+        # Ticket lifetime.
         self.expired = Counter(
             "cardgame_tickets_expired_total",
             "Players dequeued because they waited longer than the ticket lifetime",

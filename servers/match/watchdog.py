@@ -4,9 +4,9 @@ Two rules:
 * per pod: a game server whose heartbeat expired is dead; once the reconnect grace has passed
   too, its players still queued (and not reconnected elsewhere) are dequeued, Redis only: their
   sockets died with the server. Players of healthy pods are untouched.
-* the seed's rule: when no game server at all subscribes `battle:request` for `numsub_failures`
-  checks in a row, every queued player is removed and maintenance mode is set; health endpoints
-  fail until game servers are back.
+* the design's liveness rule: when no game server at all subscribes `battle:request` for
+  `numsub_failures` checks in a row, every queued player is removed and maintenance mode is set;
+  health endpoints fail until game servers are back.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Runs battles (the seed's BattleActor) taken from the battle streams, then routes results.
+"""Runs battles taken from the battle streams, then routes results.
 
 Any game server may run any battle: the streams are read by one consumer group, so a battle is
 run by one server, and one that died mid-battle is re-run by another after the claim idle time.

@@ -29,6 +29,8 @@ Rules
 
 from __future__ import annotations
 
+from typing import Final
+
 import msgspec
 
 from servers.common.models import BattleSnapshot, CardSnapshot
@@ -39,6 +41,7 @@ from servers.common.timeline import (
     Damage,
     Death,
     Draw,
+    EndReason,
     Event,
     Fatigue,
     Play,
@@ -63,8 +66,8 @@ MAX_COST = 10
 TURN_LIMIT = 60
 OPENING_HAND = (3, 4)
 
-HERO_DEFEATED = "hero_defeated"
-TURN_LIMIT_REASON = "turn_limit"
+HERO_DEFEATED: Final = "hero_defeated"
+TURN_LIMIT_REASON: Final = "turn_limit"
 
 
 class BattleOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,7 +75,7 @@ class BattleOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
     winner_id: str | None
     turns: int
-    reason: str
+    reason: EndReason
     events: list[Event]
 
 
@@ -176,6 +179,7 @@ class _Battle:
             )
         )
         turn = 0
+        reason: EndReason
         try:
             for side, count in ((a, OPENING_HAND[0]), (b, OPENING_HAND[1])):
                 for _ in range(count):
