@@ -211,6 +211,8 @@ async def _receive_loop(
         try:
             message = p.decode_client(frame)
         except p.ProtocolError as exc:
+            # One line per refused frame, no traceback: a client's mistake is not a server error.
+            log.info("frame from %s refused: %s %.120s", session.player_id, exc.code, exc.message)
             session.send_error(exc.code, exc.message, exc.ref)
             continue
         except Exception:  # a decoder bug must cost this frame, not the connection
