@@ -93,9 +93,18 @@ class GameClient:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def connect(cls, game_url: str, token: str, open_timeout: float = 10) -> GameClient:
+    async def connect(
+        cls,
+        game_url: str,
+        token: str,
+        open_timeout: float = 10,
+        headers: dict[str, str] | None = None,
+    ) -> GameClient:
         ws = await websockets.connect(
-            f"{game_url}?token={token}", open_timeout=open_timeout, max_size=2**24
+            f"{game_url}?token={token}",
+            open_timeout=open_timeout,
+            max_size=2**24,
+            additional_headers=headers,
         )
         first = p.decode_server(await ws.recv())
         if isinstance(first, p.Error):

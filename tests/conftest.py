@@ -109,6 +109,7 @@ def stack(settings: Settings) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def edge_stack(settings: Settings) -> Iterator[Stack]:
     """A second stack for the front-door tests (issue 4): two auth instances sharing limits,
+    two pods (limits that follow a player across game servers),
     per-IP limits ON for every address (the main stack exempts loopback, as development does),
     127.0.0.1 trusted as a proxy so that tests choose client IPs with X-Forwarded-For, a high
     per-connection message limit (the WebSocket fuzzer sends fast), a strict Steam policy and
@@ -129,7 +130,7 @@ def edge_stack(settings: Settings) -> Iterator[Stack]:
             "deny_family_shared": True,
         },
     )
-    with Stack(edge, pods=1, auth_instances=2) as running:
+    with Stack(edge, pods=2, auth_instances=2) as running:
         yield running
 
 

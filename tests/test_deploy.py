@@ -170,6 +170,18 @@ def test_a_pod_runs_match_and_game_side_by_side(overlay: str) -> None:
     assert match["livenessProbe"]["httpGet"]["path"] == "/health/game-server"
     assert match["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert match["startupProbe"]["httpGet"]["path"] == "/health"
+    # /ready (and the auth server's /health) ask Redis or PostgreSQL: a dependency outage
+    # must make pods unready, never restart them.
+    for container in containers.values():
+        assert container["livenessProbe"]["httpGet"]["path"] != "/ready"
+        # The probes answer within a bounded time (/ready's PING waits 0.8 s at most).
+        assert container["readinessProbe"].get("timeoutSeconds", 1) >= 1
+    # The match liveness probe reads the watchdog's consecutive-failure count: restarting
+    # takes the seed's rule (numsub_failures checks) plus the probe's own failures.
+    settings = load_settings({"CARDGAME_ENV": "production"})
+    live = match["livenessProbe"]
+    rule = settings.match.numsub_check_interval * settings.match.numsub_failures
+    assert rule + live["periodSeconds"] * live["failureThreshold"] >= 60
     # Auth is its own Deployment.
     assert set(_containers(resources[("Deployment", "cardgame-auth")])) == {"auth"}
 

@@ -87,6 +87,56 @@ def type_confused(draw: st.DrawFn) -> dict[str, Any]:
     return message
 
 
+# Characters free text may not hold (control, bidirectional, invisible formatting), and text
+# that mixes them into ordinary characters.
+REFUSED_CHARS = ["\x00", "\x07", "\x1b", "\x7f", "\x85", "\u061c", "\u200b", "\u200e"]
+REFUSED_CHARS += ["\u2028", "\u202a", "\u202e", "\u2066", "\u2069", "\ufeff", "\ufffb"]
+hostile_text = st.one_of(
+    st.text(alphabet=st.sampled_from(REFUSED_CHARS) | st.characters(), min_size=1, max_size=30),
+    st.sampled_from(["\x1b[2J\x1b[31mred", "evil\u202egnp.exe", "a\x00b", "name\n", "\u2066x"]),
+)
+# Integers at and beyond the database's column types (SMALLINT, INTEGER, BIGINT) and beyond
+# what a 64-bit JSON parser holds.
+BOUNDARY_INTS = [2**15, -(2**15) - 1, 2**31, -(2**31) - 1, 2**63, -(2**63) - 1, 2**64, 2**70]
+database_ints = st.sampled_from(BOUNDARY_INTS) | st.integers(-(2**80), 2**80)
+
+
+@st.composite
+def hostile(draw: st.DrawFn) -> dict[str, Any]:
+    """Inputs that once reached the database or the decoder unchecked: free text with control
+    or bidirectional characters, integers outside the database's range, a `type` that is not a
+    string."""
+    kind = draw(st.sampled_from(["deck_name", "party_code", "ids", "type"]))
+    if kind == "type":
+        return {"type": draw(json_values.filter(lambda v: not isinstance(v, str))), "id": "h"}
+    if kind == "party_code":
+        return {"type": "join_party", "code": draw(hostile_text), "id": "h"}
+    if kind == "ids":
+        return draw(
+            st.sampled_from(
+                [
+                    {"type": "set_active_deck", "deck_id": draw(database_ints)},
+                    {
+                        "type": "save_deck",
+                        "name": "x",
+                        "deck_id": draw(database_ints),
+                        "cards": [{"card_id": draw(database_ints), "count": 2}],
+                    },
+                    {
+                        "type": "save_deck",
+                        "name": "x",
+                        "cards": [{"card_id": 1, "count": draw(database_ints)}],
+                    },
+                ]
+            )
+        )
+    return {
+        "type": "save_deck",
+        "name": draw(hostile_text),
+        "cards": [{"card_id": card, "count": 2} for card in range(1, 11)],
+    }
+
+
 def truncated(frames: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     return st.tuples(frames, st.floats(0, 1)).map(lambda t: t[0][: int(len(t[0]) * t[1])])
 
@@ -100,6 +150,7 @@ valid_frames = st.sampled_from(
     ]
 )
 ws_frames = st.one_of(
+    hostile().map(json.dumps),
     json_values.map(json.dumps),
     type_confused().map(json.dumps),
     truncated(type_confused().map(json.dumps) | valid_frames),
@@ -160,6 +211,8 @@ def test_websocket_protocol_fuzz(edge_stack: Stack) -> None:
                     assert reply.code in CODES and reply.code != "INTERNAL", reply
                 else:
                     stats["replies"] += 1
+                if isinstance(reply, p.DeckSaved):  # what is stored is shown to people
+                    assert p.text_problem(reply.deck.name) is None, reply
             # A session-changing message (a type-confused but valid enqueue) is undone.
             if any(isinstance(r, p.Enqueued) for r in replies):
                 ws.send('{"type":"dequeue","id":"undo"}')

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from pathlib import Path
 
 import asyncpg
 import jwt
@@ -228,6 +229,85 @@ async def test_bad_frames_get_errors_and_the_socket_stays(
         assert isinstance(await client.request(p.Ping()), p.Pong)
     finally:
         await client.close()
+
+
+HOSTILE_FRAMES = {
+    # PostgreSQL refuses NUL in TEXT: this used to fail in the database, as INTERNAL.
+    "nul_in_deck_name": (
+        '{"type":"save_deck","name":"a\\u0000b","cards":STARTER,"id":"9"}',
+        "INVALID_MESSAGE",
+    ),
+    # BIGINT holds up to 2**63 - 1: this used to overflow in asyncpg, as INTERNAL.
+    "deck_id_beyond_int64": (
+        '{"type":"set_active_deck","deck_id":9223372036854775808,"id":"9"}',
+        "INVALID_MESSAGE",
+    ),
+    # An unhashable type used to fail the decoder itself, as INTERNAL.
+    "type_not_a_string": ('{"type":["ping"],"id":"9"}', "UNKNOWN_MESSAGE"),
+    "right_to_left_override_in_deck_name": (
+        '{"type":"save_deck","name":"evil\\u202egnp.exe","cards":[],"id":"9"}',
+        "INVALID_MESSAGE",
+    ),
+    "ansi_escape_in_deck_name": (
+        '{"type":"save_deck","name":"\\u001b[2J\\u001b[31mred","cards":[],"id":"9"}',
+        "INVALID_MESSAGE",
+    ),
+    "control_character_in_party_code": (
+        '{"type":"join_party","code":"ABC\\u0007DE","id":"9"}',
+        "INVALID_MESSAGE",
+    ),
+    "card_id_beyond_int32": (
+        '{"type":"save_deck","name":"x","cards":[{"card_id":2147483648,"count":2}],"id":"9"}',
+        "INVALID_MESSAGE",
+    ),
+}
+
+
+def _game_log(stack: Stack, pod: int) -> Path:
+    port = int(stack.game_urls[pod].rsplit(":", 1)[1].split("/")[0])
+    return next(proc.log_path for proc in stack.procs if proc.port == port)
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_FRAMES))
+async def test_hostile_input_gets_a_stable_code_and_one_info_line(
+    stack: Stack, pool: asyncpg.Pool, kind: str
+) -> None:
+    frame, code = HOSTILE_FRAMES[kind]
+    log_path = _game_log(stack, 0)
+    start = log_path.stat().st_size
+    client = await connect(stack, pod=0)
+    player = client.welcome.player_id
+    try:
+        # A legal deck, so that only the name is wrong (the database used to be the first to
+        # notice a NUL).
+        starter = await client.request(p.GetDecks())
+        assert isinstance(starter, p.Decks)
+        frame = frame.replace("STARTER", msgspec.json.encode(starter.decks[0].cards).decode())
+        await client.send_raw(frame)
+        error = await asyncio.wait_for(client.pushes.get(), 5)
+        assert isinstance(error, p.Error), error
+        assert (error.code, error.id) == (code, "9"), error
+        assert "\x00" not in error.message and "\u202e" not in error.message
+        assert "\x1b" not in error.message
+        # The connection is still usable, and so is the player's data.
+        assert isinstance(await client.request(p.Ping()), p.Pong)
+        decks = await client.request(p.GetDecks())
+        assert isinstance(decks, p.Decks) and [d.name for d in decks.decks] == ["Starter deck"]
+    finally:
+        await client.close()
+    # The line is written before the error is sent, so it is in the log by now.
+    with log_path.open("rb") as log_file:
+        log_file.seek(start)
+        lines = log_file.read().decode(errors="replace").splitlines()
+    mine = [line for line in lines if player in line]
+    refused = [line for line in mine if "refused" in line]
+    assert len(refused) == 1 and code in refused[0] and "INFO" in refused[0], mine
+    assert not [line for line in mine if "ERROR" in line or "Traceback" in line], mine
+    assert len(refused[0]) < 500  # was 2.3 kB of traceback per frame
+    assert (
+        await pool.fetchval("SELECT count(*) FROM player_decks WHERE player_id = $1", int(player))
+        == 1
+    )
 
 
 async def test_oversized_frame_beyond_transport_limit_closes_1009(stack: Stack) -> None:

@@ -29,6 +29,8 @@ MATCH_FAMILIES = {
     "cardgame_maintenance_mode",
     "cardgame_battle_request_subscribers",
     "cardgame_watchdog_players_removed",
+    "cardgame_match_redis_up",
+    "cardgame_watchdog_check_failures",
     "cardgame_pod_heartbeat_age_seconds",
     "cardgame_pod_up",
     "process_cpu_seconds",

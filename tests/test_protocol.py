@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from servers.cli import schema_text
@@ -12,6 +13,8 @@ from servers.common import protocol as p
 from servers.common import timeline as events
 from servers.common.errors import DESCRIPTIONS, ErrorCode
 
+INVALID = ErrorCode.INVALID_MESSAGE
+DECK = b'{"type": "save_deck", "name": "x", "cards": [%s]}'
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
@@ -34,6 +37,13 @@ def test_client_metadata_is_not_part_of_enqueue() -> None:
         (b"[1, x", ErrorCode.MALFORMED_JSON, None),  # found by the fuzzer: not typed first
         (b'{"type":"ping","x":' + b"[" * 5000 + b"]" * 5000 + b"}", ErrorCode.MALFORMED_JSON, None),
         (b'{"type": 5, "id": "a"}', ErrorCode.UNKNOWN_MESSAGE, "a"),
+        (b'{"type": ["ping"], "id": "a"}', ErrorCode.UNKNOWN_MESSAGE, "a"),  # unhashable
+        (b'{"type": {"x": 1}}', ErrorCode.UNKNOWN_MESSAGE, None),
+        (b'{"type": "set_active_deck", "deck_id": 9223372036854775808}', INVALID, None),
+        (b'{"type": "set_active_deck", "deck_id": -9223372036854775809}', INVALID, None),
+        (DECK % b'{"card_id": 2147483648, "count": 1}', INVALID, None),  # INTEGER
+        (DECK % b'{"card_id": 1, "count": 32768}', INVALID, None),  # SMALLINT
+        (b'{"type": "join_party", "code": "AB\\u0000CDE", "id": "c"}', INVALID, "c"),
         (b'{"type": "get_decks", "id": 5}', ErrorCode.INVALID_MESSAGE, None),
         (
             b'{"type": "save_deck", "name": "x", "cards": [{"card_id": 1}], "id": "b"}',
@@ -47,6 +57,42 @@ def test_decode_errors_have_codes(frame: bytes, code: ErrorCode, ref: str | None
         p.decode_client(frame)
     assert caught.value.code is code
     assert caught.value.ref == ref
+
+
+@pytest.mark.parametrize(
+    ("name", "char"),
+    [
+        ("a\x00b", "U+0000"),
+        ("\x1b[31mred", "U+001B"),
+        ("evil\u202egnp.exe", "U+202E"),
+        ("x\u2066y\u2069", "U+2066"),
+        ("tab\there", "U+0009"),
+        ("line\n", "U+000A"),  # Python's `$` matches before a final newline: not an escape
+        ("bom\ufeff", "U+FEFF"),
+        ("zero\u200bwidth", "U+200B"),
+    ],
+)
+def test_free_text_refuses_control_and_bidi_characters(name: str, char: str) -> None:
+    frame = msgspec.json.encode({"type": "save_deck", "name": name, "cards": [], "id": "d"})
+    with pytest.raises(p.ProtocolError) as caught:
+        p.decode_client(frame)
+    assert caught.value.code is INVALID and caught.value.ref == "d"
+    assert f"`name` contains {char}" in caught.value.message
+    assert p.clean_text(name) and p.text_problem(p.clean_text(name)) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["Aggro", "café", "デッキ", "family \U0001f468\u200d\U0001f469", "a  b", "x" * 64]
+)
+def test_free_text_keeps_ordinary_text(name: str) -> None:
+    frame = msgspec.json.encode({"type": "save_deck", "name": name, "cards": []})
+    assert p.decode_client(frame) == p.SaveDeck(name=name, cards=[])
+    assert p.text_problem(name) is None
+
+
+def test_integers_at_the_database_limits_are_accepted() -> None:
+    top = p.decode_client(b'{"type": "set_active_deck", "deck_id": 9223372036854775807}')
+    assert top == p.SetActiveDeck(deck_id=2**63 - 1)
 
 
 def test_every_message_round_trips() -> None:

@@ -7,6 +7,8 @@ client IP with X-Forwarded-For) and runs two auth instances that share one budge
 from __future__ import annotations
 
 import asyncio
+import random
+import re
 import time
 import uuid
 
@@ -16,7 +18,7 @@ import redis.asyncio as aioredis
 import websockets
 
 from devtools.stack import Stack
-from fake_client.client import GameClient
+from fake_client.client import GameClient, ServerError
 from servers.common import protocol as p
 from servers.common.keys import Keys
 from servers.common.lua import RateLimitScript
@@ -211,3 +213,131 @@ async def test_message_flood_closes_the_socket(stack: Stack) -> None:
     again = await GameClient.connect(stack.game_urls[0], who.access_token)
     assert isinstance(await again.request(p.Ping()), p.Pong)
     await again.close()
+
+
+# ---------------------------------------------------------------- activity per player and IP
+RETRY = re.compile(r"retry after (\d+(?:\.\d+)?) s")
+
+
+def retry_after(error: ServerError) -> float:
+    found = RETRY.search(error.message)
+    assert found, error.message
+    return float(found.group(1))
+
+
+async def test_pve_battles_per_player_across_pods(stack: Stack) -> None:
+    """The main stack runs the configured defaults; the limit is per player through Redis, so
+    moving to another game server does not reset it (and loopback is not exempt)."""
+    rules = stack.settings.ratelimit
+    who = await login(stack)
+    played = 0
+    for pod in (0, 1):  # half of the burst on each pod, each on a socket of its own
+        client = await GameClient.connect(stack.game_urls[pod], who.access_token)
+        try:
+            for _ in range(rules.pve_burst // 2 if pod == 0 else rules.pve_burst - played):
+                found = await client.request(p.StartPve(difficulty="easy"))
+                assert isinstance(found, p.MatchFound)
+                await client.next_push(p.BattleResultMessage, 10)
+                played += 1
+            if pod == 1:
+                with pytest.raises(ServerError) as refused:
+                    await client.request(p.StartPve(difficulty="easy"))
+                assert refused.value.code == "RATE_LIMITED"
+                # The sustained rate is pve_per_minute: the next battle is one interval away.
+                interval = 60 / rules.pve_per_minute
+                assert interval / 2 < retry_after(refused.value) <= interval + 0.5
+                assert isinstance(await client.request(p.Ping()), p.Pong)  # socket stays
+                profile = await client.request(p.GetProfile())
+                assert isinstance(profile, p.Profile)
+        finally:
+            await client.close()
+    assert played == rules.pve_burst
+
+
+async def _login_from(stack: Stack, ip: str) -> str:
+    async with httpx.AsyncClient(timeout=10) as http:
+        ticket = (await http.post(f"{stack.steam_sim_url}/dev/tickets", json={})).json()
+        body = (
+            await http.post(
+                f"{stack.auth_url}/login/steam",
+                json={"ticket": ticket["ticket"]},
+                headers={"X-Forwarded-For": ip},
+            )
+        ).json()
+    return str(body["access_token"])
+
+
+async def _guess(client: GameClient) -> str:
+    """One wrong guess at an invite code; the error code it got."""
+    code = "".join(random.choice("ABCDEFGHJKMNPQRSTUVWXYZ23456789") for _ in range(6))
+    with pytest.raises(ServerError) as caught:
+        await client.request(p.JoinParty(code=code))
+    return caught.value.code
+
+
+async def test_party_code_guesses_per_player_across_sockets_and_pods(edge_stack: Stack) -> None:
+    rules = edge_stack.settings.ratelimit
+    ip = fresh_ip()
+    token = await _login_from(edge_stack, ip)
+    outcomes: list[str] = []
+    # Half the budget from one socket on pod 1, the rest from a new socket on pod 2.
+    first = await GameClient.connect(
+        edge_stack.game_urls[0], token, headers={"X-Forwarded-For": ip}
+    )
+    try:
+        outcomes += [await _guess(first) for _ in range(rules.party_join_burst // 2)]
+    finally:
+        await first.close()
+    second = await GameClient.connect(
+        edge_stack.game_urls[1], token, headers={"X-Forwarded-For": ip}
+    )
+    try:
+        # A slow machine refills the bucket between guesses (one per 60/rate s): bounded.
+        while "RATE_LIMITED" not in outcomes and len(outcomes) < rules.party_join_burst + 3:
+            outcomes.append(await _guess(second))
+        assert outcomes[: rules.party_join_burst] == ["PARTY_NOT_FOUND"] * rules.party_join_burst
+        assert outcomes[-1] == "RATE_LIMITED"
+        with pytest.raises(ServerError) as refused:
+            await second.request(p.JoinParty(code="AAAAAA"))
+        assert refused.value.code == "RATE_LIMITED"
+        assert 0 < retry_after(refused.value) <= 60 / rules.party_join_per_minute + 0.5
+        assert isinstance(await second.request(p.Ping()), p.Pong)
+    finally:
+        await second.close()
+
+
+async def test_party_code_guesses_per_ip_across_players(edge_stack: Stack) -> None:
+    rules = edge_stack.settings.ratelimit
+    ip = fresh_ip()
+    # Enough players behind one address that none reaches their own limit first.
+    per_player = rules.party_join_burst - 2
+    players = -(-(rules.party_join_ip_burst + 3) // per_player)
+    outcomes: list[str] = []
+    for n in range(players):
+        token = await _login_from(edge_stack, ip)
+        client = await GameClient.connect(
+            edge_stack.game_urls[n % 2], token, headers={"X-Forwarded-For": ip}
+        )
+        try:
+            for _ in range(per_player):
+                outcomes.append(await _guess(client))
+                if outcomes[-1] == "RATE_LIMITED":
+                    break
+        finally:
+            await client.close()
+        if "RATE_LIMITED" in outcomes:
+            break
+    burst = rules.party_join_ip_burst
+    assert outcomes[:burst] == ["PARTY_NOT_FOUND"] * burst
+    assert outcomes[-1] == "RATE_LIMITED" and len(outcomes) <= burst + 3
+    # Another address is not affected.
+    other = fresh_ip()
+    client = await GameClient.connect(
+        edge_stack.game_urls[0],
+        await _login_from(edge_stack, other),
+        headers={"X-Forwarded-For": other},
+    )
+    try:
+        assert await _guess(client) == "PARTY_NOT_FOUND"
+    finally:
+        await client.close()

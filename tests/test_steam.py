@@ -60,6 +60,30 @@ async def test_steam_login_finds_or_creates_the_player_by_steam_id(
 
 
 @pytest.mark.parametrize(
+    ("persona", "stored"),
+    [
+        ("\u202eevil\u202c Sam", "evil Sam"),
+        ("\x1b[31mRed\x1b[0m", "[31mRed [0m"),
+        ("Ann\x00\x07ie", "Ann ie"),
+        ("\u2066\u2069", None),  # nothing left: the default name
+    ],
+)
+async def test_steam_persona_names_are_cleaned_not_refused(
+    stack: Stack, persona: str, stored: str | None
+) -> None:
+    """A persona name is the player's name on Steam, which they cannot change here: characters
+    a name may not hold are removed instead of refusing the login (a dev login refuses them)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        ticket_hex = await ticket(http, stack, persona=unique_name("persona"))
+        response = await steam_login(http, stack, ticket_hex, name=persona)
+        dev = await http.post(f"{stack.auth_url}/login/dev", json={"name": persona})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["name"] == (stored or f"Player{body['player_id'][-6:]}")
+    assert dev.status_code == 400 and dev.json()["error"]["code"] == "INVALID_MESSAGE"
+
+
+@pytest.mark.parametrize(
     ("behaviour", "status", "code"),
     [
         ({"appid": 999}, 401, "STEAM_TICKET_INVALID"),

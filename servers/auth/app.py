@@ -31,6 +31,7 @@ from servers.common.db import create_pool
 from servers.common.errors import ErrorCode, GameError
 from servers.common.http import error_response
 from servers.common.keys import Keys
+from servers.common.protocol import clean_text
 from servers.common.ratelimit import IpRateLimiter, Rule
 from servers.common.tokens import LEEWAY, TokenIssuer, TokenVerifier
 
@@ -146,10 +147,15 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
             raise GameError(ErrorCode.INVALID_MESSAGE, "body must be a JSON object")
         return body
 
-    def display_name(body: dict[str, Any]) -> str | None:
+    def display_name(body: dict[str, Any], persona: bool = False) -> str | None:
+        """The `name` of a login body. A Steam persona name (`persona`) is the player's name on
+        Steam, which they cannot change here: characters a name may not hold are removed rather
+        than the login refused (an empty result means no name). A development name is refused."""
         if "name" not in body:
             return None
         name = body["name"]
+        if persona and isinstance(name, str) and 1 <= len(name) <= MAX_NAME:
+            return clean_text(name) or None
         if (
             not isinstance(name, str)
             or not 1 <= len(name) <= MAX_NAME
@@ -229,7 +235,7 @@ def create_app(settings: Settings, steam: TicketVerifier | None = None) -> Quart
             return fail(ErrorCode.STEAM_LOGIN_UNAVAILABLE)
         body = await json_body()
         ticket = check_ticket_format(body.get("ticket"))
-        name = display_name(body)
+        name = display_name(body, persona=True)
         verified = await steam.verify(ticket)
         check_policy(verified, settings.steam)
         if not players.is_steam_id64(verified.steam_id):

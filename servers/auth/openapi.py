@@ -53,6 +53,11 @@ def openapi_document() -> dict[str, Any]:
         "maxLength": 32,
         "description": "display name for a new player (printable characters)",
     }
+    persona = {
+        **name,
+        "description": "the player's Steam persona name, naming a new player; control,"
+        " bidirectional and invisible formatting characters are removed (not refused)",
+    }
     return {
         "openapi": "3.0.3",
         "info": {
@@ -212,7 +217,7 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["ticket"],
                     "properties": {
                         "ticket": {"type": "string", "pattern": _HEX_TICKET, "maxLength": 4096},
-                        "name": name,
+                        "name": persona,
                     },
                 },
                 "DevLogin": {

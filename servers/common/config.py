@@ -81,6 +81,15 @@ class RateLimitSettings:
     ws_messages_per_s: float = 20.0  # client messages per second per connection (in process)
     ws_message_burst: int = 40
     ws_flood_close_after: int = 100  # refused messages (no quiet second between) -> close
+    # Activity per player (every game server together, through Redis; no network is exempt):
+    # PvE battles started, and join_party attempts (each one a guess at an invite code).
+    pve_per_minute: float = 6.0
+    pve_burst: int = 3
+    party_join_per_minute: float = 6.0
+    party_join_burst: int = 10
+    # join_party attempts per client IP, every player behind it together (exempt_networks apply).
+    party_join_ip_per_minute: float = 30.0
+    party_join_ip_burst: int = 30
     exempt_networks: str = ""  # comma-separated CIDRs never limited per IP
     trusted_proxies: str = ""  # comma-separated CIDRs whose X-Forwarded-For is believed
     fail_open: bool = True  # Redis unreachable: let requests through (logged) instead of 503

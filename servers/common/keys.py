@@ -139,6 +139,12 @@ class Keys:
         IP. Expires as soon as the bucket is full again. The whole name is one hash tag."""
         return f"{self.namespace}:rl:{{{scope}:{subject}}}"
 
+    def player_rate_limit(self, scope: str, player_id: str) -> str:
+        """String (GCRA theoretical arrival time, ms) of one player's activity limit, e.g. scope
+        `pve` (battles started) or `party_join` (invite codes tried), shared by every game server
+        the player connects to. Expires as soon as the bucket is full again. One hash tag."""
+        return f"{self.namespace}:rl:{{{scope}:player:{player_id}}}"
+
     def revoked_session(self, session_id: str) -> str:
         """String set by the auth server when a session (refresh family) is logged out or
         revoked; game servers refuse access tokens carrying that `sid`. Lives as long as an

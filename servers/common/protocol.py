@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import gzip
 import inspect
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -20,6 +21,49 @@ from servers.common.models import BattleSnapshot
 from servers.common.timeline import Event
 
 PROTOCOL_VERSION = 1
+
+# ---------------------------------------------------------------- field constraints
+# Integers land in PostgreSQL columns: a value outside the column's type fails in the database,
+# after the handler started, so it is refused at decode instead (see migrations/).
+Int16 = Annotated[int, msgspec.Meta(ge=-(2**15), le=2**15 - 1)]  # SMALLINT
+Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]  # INTEGER
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]  # BIGINT
+
+# Characters refused in client-supplied free text that is stored or shown to other players:
+# C0/C1 controls (NUL, which PostgreSQL refuses in TEXT; ESC, which starts terminal escapes in
+# operators' logs and consoles), bidirectional marks, embeddings, overrides and isolates (U+202E
+# makes a name read backwards), line and paragraph separators, and invisible format characters
+# (zero-width space, BOM, interlinear annotations, deprecated format controls). Zero-width
+# joiners (U+200C, U+200D) stay: emoji sequences and several scripts need them.
+FORBIDDEN_TEXT = (
+    r"\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb"
+)
+_FORBIDDEN = re.compile(f"[{FORBIDDEN_TEXT}]")
+# A lookahead rather than `^[^...]*$`: Python's `$` also matches before a final newline. The same
+# pattern is valid ECMAScript, so JSON Schema tools and generated clients can check it too.
+SafeText = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=rf"^(?![\s\S]*[{FORBIDDEN_TEXT}])",
+        description="Free text without control characters, bidirectional controls or"
+        " invisible format characters.",
+    ),
+]
+
+
+def text_problem(text: str) -> str | None:
+    """Why `text` is refused as free text (the first forbidden character), or None."""
+    found = _FORBIDDEN.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    return f"contains U+{ord(char):04X} at position {found.start()}"
+
+
+def clean_text(text: str) -> str:
+    """`text` without the characters free text may not hold: for names we do not control (a
+    Steam persona name), which are cleaned rather than refused. Separators become spaces."""
+    return " ".join(_FORBIDDEN.sub(" ", text).split())
 
 
 # ---------------------------------------------------------------- client -> game server
@@ -46,20 +90,20 @@ class GetDecks(ClientMessage, tag="get_decks"):
 
 
 class DeckCard(msgspec.Struct, frozen=True, kw_only=True):
-    card_id: int
-    count: int
+    card_id: Int32
+    count: Int16
 
 
 class SaveDeck(ClientMessage, tag="save_deck"):
     """Create a deck (no deck_id) or replace one of the player's decks."""
 
-    name: str
+    name: SafeText
     cards: list[DeckCard]
-    deck_id: int | None = None
+    deck_id: Int64 | None = None
 
 
 class SetActiveDeck(ClientMessage, tag="set_active_deck"):
-    deck_id: int
+    deck_id: Int64
 
 
 class Enqueue(ClientMessage, tag="enqueue"):
@@ -85,7 +129,7 @@ class CreateParty(ClientMessage, tag="create_party"):
 
 
 class JoinParty(ClientMessage, tag="join_party"):
-    code: str
+    code: SafeText
 
 
 class LeaveParty(ClientMessage, tag="leave_party"):
@@ -527,12 +571,56 @@ def decode_client(frame: bytes | str) -> AnyClientMessage:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "a message must be a JSON object")
     ref = raw.get("id") if isinstance(raw.get("id"), str) else None
     kind = raw.get("type")
-    if kind not in _CLIENT_TAGS:
+    # Found by hand: {"type": ["ping"]} is unhashable, so test the type before the set lookup.
+    if not isinstance(kind, str) or kind not in _CLIENT_TAGS:
         known = ", ".join(sorted(str(t) for t in _CLIENT_TAGS))
-        raise ProtocolError(
-            ErrorCode.UNKNOWN_MESSAGE, f"unknown message type {kind!r}; known: {known}", ref
+        shown = (
+            _shorten(repr(kind)) if isinstance(kind, str) else f"of JSON type {_json_type(kind)}"
         )
-    raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"invalid {kind!r} message: {detail}", ref)
+        raise ProtocolError(
+            ErrorCode.UNKNOWN_MESSAGE,
+            f"`type` must be a string naming a client message, not {shown}; known: {known}",
+            ref,
+        )
+    raise ProtocolError(
+        ErrorCode.INVALID_MESSAGE, f"invalid {kind!r} message: {_readable(detail, raw)}", ref
+    )
+
+
+_PATH = re.compile(r" - at `\$((?:\.\w+|\[\d+\])*)`$")
+_STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
+
+
+def _readable(detail: str, raw: dict[str, Any]) -> str:
+    """msgspec's validation message, with a failed free-text check said in words (the bare
+    regex tells a person nothing)."""
+    at = _PATH.search(detail)
+    if "matching regex" not in detail or at is None:
+        return _shorten(detail)
+    value: Any = raw
+    for key, index in _STEP.findall(at.group(1)):
+        try:
+            value = value[key] if key else value[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return _shorten(detail)
+    problem = text_problem(value) if isinstance(value, str) else None
+    if problem is None:
+        return _shorten(detail)
+    return (
+        f"`{at.group(1).lstrip('.')}` {problem}: control characters, bidirectional controls"
+        " and invisible format characters are not allowed"
+    )
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    """Error messages quote the client's input: keep a 16 KiB frame from coming back whole."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _json_type(value: object) -> str:
+    return {dict: "object", list: "array", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
 
 
 def decode_server(frame: bytes | str) -> AnyServerMessage:

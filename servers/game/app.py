@@ -17,7 +17,7 @@ from servers.common.db import create_pool
 from servers.common.errors import ErrorCode
 from servers.common.heartbeat import run_heartbeat
 from servers.common.keys import BATTLE_GROUP, GameMode, Keys
-from servers.common.ratelimit import IpRateLimiter
+from servers.common.ratelimit import ActivityLimits, IpRateLimiter
 from servers.common.tokens import verifier_for
 from servers.game import metrics, ws
 from servers.game.battle.runner import BattleRunner
@@ -77,13 +77,13 @@ def create_app(settings: Settings) -> Quart:  # noqa: C901
         )
         runner = BattleRunner(redis, pool, keys, pod_id, rating=settings.rating)
         relay.run_battle = runner.run
-        server = GameServer(
-            redis,
-            pool,
-            relay,
-            runner,
-            ws.Guard(IpRateLimiter(redis, keys, settings.ratelimit), keys, settings.ratelimit),
+        limiter = IpRateLimiter(redis, keys, settings.ratelimit)
+        relay.limits = ActivityLimits(
+            limiter,
+            settings.ratelimit,
+            on_refused=lambda scope: metrics.RATE_LIMITED.labels(scope).inc(),
         )
+        server = GameServer(redis, pool, relay, runner, ws.Guard(limiter, keys, settings.ratelimit))
         ready = [asyncio.Event() for _ in range(3 + len(GameMode))]
 
         async def on_revoked(_: str, data: bytes) -> None:

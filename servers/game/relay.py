@@ -25,6 +25,7 @@ from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import PVE_MODE, GameMode, Keys
 from servers.common.lua import QueueScripts
+from servers.common.ratelimit import ActivityLimits
 from servers.game import lobby, metrics, pve
 from servers.game.parties import Parties
 from servers.game.parties import decode as decode_party
@@ -80,6 +81,8 @@ class Relay:
         self.early: dict[str, p.BattleResult] = {}  # player id -> result ahead of MatchFound
         # Runs a battle on this game server (PvE); set by the app to its BattleRunner.
         self.run_battle: Callable[[p.BattleRequest], Awaitable[None]] | None = None
+        # Per-player activity limits (PvE battles, party code guesses); set by the app.
+        self.limits: ActivityLimits | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ MatchPort
@@ -312,6 +315,8 @@ class Relay:
         session.ensure_idle()
         if self.run_battle is None:
             raise GameError(ErrorCode.INTERNAL, "this server runs no battles")
+        if self.limits is not None:  # before any database work: a refusal costs one script
+            await self.limits.pve(session.player_id)
         me = await lobby.battle_snapshot(self.pool, int(session.player_id), self.pod_id)
         ai = await pve.ai_snapshot(self.pool, difficulty, self.pod_id)
         if session.state is not QueueState.IDLE:  # changed while we read the database

@@ -89,6 +89,7 @@ def bearer_token() -> str | None:
 async def serve_socket(
     relay: Relay, tokens: Verifier, max_message_bytes: int, guard: Guard | None = None
 ) -> None:
+    ip = websocket.remote_addr
     if guard is not None:
         ip = guard.limiter.ip_of(websocket.remote_addr, websocket.headers.get("X-Forwarded-For"))
         decision = await guard.limiter.check(guard.connect_rule, ip)
@@ -135,7 +136,7 @@ async def serve_socket(
     bucket = guard.bucket() if guard is not None else None
     flood_limit = guard.settings.ws_flood_close_after if guard is not None else 0
     receiver = asyncio.create_task(
-        _receive_loop(relay, session, max_message_bytes, bucket, flood_limit)
+        _receive_loop(relay, session, max_message_bytes, bucket, flood_limit, ip)
     )
     sender = asyncio.create_task(_send_loop(conn))
     metrics.CONNECTS.labels("accepted").inc()
@@ -177,6 +178,7 @@ async def _receive_loop(
     max_message_bytes: int,
     bucket: TokenBucket | None = None,
     flood_limit: int = 0,
+    ip: str | None = None,
 ) -> None:
     refused = 0  # messages refused by the per-connection limit with no quiet second between
     last_refused = 0.0
@@ -211,6 +213,8 @@ async def _receive_loop(
         try:
             message = p.decode_client(frame)
         except p.ProtocolError as exc:
+            # One line per refused frame, no traceback: a client's mistake is not a server error.
+            log.info("frame from %s refused: %s %.120s", session.player_id, exc.code, exc.message)
             session.send_error(exc.code, exc.message, exc.ref)
             continue
         except Exception:  # a decoder bug must cost this frame, not the connection
@@ -219,7 +223,7 @@ async def _receive_loop(
             continue
         metrics.message_in(message)
         try:
-            await handle(relay, session, message)
+            await handle(relay, session, message, ip)
         except GameError as exc:
             session.send_error(exc.code, exc.message, message.id)
         except asyncio.CancelledError:
@@ -241,7 +245,8 @@ def _ref_of(frame: str | bytes, max_message_bytes: int) -> str | None:
         return None
 
 
-async def handle(relay: Relay, session: Session, msg: Any) -> None:
+async def handle(relay: Relay, session: Session, msg: Any, ip: str | None = None) -> None:
+    """One client message; `ip` is the client's address, for limits per address."""
     player = int(session.player_id)
     pool = relay.pool
     match msg:
@@ -279,7 +284,7 @@ async def handle(relay: Relay, session: Session, msg: Any) -> None:
                 )
             )
         case p.CreateParty() | p.JoinParty() | p.LeaveParty() | p.GetParty():
-            await _handle_party(relay, session, msg)
+            await _handle_party(relay, session, msg, ip)
         case p.StartPve():
             await relay.start_pve(session, msg.difficulty, msg.id)
         case p.GetHistory():
@@ -310,7 +315,10 @@ def _require_idle(session: Session) -> None:
 
 
 async def _handle_party(
-    relay: Relay, session: Session, msg: p.CreateParty | p.JoinParty | p.LeaveParty | p.GetParty
+    relay: Relay,
+    session: Session,
+    msg: p.CreateParty | p.JoinParty | p.LeaveParty | p.GetParty,
+    ip: str | None,
 ) -> None:
     match msg:
         case p.CreateParty():
@@ -320,6 +328,8 @@ async def _handle_party(
             )
         case p.JoinParty():
             _require_idle(session)
+            if relay.limits is not None:  # every attempt is a guess at someone's invite code
+                await relay.limits.party_join(session.player_id, ip)
             session.send(
                 party_message(
                     await relay.parties.join(session.player_id, msg.code), "joined", msg.id

@@ -4,6 +4,7 @@ health and metrics."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,11 @@ from servers.match.matchmakers.ranked import Window
 from servers.match.metrics import MatchMetrics
 from servers.match.watchdog import Watchdog
 
+log = logging.getLogger("cardgame.match")
+
+# Seconds /ready and /metrics wait for Redis' PING: under Kubernetes' default probe timeout (1 s).
+READY_REDIS_TIMEOUT = 0.8
+
 
 @dataclass
 class Running:
@@ -27,6 +33,7 @@ class Running:
     matchmaking: Matchmaking
     watchdog: Watchdog
     tasks: list[asyncio.Task[None]]
+    watchdog_task: asyncio.Task[None]
 
 
 def matchmaking_for(
@@ -46,7 +53,8 @@ def matchmaking_for(
     )
 
 
-def create_app(settings: Settings) -> Quart:
+# The routes are closures in here, and mccabe adds every nested function to this one.
+def create_app(settings: Settings) -> Quart:  # noqa: C901
     app = Quart("cardgame.match")
     keys = Keys(settings.redis.namespace)
     metrics = MatchMetrics()
@@ -93,7 +101,7 @@ def create_app(settings: Settings) -> Quart:
             ),
             asyncio.create_task(mm.run_ticks(settings.match.tick_interval), name="trymatch"),
             asyncio.create_task(mm.run_housekeeping(), name="housekeeping"),
-            asyncio.create_task(watchdog.run(), name="watchdog"),
+            watchdog_task := asyncio.create_task(watchdog.run(), name="watchdog"),
             asyncio.create_task(
                 run_heartbeat(
                     redis,
@@ -108,7 +116,7 @@ def create_app(settings: Settings) -> Quart:
             ),
         ]
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 10)
-        running.append(Running(redis, mm, watchdog, tasks))
+        running.append(Running(redis, mm, watchdog, tasks, watchdog_task))
 
     @app.after_serving
     async def shutdown() -> None:
@@ -132,9 +140,13 @@ def create_app(settings: Settings) -> Quart:
         """Readiness: Redis answers and game servers are there (not in automatic maintenance)."""
         run = running[0]
         try:
-            await run.redis.ping()
+            # Bounded: a Redis that hangs (rather than refusing connections) must fail the
+            # probe, not outlast it.
+            await asyncio.wait_for(run.redis.ping(), READY_REDIS_TIMEOUT)
+            metrics.redis_up.set(1.0)
         except Exception as exc:  # any Redis failure means not ready
-            return _status({"status": "unavailable", "redis": str(exc)}, 503)
+            metrics.redis_up.set(0.0)
+            return _status({"status": "unavailable", "redis": str(exc) or type(exc).__name__}, 503)
         if not run.watchdog.game_servers_ok:
             return _status(
                 {
@@ -148,22 +160,29 @@ def create_app(settings: Settings) -> Quart:
 
     @app.get("/health/game-server")
     async def game_server_health() -> Response:
-        """The seed's probe: 500 while no game server subscribes battle:request."""
+        """Liveness of the match container, the seed's rule: 500 once `numsub_failures` NUMSUB
+        checks in a row found no game server subscribed to battle:request (and until one is
+        seen again), or when the watchdog that counts them has stopped. It reads the
+        watchdog's state and never calls Redis: one probe that sees no subscriber (a game
+        server restarting) or a Redis outage must not restart the container; Redis is
+        /ready's business."""
         run = running[0]
-        count = await bus.numsub(run.redis, keys.battle_request)
-        ok = count > 0 and run.watchdog.game_servers_ok
+        watchdog = run.watchdog
+        stopped = run.watchdog_task.done()
+        ok = not watchdog.no_game_server and not stopped
         return _status(
             {
-                "battle_request_subscribers": count,
-                "numsub_failures": run.watchdog.numsub_failures,
+                "status": "ok" if ok else "no_game_server" if not stopped else "watchdog_stopped",
+                "battle_request_subscribers": watchdog.subscribers,
+                "numsub_failures": watchdog.numsub_failures,
+                "numsub_failures_limit": settings.match.numsub_failures,
                 "maintenance": run.matchmaking.maintenance,
+                "redis_ok": watchdog.redis_ok,
             },
             200 if ok else 500,
         )
 
-    @app.get("/metrics")
-    async def metrics_endpoint() -> Response:
-        redis = running[0].redis
+    async def queue_gauges(redis: aioredis.Redis) -> None:
         async with redis.pipeline(transaction=False) as pipe:
             for mode in GameMode:
                 pipe.zcard(keys.queue(mode))
@@ -176,6 +195,15 @@ def create_app(settings: Settings) -> Quart:
             metrics.oldest_wait.labels(mode.value).set(
                 max(0.0, now - oldest[0][1] / 1000) if oldest else 0.0
             )
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        try:
+            await asyncio.wait_for(queue_gauges(running[0].redis), READY_REDIS_TIMEOUT)
+            metrics.redis_up.set(1.0)
+        except Exception as exc:  # a Redis outage is what the scrape must still report
+            log.warning("queue gauges not refreshed: %s", str(exc) or type(exc).__name__)
+            metrics.redis_up.set(0.0)
         body, content_type = common_metrics.exposition(metrics.registry)
         return Response(body, content_type=content_type)
 

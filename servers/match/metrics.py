@@ -74,6 +74,17 @@ class MatchMetrics:
             "Game servers subscribed to battle:request at the last check",
             registry=r,
         )
+        # A Redis outage is a readiness matter, never liveness: these make it visible.
+        self.redis_up = Gauge(
+            "cardgame_match_redis_up",
+            "1 when the last use of Redis (watchdog check, /ready, this scrape) succeeded, else 0",
+            registry=r,
+        )
+        self.watchdog_failures = Counter(
+            "cardgame_watchdog_check_failures_total",
+            "Watchdog checks that failed (Redis unreachable or erroring)",
+            registry=r,
+        )
         self.players_removed = Counter(
             "cardgame_watchdog_players_removed_total",
             "Queued players removed by the watchdog, by reason",

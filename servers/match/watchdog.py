@@ -6,7 +6,11 @@ Two rules:
   sockets died with the server. Players of healthy pods are untouched.
 * the design's liveness rule: when no game server at all subscribes `battle:request` for
   `numsub_failures` checks in a row, every queued player is removed and maintenance mode is set;
-  health endpoints fail until game servers are back.
+  the liveness probe (`/health/game-server`) fails from that check until a game server is seen
+  again.
+
+A check that cannot reach Redis counts neither way: it says nothing about game servers. It
+marks Redis unreachable (readiness and metrics), so a Redis outage never fails liveness.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ class Watchdog:
         self.redis, self.keys, self.mm, self.s = redis, keys, mm, settings
         self.dead_since: dict[str, float] = {}  # pod -> when its game server was seen dead
         self.cleaned: set[str] = set()
-        self.numsub_failures = 0
+        self.numsub_failures = 0  # NUMSUB checks in a row that found no subscriber
+        self.subscribers: int | None = None  # what the last NUMSUB check found
         self.game_servers_seen = True  # the last NUMSUB check found a subscriber
         self.redis_ok = True
         self.auto_maintenance = False  # maintenance set by the NUMSUB rule (not by an operator)
@@ -45,6 +50,11 @@ class Watchdog:
     @property
     def game_servers_ok(self) -> bool:
         return self.game_servers_seen and not self.auto_maintenance
+
+    @property
+    def no_game_server(self) -> bool:
+        """The seed's rule has fired: `numsub_failures` checks in a row found no game server."""
+        return self.numsub_failures >= self.s.match.numsub_failures
 
     async def run(self) -> None:
         next_numsub = time.monotonic() + self.s.match.numsub_check_interval
@@ -57,11 +67,14 @@ class Watchdog:
                     next_numsub = time.monotonic() + self.s.match.numsub_check_interval
                     await self.check_numsub()
                 self.redis_ok = True
+                self.mm.metrics.redis_up.set(1.0)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis down: report unready, keep watching
                 stop_if_cancelling()
                 self.redis_ok = False
+                self.mm.metrics.redis_up.set(0.0)
+                self.mm.metrics.watchdog_failures.inc()
                 log.warning("watchdog check failed: %s", exc)
             await asyncio.sleep(self.s.pods.heartbeat_interval)
 
@@ -105,6 +118,7 @@ class Watchdog:
 
     async def check_numsub(self) -> None:
         count = await bus.numsub(self.redis, self.keys.battle_request)
+        self.subscribers = count
         self.mm.metrics.game_servers.set(count)
         if count > 0:
             self.numsub_failures = 0
