@@ -27,7 +27,7 @@ import httpx
 import websockets
 
 from devtools.stack import Stack
-from fake_client.client import GameClient, Login, login_steam
+from fake_client.client import GameClient, Login, ProtocolViolation, login_steam
 from servers.common import protocol as p
 from servers.common.bus import connect_redis
 from servers.common.config import Settings
@@ -56,6 +56,7 @@ class PlayerLedger:
     reconnects: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     anomalies: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)  # broken protocol promises
     last_welcome: str = ""
     redelivered: int = 0
 
@@ -83,6 +84,9 @@ class ChaosPlayer:
                 client = await GameClient.connect(
                     url, self.ledger.login.access_token, open_timeout=3
                 )
+            except ProtocolViolation as exc:  # a server bug: counted and reported, play goes on
+                self.ledger.violations.append(f"{url}: {exc}")
+                await asyncio.sleep(delay)
             except (OSError, websockets.WebSocketException, ServerError, TimeoutError) as exc:
                 self.ledger.errors[type(exc).__name__] += 1
                 await asyncio.sleep(delay)
@@ -195,6 +199,7 @@ class ChaosReport:
     kills: dict[str, int]
     reconnects: int
     client_errors: dict[str, int]
+    violations: int  # frames that broke docs/protocol.md (each also listed in problems)
     problems: list[str]
 
     def as_dict(self) -> dict[str, Any]:
@@ -324,6 +329,8 @@ def run_chaos(
     anomalies = [f"{ledger.login.player_id}: {a}" for ledger in ledgers for a in ledger.anomalies]
     duplicates = len(anomalies)
     problems.extend(anomalies)
+    violations = [f"{ledger.login.player_id}: {v}" for ledger in ledgers for v in ledger.violations]
+    problems.extend(f"protocol violation: {v}" for v in violations)
     seen_by: Counter[str] = Counter(m for ledger in ledgers for m in ledger.results)
     matches = {m for m, players_seen in seen_by.items() if players_seen == 2}
     for ledger in ledgers:
@@ -355,6 +362,7 @@ def run_chaos(
         kills=dict(kills),
         reconnects=sum(ledger.reconnects for ledger in ledgers),
         client_errors=dict(errors),
+        violations=len(violations),
         problems=problems[:20],
     )
 
@@ -371,5 +379,6 @@ def print_report(report: ChaosReport) -> None:
     print(f"duplicates          {report.duplicates}")
     print(f"results re-sent     {report.redelivered} (same match id, after a reconnect)")
     print(f"reconnects          {report.reconnects}")
+    print(f"protocol violations {report.violations}")
     for problem in report.problems:
         print(f"problem             {problem}")

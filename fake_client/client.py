@@ -80,6 +80,14 @@ async def refresh(http: httpx.AsyncClient, auth_url: str, refresh_token: str) ->
     )
 
 
+class ProtocolViolation(Exception):
+    """The server broke a promise of docs/protocol.md; `frames` are what it sent."""
+
+    def __init__(self, what: str, frames: list[p.AnyServerMessage]) -> None:
+        super().__init__(f"{what}: {', '.join(type(f).__name__ for f in frames)}")
+        self.frames = frames
+
+
 class GameClient:
     """One connection. `request` sends a message and waits for the reply that echoes its id;
     server pushes (match_found, battle_result, errors without id) are read with `next_push`."""
@@ -110,7 +118,9 @@ class GameClient:
         if isinstance(first, p.Error):
             await ws.close()
             raise ServerError(first.code, first.message)
-        assert isinstance(first, p.Welcome), first
+        if not isinstance(first, p.Welcome):
+            await ws.close()
+            raise ProtocolViolation("the first frame is not a welcome", [first])
         return cls(ws, first)
 
     async def _read(self) -> None:

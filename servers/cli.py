@@ -28,21 +28,16 @@ def development_tools() -> ModuleType | None:
 
 
 def serve(kind: str, settings: Settings) -> None:
-    from servers.common.http import run_app
+    from servers.common.http import run_app, run_loop
 
     if kind == "auth":
         from servers.auth.app import create_app as auth_app
 
         run_app(auth_app(settings), settings.auth.host, settings.auth.port)
     elif kind == "game":
-        from servers.game.app import create_app as game_app
+        from servers.game import app as game
 
-        run_app(
-            game_app(settings),
-            settings.game.host,
-            settings.game.port,
-            websocket_max_message_size=settings.game.max_frame_bytes,
-        )
+        run_loop(game.run(settings))
     else:
         from servers.match.app import create_app as match_app
 

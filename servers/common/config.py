@@ -100,7 +100,11 @@ class GameSettings:
     host: str = "127.0.0.1"
     port: int = 8100
     max_message_bytes: int = 16384
-    max_frame_bytes: int = 1048576
+    max_frame_bytes: int = 65536
+    # A connection whose unsent replies pass this many bytes is read no further until they
+    # drain; one still over it after slow_consumer_grace seconds is dropped (SLOW_CONSUMER).
+    max_unsent_bytes: int = 1048576
+    slow_consumer_grace: float = 10.0
     match_reply_timeout: float = 5.0
     # A player whose socket dropped keeps their queue place this long, to reconnect anywhere.
     reconnect_grace: float = 5.0

@@ -46,6 +46,7 @@ class ErrorCode(StrEnum):
     REFRESH_TOKEN_REUSED = "REFRESH_TOKEN_REUSED"
     TOKEN_REVOKED = "TOKEN_REVOKED"
     RATE_LIMITED = "RATE_LIMITED"
+    SLOW_CONSUMER = "SLOW_CONSUMER"
     # Parties, history and replays.
     IN_PARTY = "IN_PARTY"
     ALREADY_IN_PARTY = "ALREADY_IN_PARTY"
@@ -96,6 +97,7 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     " whole session was revoked: log in again.",
     ErrorCode.TOKEN_REVOKED: "The session of this token was logged out or revoked: log in again.",
     ErrorCode.RATE_LIMITED: "Too many requests; slow down and retry after the indicated time.",
+    ErrorCode.SLOW_CONSUMER: "The client stopped reading its socket while replies piled up.",
     ErrorCode.IN_PARTY: "The player is in a party: only the party duel (mode `party`) can be"
     " queued; leave the party first.",
     ErrorCode.ALREADY_IN_PARTY: "The player is already in a party; leave it first.",

@@ -1,9 +1,11 @@
-"""Serving a Quart app with Hypercorn, and the JSON error shape of every HTTP API."""
+"""Serving a Quart app with Hypercorn, the event loop servers run on, and the JSON error shape
+of every HTTP API."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Coroutine
 from typing import Any
 
 from hypercorn.asyncio import serve
@@ -43,9 +45,14 @@ def run_app(app: Quart, host: str, port: int, **options: Any) -> None:
 
         await serve(app, config, shutdown_trigger=shutdown_trigger)
 
-    try:
-        import uvloop  # optional: faster event loop where installed
+    run_loop(main())
 
-        uvloop.run(main())
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run a server's main coroutine on uvloop where installed (faster), else asyncio's loop."""
+    try:
+        import uvloop
     except ImportError:
-        asyncio.run(main())
+        asyncio.run(main)
+    else:
+        uvloop.run(main)

@@ -25,6 +25,13 @@ CONNECTS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+DROPPED = Counter(
+    "cardgame_ws_dropped_total",
+    "WebSocket connections the server closed on its own, by reason (a message flood, a client"
+    " that stopped reading)",
+    ["reason"],
+    registry=REGISTRY,
+)
 SESSIONS = Gauge(
     "cardgame_sessions",
     "Player sessions held (connected or in their grace period)",

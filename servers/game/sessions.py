@@ -36,6 +36,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_REPLACED = 4409
 CLOSE_KICKED = 4403
 CLOSE_RATE_LIMITED = 4429
+CLOSE_SLOW_CONSUMER = 4408  # the client stopped reading while its replies piled up
 
 
 class QueueState(enum.Enum):
@@ -47,21 +48,59 @@ class QueueState(enum.Enum):
 
 
 class Connection:
-    """One WebSocket's outbox; the socket's send loop drains it."""
+    """One WebSocket's outbox, drained by the socket's send loop.
 
-    def __init__(self) -> None:
+    Two rules hold whatever reaches the session and when:
+    * nothing is sent before the welcome: what arrives while the connection is being attached
+      (a battle result, a party event) is held and follows the welcome (`open`);
+    * the bytes not yet written to the socket are counted: above `max_unsent` the connection is
+      `backlogged` (and not `writable`), the socket stops taking the client's requests until
+      the backlog drains, and a client that stays there is dropped (game/ws.py).
+    """
+
+    def __init__(self, max_unsent: int = 1 << 20) -> None:
         self.outbox: asyncio.Queue[bytes | tuple[int, str]] = asyncio.Queue()
         self.closed = False
         self.session_id: str | None = None  # the login session (token `sid`), for revocation
+        self.max_unsent = max_unsent
+        self.unsent = 0  # bytes queued or being written
+        self.writable = asyncio.Event()  # unsent <= max_unsent
+        self.writable.set()
+        self.backlogged = asyncio.Event()  # unsent > max_unsent
+        self._held: list[bytes] | None = []  # until open(): frames that wait for the welcome
 
     def send(self, message: msgspec.Struct) -> None:
-        if not self.closed:
-            metrics.message_out(message)
-            self.outbox.put_nowait(p.encode(message))
+        if self.closed:
+            return
+        metrics.message_out(message)
+        data = p.encode(message)
+        self.unsent += len(data)
+        if self.unsent > self.max_unsent and self.writable.is_set():
+            self.writable.clear()
+            self.backlogged.set()
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self.outbox.put_nowait(data)
+
+    def open(self, welcome: msgspec.Struct) -> None:
+        """Send the welcome, then what was held while the connection was being attached."""
+        held, self._held = self._held or [], None
+        self.send(welcome)
+        for data in held:
+            self.outbox.put_nowait(data)
+
+    def sent(self, size: int) -> None:
+        """The send loop wrote `size` bytes of the outbox to the socket."""
+        self.unsent -= size
+        if self.unsent <= self.max_unsent and not self.writable.is_set():
+            self.backlogged.clear()
+            self.writable.set()
 
     def close(self, code: int, reason: str) -> None:
         if not self.closed:
             self.closed = True
+            self._held = None  # never opened: nothing was owed to this socket yet
             self.outbox.put_nowait((code, reason))
 
 

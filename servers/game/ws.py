@@ -1,18 +1,23 @@
-"""The player's WebSocket: authenticate, attach to the session, then receive and send loops."""
+"""The player's WebSocket: authenticate, attach to the session, then three tasks until it ends:
+a receive loop (one client frame at a time), a send loop (the session's outbox), and a backlog
+watch that drops a client which stops reading while its unsent replies pile up."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
 
-from quart import websocket
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 from servers.common import logs
 from servers.common import protocol as p
-from servers.common.config import RateLimitSettings
+from servers.common.config import GameSettings, RateLimitSettings
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode, Keys
 from servers.common.ratelimit import IpRateLimiter, Rule, TokenBucket
@@ -23,6 +28,7 @@ from servers.game.relay import Relay
 from servers.game.sessions import (
     CLOSE_RATE_LIMITED,
     CLOSE_SERVICE_RESTART,
+    CLOSE_SLOW_CONSUMER,
     CLOSE_UNAUTHORIZED,
     Connection,
     QueueState,
@@ -34,6 +40,8 @@ log = logging.getLogger("cardgame.game.ws")
 
 # A flood is refused messages without this many quiet seconds between them.
 FLOOD_QUIET = 1.0
+# How long a close frame may wait to be written before the socket is dropped.
+CLOSE_WRITE_TIMEOUT = 2.0
 
 
 class Verifier(Protocol):
@@ -41,13 +49,27 @@ class Verifier(Protocol):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one connection may cost: unsent bytes before the server stops reading the client,
+    and how long it may stay over that before it is dropped."""
+
+    max_unsent_bytes: int = 1 << 20
+    slow_consumer_grace: float = 10.0
+
+    @classmethod
+    def of(cls, settings: GameSettings) -> Limits:
+        return cls(settings.max_unsent_bytes, settings.slow_consumer_grace)
+
+
+@dataclass(frozen=True)
 class Guard:
     """The front door's limits: connects per IP (Redis, every instance) and messages per
-    connection (in process), plus the revoked-session check."""
+    connection (in process), plus the revoked-session check and the cost of a connection."""
 
     limiter: IpRateLimiter
     keys: Keys
     settings: RateLimitSettings
+    limits: Limits = Limits()
 
     @property
     def connect_rule(self) -> Rule:
@@ -59,11 +81,20 @@ class Guard:
         return TokenBucket(self.settings.ws_messages_per_s, self.settings.ws_message_burst)
 
 
-async def _refuse(code: ErrorCode, message: str | None, close_code: int) -> None:
+async def _close(ws: ServerConnection, code: int, reason: str) -> None:
+    """Close with a code the client may read; a client that does not read its socket would
+    keep the close frame waiting for ever, so after a short wait the socket is dropped."""
+    try:
+        await asyncio.wait_for(ws.close(code, reason), CLOSE_WRITE_TIMEOUT)
+    except (TimeoutError, ConnectionClosed):
+        ws.transport.abort()
+
+
+async def _refuse(ws: ServerConnection, code: ErrorCode, message: str | None, close: int) -> None:
     metrics.refused(code)
-    await websocket.accept()
-    await websocket.send(p.encode(p.error_message(code, message)).decode())
-    await websocket.close(close_code, code.value)
+    with contextlib.suppress(ConnectionClosed):
+        await ws.send(p.encode(p.error_message(code, message)).decode())
+    await _close(ws, close, code.value)
 
 
 def close_revoked(registry: Registry, session_id: str) -> int:
@@ -78,30 +109,37 @@ def close_revoked(registry: Registry, session_id: str) -> int:
     return closed
 
 
-def bearer_token() -> str | None:
-    header = websocket.headers.get("Authorization", "")
+def bearer_token(ws: ServerConnection) -> str | None:
+    header = ws.request.headers.get("Authorization", "") if ws.request else ""
     if header.lower().startswith("bearer "):
         return header[7:].strip()
     # Many WebSocket clients (Unity's included) cannot set headers: accept ?token= as well.
-    return websocket.args.get("token")
+    query = parse_qs(urlsplit(ws.request.path).query) if ws.request else {}
+    return query.get("token", [None])[-1]
 
 
 async def serve_socket(
-    relay: Relay, tokens: Verifier, max_message_bytes: int, guard: Guard | None = None
+    ws: ServerConnection,
+    relay: Relay,
+    tokens: Verifier,
+    max_message_bytes: int,
+    guard: Guard | None = None,
 ) -> None:
-    ip = websocket.remote_addr
+    ip: str | None = str(ws.remote_address[0]) if ws.remote_address else None
     if guard is not None:
-        ip = guard.limiter.ip_of(websocket.remote_addr, websocket.headers.get("X-Forwarded-For"))
+        forwarded = ws.request.headers.get("X-Forwarded-For") if ws.request else None
+        ip = guard.limiter.ip_of(ip, forwarded)
         decision = await guard.limiter.check(guard.connect_rule, ip)
         if not decision.allowed:
             metrics.RATE_LIMITED.labels("ws_connect").inc()
             await _refuse(
+                ws,
                 ErrorCode.RATE_LIMITED,
                 f"too many connections from {ip}; retry after {decision.retry_after:.2f} s",
                 CLOSE_RATE_LIMITED,
             )
             return
-    token = bearer_token()
+    token = bearer_token(ws)
     try:
         if not token:
             raise GameError(
@@ -115,64 +153,89 @@ async def serve_socket(
         ):
             raise GameError(ErrorCode.TOKEN_REVOKED)
     except GameError as exc:
-        await _refuse(exc.code, exc.message, CLOSE_UNAUTHORIZED)
+        await _refuse(ws, exc.code, exc.message, CLOSE_UNAUTHORIZED)
         return
     logs.bind(player_id=identity.player_id)  # this socket's task (and its children) only
-    await websocket.accept()
     if relay.draining:
-        metrics.refused(ErrorCode.SERVER_DRAINING)
-        await websocket.send(p.encode(p.error_message(ErrorCode.SERVER_DRAINING)).decode())
-        await websocket.close(CLOSE_SERVICE_RESTART, ErrorCode.SERVER_DRAINING.value)
+        await _refuse(ws, ErrorCode.SERVER_DRAINING, None, CLOSE_SERVICE_RESTART)
         return
-    conn = Connection()
+    limits = guard.limits if guard is not None else Limits()
+    conn = Connection(limits.max_unsent_bytes)
     conn.session_id = identity.session_id
     session, resumed, missed = await relay.connect(identity.player_id, identity.name, conn)
-    conn.send(relay.welcome(session, resumed))
+    # The welcome goes first; what reached the session while it was attached follows it.
+    conn.open(relay.welcome(session, resumed))
     if isinstance(missed, p.BattleResult):
-        # The battle marker was still set: no delivery completed, so send it even if marked.
-        await relay.deliver(session, missed, again=True)
+        # The battle marker was still set: no delivery completed, so send it even if marked;
+        # unless the live result reached the session while it was being attached.
+        if session.state is QueueState.IN_BATTLE and session.match_id == missed.match_id:
+            await relay.deliver(session, missed, again=True)
     elif missed is not None:
         conn.send(missed)
     bucket = guard.bucket() if guard is not None else None
     flood_limit = guard.settings.ws_flood_close_after if guard is not None else 0
     receiver = asyncio.create_task(
-        _receive_loop(relay, session, max_message_bytes, bucket, flood_limit, ip)
+        _receive_loop(ws, conn, relay, session, max_message_bytes, bucket, flood_limit, ip)
     )
-    sender = asyncio.create_task(_send_loop(conn))
+    sender = asyncio.create_task(_send_loop(ws, conn))
+    watch = asyncio.create_task(_watch_backlog(ws, conn, limits.slow_consumer_grace))
+    tasks = {receiver, sender, watch}
     metrics.CONNECTS.labels("accepted").inc()
     metrics.CONNECTIONS.inc()
     try:
-        done, _ = await asyncio.wait({receiver, sender}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            if (
-                not task.cancelled()
-                and task.exception() is not None
-                and not isinstance(task.exception(), ConnectionError)
-            ):
-                log.error(
-                    "socket of %s ended by an error", identity.player_id, exc_info=task.exception()
-                )
-        if receiver in done and conn.closed and not sender.done():
-            # The receiver decided to close (a flood): let the sender flush and send the close.
-            await asyncio.wait({sender}, timeout=5)
+            error = None if task.cancelled() else task.exception()
+            if error is not None and not isinstance(error, ConnectionClosed | ConnectionError):
+                log.error("socket of %s ended by an error", identity.player_id, exc_info=error)
+
     finally:
         metrics.CONNECTIONS.dec()
-        receiver.cancel()
-        sender.cancel()
+        for task in tasks:
+            task.cancel()
+        # Awaited, so no task outlives the socket (and none is destroyed while pending).
+        await asyncio.gather(*tasks, return_exceptions=True)
         relay.registry.detach(session, conn)
 
 
-async def _send_loop(conn: Connection) -> None:
+async def _send_loop(ws: ServerConnection, conn: Connection) -> None:
     while True:
         item = await conn.outbox.get()
         if isinstance(item, tuple):
             code, reason = item
-            await websocket.close(code, reason)
+            await _close(ws, code, reason)
             return
-        await websocket.send(item.decode())
+        await ws.send(item.decode())  # waits while the client's socket is full
+        conn.sent(len(item))
+
+
+async def _discard(ws: ServerConnection) -> None:
+    """Read and drop what the client still sends until the socket closes: its reply to our
+    close frame comes behind its flood, and an unread socket would hide it."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await ws.recv()
+
+
+async def _watch_backlog(ws: ServerConnection, conn: Connection, grace: float) -> None:
+    """Drop a client whose unsent replies stay above the limit for `grace` seconds: it stopped
+    reading (the receive loop already stopped taking its requests), and whatever it is owed
+    would otherwise stay in memory as long as it keeps the socket open."""
+    while True:
+        await conn.backlogged.wait()
+        try:
+            await asyncio.wait_for(conn.writable.wait(), grace)
+        except TimeoutError:
+            metrics.DROPPED.labels(ErrorCode.SLOW_CONSUMER.value).inc()
+            log.info("dropping a client that does not read: %d bytes unsent", conn.unsent)
+            conn.close(CLOSE_SLOW_CONSUMER, ErrorCode.SLOW_CONSUMER.value)
+            await _close(ws, CLOSE_SLOW_CONSUMER, ErrorCode.SLOW_CONSUMER.value)
+            return
 
 
 async def _receive_loop(
+    ws: ServerConnection,
+    conn: Connection,
     relay: Relay,
     session: Session,
     max_message_bytes: int,
@@ -183,9 +246,13 @@ async def _receive_loop(
     refused = 0  # messages refused by the per-connection limit with no quiet second between
     last_refused = 0.0
     while True:
-        frame = await websocket.receive()
-        if frame is None:  # found by the fuzzer: Quart hands an empty binary frame over as None
-            frame = b""
+        # Replies the client has not read yet: take no new request until they drain (TCP then
+        # pushes back on the client), or until the backlog watch drops it.
+        await conn.writable.wait()
+        try:
+            frame = await ws.recv()
+        except ConnectionClosed:
+            return
         wait = bucket.take() if bucket is not None else 0.0
         if wait and bucket is not None:
             metrics.RATE_LIMITED.labels("ws_message").inc()
@@ -193,9 +260,10 @@ async def _receive_loop(
             refused = refused + 1 if now - last_refused < FLOOD_QUIET else 1
             last_refused = now
             if flood_limit and refused >= flood_limit:
+                metrics.DROPPED.labels(ErrorCode.RATE_LIMITED.value).inc()
                 session.send_error(ErrorCode.RATE_LIMITED, "message flood: closing")
-                if session.conn is not None:
-                    session.conn.close(CLOSE_RATE_LIMITED, ErrorCode.RATE_LIMITED.value)
+                conn.close(CLOSE_RATE_LIMITED, ErrorCode.RATE_LIMITED.value)
+                await _discard(ws)
                 return
             session.send_error(
                 ErrorCode.RATE_LIMITED,
