@@ -175,6 +175,7 @@ async def test_a_result_that_overtakes_its_match_found_waits_for_it(
 
     relay = Relay(redis, pool, keys, "pod-x", 3.0, 0.5)
     conn = Connection()
+    conn.open()
     session, _ = relay.registry.attach("501", "five", conn)
     session.resume_queued(GameMode.NORMAL)
     result = p.BattleResult(

@@ -38,6 +38,7 @@ def test_operator_dequeue_settles_a_queued_session_and_tells_the_client() -> Non
     settled: list[Session] = []
     session = Session("42", "alice", NoPort(), settled.append)
     session.conn = conn = Connection()
+    conn.open()
     session.resume_queued(GameMode.NORMAL)
     session.on_match_result(dequeued())
     assert session.state is QueueState.IDLE and session.mode is None
@@ -49,6 +50,7 @@ def test_operator_dequeue_settles_a_queued_session_and_tells_the_client() -> Non
 def test_unasked_dequeued_is_ignored_unless_queued_in_that_mode() -> None:
     session = Session("42", "alice", NoPort(), lambda _: None)
     session.conn = conn = Connection()
+    conn.open()
     session.on_match_result(dequeued())  # idle: nothing to follow
     assert session.state is QueueState.IDLE and sent(conn) == []
     session.resume_queued(GameMode.NORMAL)

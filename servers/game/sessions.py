@@ -83,10 +83,11 @@ class Connection:
         else:
             self.outbox.put_nowait(data)
 
-    def open(self, welcome: msgspec.Struct) -> None:
-        """Send the welcome, then what was held while the connection was being attached."""
+    def open(self, first: msgspec.Struct | None = None) -> None:
+        """Start delivering: `first` (the welcome), then what was held until now."""
         held, self._held = self._held or [], None
-        self.send(welcome)
+        if first is not None:
+            self.send(first)
         for data in held:
             self.outbox.put_nowait(data)
 
