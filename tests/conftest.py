@@ -135,7 +135,7 @@ def edge_stack(settings: Settings) -> Iterator[Stack]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Record how many inputs each fuzzer tried and that the servers stayed up."""
-    from tests.fuzz_report import COUNTS
+    from tests.support.fuzz_report import COUNTS
 
     if COUNTS:
         terminalreporter.section("fuzzing")

@@ -1,0 +1,69 @@
+"""End to end: players on two pods play each other; battles are persisted exactly once."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from devtools.stack import Stack
+from fake_client.client import timeline_problems
+from fake_client.pvp import run_pvp
+from servers.common import protocol as p
+from tests.support.helpers import connect
+
+
+async def test_two_players_on_different_pods_play_each_other(
+    stack: Stack, pool: asyncpg.Pool
+) -> None:
+    alice = await connect(stack, pod=0)
+    bob = await connect(stack, pod=1)
+    try:
+        assert alice.welcome.pod_id != bob.welcome.pod_id
+        await alice.request(p.Enqueue())
+        await bob.request(p.Enqueue())
+        found_a = await alice.next_push(p.MatchFound, 10)
+        found_b = await bob.next_push(p.MatchFound, 10)
+        assert found_a.match_id == found_b.match_id
+        assert found_a.opponent_id == bob.welcome.player_id
+        assert found_b.opponent_id == alice.welcome.player_id
+        result_a = await alice.next_push(p.BattleResultMessage, 10)
+        result_b = await bob.next_push(p.BattleResultMessage, 10)
+    finally:
+        await alice.close()
+        await bob.close()
+    assert result_a.match_id == result_b.match_id == found_a.match_id
+    assert bytes(result_a.timeline) == bytes(result_b.timeline)
+    assert timeline_problems(result_a) == [] and timeline_problems(result_b) == []
+    outcomes = {result_a.outcome, result_b.outcome}
+    assert outcomes in ({"win", "loss"}, {"draw"})
+
+    row = await pool.fetchrow(
+        "SELECT * FROM match_history WHERE match_id = $1::uuid", found_a.match_id
+    )
+    assert row is not None and row["mode"] == "normal"
+    assert row["pod_id"] in ("pod-1", "pod-2")  # any game server may run a battle
+    assert row["turns"] == result_a.turns
+    participants = await pool.fetch(
+        "SELECT player_id, slot, result FROM match_participants WHERE match_id = $1::uuid"
+        " ORDER BY slot",
+        found_a.match_id,
+    )
+    assert [str(r["player_id"]) for r in participants] == [
+        alice.welcome.player_id,
+        bob.welcome.player_id,
+    ]
+    assert {r["result"] for r in participants} == outcomes or len(participants) == 2
+
+
+async def test_many_pairs_across_pods_all_complete(stack: Stack, pool: asyncpg.Pool) -> None:
+    before = await pool.fetchval("SELECT count(*) FROM match_history")
+    summary = await run_pvp(stack.auth_url, stack.game_urls, 20, timeout=20)
+    assert summary.errors == []
+    assert summary.matches_completed == 20 and summary.players_failed == 0
+    assert summary.cross_pod_matches > 0
+    assert await pool.fetchval("SELECT count(*) FROM match_history") == before + 20
+    # Exactly two participants per recorded match.
+    lonely = await pool.fetchval(
+        "SELECT count(*) FROM (SELECT match_id FROM match_participants GROUP BY match_id"
+        " HAVING count(*) <> 2) x"
+    )
+    assert lonely == 0

@@ -1,0 +1,213 @@
+"""Rate limits: the GCRA script against real Redis, and the limits of the running servers.
+
+`edge_stack` limits every address (127.0.0.1 is a trusted proxy there, so each test picks its own
+client IP with X-Forwarded-For) and runs two auth instances that share one budget per IP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import websockets
+
+from devtools.stack import Stack
+from fake_client.client import GameClient
+from servers.common import protocol as p
+from servers.common.keys import Keys
+from servers.common.lua import RateLimitScript
+from servers.common.ratelimit import client_ip, parse_networks
+from tests.support.helpers import connect, login
+
+
+def fresh_ip() -> str:
+    """A documentation-range address of its own for each test (RFC 5737 TEST-NET-3)."""
+    n = uuid.uuid4().int
+    return f"203.0.{n % 250}.{(n >> 8) % 250 + 1}"
+
+
+# ---------------------------------------------------------------- the script
+async def test_gcra_allows_the_burst_then_the_rate(redis: aioredis.Redis, keys: Keys) -> None:
+    script = RateLimitScript(redis)
+    key = keys.rate_limit("t", "1.2.3.4")
+    burst = [await script.hit(key, per_second=10, burst=5) for _ in range(8)]
+    assert [d.allowed for d in burst] == [True] * 5 + [False] * 3
+    assert [d.remaining for d in burst[:5]] == [4, 3, 2, 1, 0]
+    assert 0 < burst[-1].retry_after <= 0.1
+    await asyncio.sleep(0.11)
+    assert (await script.hit(key, per_second=10, burst=5)).allowed
+    assert not (await script.hit(key, per_second=10, burst=5)).allowed
+    ttl = await redis.pttl(key)
+    assert 0 < ttl <= 600  # the key lives only until the bucket is full again
+    other = await script.hit(keys.rate_limit("t", "5.6.7.8"), per_second=10, burst=5)
+    assert other.allowed and other.remaining == 4
+
+
+def test_client_ip_trusts_only_configured_proxies() -> None:
+    trusted = parse_networks("10.0.0.0/8, 127.0.0.1/32")
+    assert client_ip("198.51.100.1", "1.1.1.1", trusted) == "198.51.100.1"  # not a proxy
+    assert client_ip("10.1.2.3", "1.1.1.1", trusted) == "1.1.1.1"
+    assert client_ip("10.1.2.3", "6.6.6.6, 1.1.1.1, 10.9.9.9", trusted) == "1.1.1.1"
+    assert client_ip("10.1.2.3", "garbage", trusted) == "10.1.2.3"
+    assert client_ip("10.1.2.3", "", trusted) == "10.1.2.3"
+    assert client_ip(None, None, ()) == "unknown"
+
+
+# ---------------------------------------------------------------- auth server
+async def test_auth_burst_is_limited_across_instances(edge_stack: Stack) -> None:
+    ip, other = fresh_ip(), fresh_ip()
+    urls = edge_stack.auth_urls
+    async with httpx.AsyncClient(timeout=10) as http:
+        replies = await asyncio.gather(
+            *(
+                http.get(f"{urls[i % 2]}/.well-known/jwks.json", headers={"X-Forwarded-For": ip})
+                for i in range(40)
+            )
+        )
+        bystander = await http.get(
+            f"{urls[0]}/.well-known/jwks.json", headers={"X-Forwarded-For": other}
+        )
+        health = await http.get(f"{urls[0]}/health", headers={"X-Forwarded-For": ip})
+    ok = [r for r in replies if r.status_code == 200]
+    limited = [r for r in replies if r.status_code == 429]
+    assert len(ok) + len(limited) == 40
+    assert 10 <= len(ok) <= 12  # the burst (plus what 10/s refills while the burst lands)
+    assert {r.json()["error"]["code"] for r in limited} == {"RATE_LIMITED"}
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in limited)
+    assert bystander.status_code == 200  # another IP is unaffected
+    assert health.status_code == 200  # probes are never limited
+
+
+async def test_one_budget_for_all_instances(edge_stack: Stack) -> None:
+    ip = fresh_ip()
+    first, second = edge_stack.auth_urls
+    async with httpx.AsyncClient(timeout=10) as http:
+        started = time.monotonic()
+        spent = await asyncio.gather(
+            *(http.get(f"{first}/openapi.json", headers={"X-Forwarded-For": ip}) for _ in range(10))
+        )
+        elsewhere = await http.get(f"{second}/openapi.json", headers={"X-Forwarded-For": ip})
+        elapsed = time.monotonic() - started
+    assert [r.status_code for r in spent] == [200] * 10
+    # The other instance knows the budget is spent (unless a token refilled meanwhile: 0.1 s).
+    assert elsewhere.status_code == 429 or elapsed > 0.09
+
+
+async def test_auth_sustained_rate(edge_stack: Stack) -> None:
+    ip = fresh_ip()
+    allowed = 0
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=10) as http:
+        while time.monotonic() - started < 1.5:
+            response = await http.get(
+                f"{edge_stack.auth_urls[0]}/openapi.json", headers={"X-Forwarded-For": ip}
+            )
+            allowed += response.status_code == 200
+            await asyncio.sleep(0.01)
+    elapsed = time.monotonic() - started
+    assert 10 + 10 * elapsed - 3 <= allowed <= 10 + 10 * elapsed + 2
+
+
+async def test_limited_login_loses_nothing(edge_stack: Stack) -> None:
+    """A login refused with 429 created nothing; the fake client waits it out and succeeds."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        # Spend the IP's budget on one instance with a burst, then log in on the other. On a
+        # machine too busy to send the burst within the budget's refill, try a fresh IP.
+        for _ in range(5):
+            ip = fresh_ip()
+            await asyncio.gather(
+                *(
+                    http.get(
+                        f"{edge_stack.auth_urls[0]}/openapi.json", headers={"X-Forwarded-For": ip}
+                    )
+                    for _ in range(40)
+                )
+            )
+            ticket = (await http.post(f"{edge_stack.steam_sim_url}/dev/tickets", json={})).json()
+            refused = await http.post(
+                f"{edge_stack.auth_urls[1]}/login/steam",
+                json={"ticket": ticket["ticket"]},
+                headers={"X-Forwarded-For": ip},
+            )
+            if refused.status_code == 429:
+                break
+        assert refused.status_code == 429
+        await asyncio.sleep(float(refused.headers["Retry-After"]))
+        accepted = await http.post(
+            f"{edge_stack.auth_urls[1]}/login/steam",
+            json={"ticket": ticket["ticket"]},
+            headers={"X-Forwarded-For": ip},
+        )
+    assert accepted.status_code == 200 and accepted.json()["created"] is True
+
+
+# ---------------------------------------------------------------- game server
+async def test_websocket_connects_per_ip(edge_stack: Stack) -> None:
+    ip = fresh_ip()
+    async with httpx.AsyncClient(timeout=10) as http:
+        ticket = (await http.post(f"{edge_stack.steam_sim_url}/dev/tickets", json={})).json()
+        body = (
+            await http.post(
+                f"{edge_stack.auth_url}/login/steam",
+                json={"ticket": ticket["ticket"]},
+                headers={"X-Forwarded-For": fresh_ip()},
+            )
+        ).json()
+    url = f"{edge_stack.game_urls[0]}?token={body['access_token']}"
+    outcomes: list[str] = []
+    # 10 connects are the burst; keep connecting (bounded) until the limit answers, so a slow
+    # machine that refills the bucket between connects does not fail the test.
+    while "RATE_LIMITED" not in outcomes and len(outcomes) < 40:
+        async with websockets.connect(url, additional_headers={"X-Forwarded-For": ip}) as ws:
+            first = p.decode_server(await ws.recv())
+            outcomes.append(type(first).__name__ if not isinstance(first, p.Error) else first.code)
+            if isinstance(first, p.Error):
+                with pytest.raises(websockets.ConnectionClosed):
+                    await ws.recv()
+                assert ws.close_code == 4429
+    assert outcomes[:10] == ["Welcome"] * 10
+    assert "RATE_LIMITED" in outcomes[10:]
+
+
+async def test_messages_per_connection(stack: Stack) -> None:
+    """The main stack's defaults: 20/s, burst 40; refused messages are answered, not handled."""
+    client = await connect(stack)
+    try:
+        frames = [f'{{"type":"ping","id":"m{i}"}}' for i in range(60)]
+        for frame in frames:
+            await client.send_raw(frame)
+        replies = [await asyncio.wait_for(client.pushes.get(), 5) for _ in frames]
+        pongs = [r for r in replies if isinstance(r, p.Pong)]
+        limited = [r for r in replies if isinstance(r, p.Error)]
+        # The burst (40) plus what refilled while the frames went out (20/s): a slow machine
+        # refills more, so only the lower bound and the presence of refusals are fixed.
+        assert len(pongs) >= 40 and limited
+        assert {r.code for r in limited} == {"RATE_LIMITED"}
+        assert {r.id for r in replies} == {f"m{i}" for i in range(60)}  # every id answered
+        await asyncio.sleep(0.2)
+        assert isinstance(await client.request(p.Ping()), p.Pong)  # the socket stays usable
+    finally:
+        await client.close()
+
+
+async def test_message_flood_closes_the_socket(stack: Stack) -> None:
+    who = await login(stack)
+    client = await GameClient.connect(stack.game_urls[0], who.access_token)
+    try:
+        for _ in range(200):
+            await client.send_raw('{"type":"ping"}')
+        for _ in range(100):
+            if client.ws.close_code is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert client.ws.close_code == 4429
+    finally:
+        await client.close()
+    # The player can come back (and the server is fine).
+    again = await GameClient.connect(stack.game_urls[0], who.access_token)
+    assert isinstance(await again.request(p.Ping()), p.Pong)
+    await again.close()
