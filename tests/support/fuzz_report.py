@@ -2,5 +2,5 @@
 
 from __future__ import annotations
 
-# fuzzer name -> {"inputs": n, ...}; filled by tests/test_fuzz.py
+# fuzzer name -> {"inputs": n, ...}; filled by tests/integration/stack/test_fuzz.py
 COUNTS: dict[str, dict[str, int | str]] = {}

@@ -5,8 +5,8 @@ Supports what the overlays use: `resources` (files and directories with a kustom
 `namespace`, `labels` (pairs, metadata only), `images` (newName, newTag), `replicas`, and
 `patches` given as strategic-merge patch files, merged the way kubectl does for these kinds:
 maps recursively, lists of named items (containers, env, ports, volumes) by `name`, other
-lists replaced. Where kubectl is installed, tests/test_deploy.py checks that this renders what
-`kubectl kustomize` renders.
+lists replaced. Where kubectl is installed, tests/unit/deploy/test_deploy.py checks that this
+renders what `kubectl kustomize` renders.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """`cardgame up` as a supervisor: fail fast on a taken port or a server that exits while starting,
-watch the servers afterwards, one state file per stack; and the pure parts behind it."""
+watch the servers afterwards, one state file per stack (the pure parts: tests/unit/devtools)."""
 
 from __future__ import annotations
 
 import http.server
-import json
 import os
 import queue
 import signal
@@ -24,9 +23,7 @@ from devtools import stack_state
 from devtools.stack import (
     Proc,
     StackError,
-    exit_description,
     free_port,
-    judge_health,
     port_in_use,
 )
 from servers.common.config import Settings
@@ -300,76 +297,3 @@ def test_a_health_answer_from_another_server_fails_naming_the_port(
         "another server (instance someone-else)"
     )
     assert port_in_use("127.0.0.1", other_server)
-
-
-# ---------------------------------------------------------------- pure parts
-@pytest.mark.parametrize(
-    ("status", "body", "healthy", "foreign", "other"),
-    [
-        (200, '{"status": "ok", "instance": "abc"}', True, False, ""),
-        (503, '{"status": "degraded", "instance": "abc"}', False, False, ""),
-        (200, '{"status": "ok", "instance": "xyz"}', False, True, "xyz"),
-        (200, '{"status": "ok"}', False, True, ""),  # an older build, or not a cardgame server
-        (200, "<html>hello</html>", False, True, ""),
-        (404, "", False, True, ""),  # every server of ours has /health
-        (500, '{"error": {"code": "INTERNAL"}}', False, False, ""),  # ours failing, perhaps
-        (503, '{"status": "degraded", "instance": "xyz"}', False, True, "xyz"),
-        (200, '["abc"]', False, True, ""),
-    ],
-)
-def test_judge_health(status: int, body: str, healthy: bool, foreign: bool, other: str) -> None:
-    answer = judge_health(status, body, "abc")
-    assert (answer.healthy, answer.foreign, answer.other) == (healthy, foreign, other)
-
-
-def test_exit_description() -> None:
-    assert exit_description(1) == "code 1"
-    assert exit_description(-9) == "code -9 (killed by SIGKILL)"
-    assert exit_description(-15) == "code -15 (killed by SIGTERM)"
-
-
-def _state(instance: str, pid: int, started: float) -> stack_state.StackState:
-    return stack_state.StackState(
-        instance=instance,
-        pid=pid,
-        started=started,
-        pods=1,
-        auth_url="http://127.0.0.1:8000",
-        game_urls=["ws://127.0.0.1:8100/ws"],
-        steam_sim_url="",
-        redis="redis://r",
-        database="postgresql://d",
-        namespace="cg",
-        log_dir="/tmp/x",
-    )
-
-
-def test_state_files_round_trip_and_stale_ones_are_removed(tmp_path: Path) -> None:
-    old, new, dead = _state("old", 11, 100.0), _state("new", 12, 200.0), _state("dead", 13, 300.0)
-    for state in (old, new, dead):
-        stack_state.write(state, tmp_path)
-    (tmp_path / "junk.json").write_text("{not json")
-    assert stack_state.parse(stack_state.path_for("old", tmp_path).read_text()) == old
-    found = stack_state.running(tmp_path, alive=lambda pid: pid != 13)
-    assert found == [new, old]
-    assert not stack_state.path_for("dead", tmp_path).exists()
-    assert (tmp_path / "junk.json").exists()  # not ours to judge: left alone
-    stack_state.remove("old", tmp_path)
-    assert stack_state.running(tmp_path, alive=lambda pid: True) == [new]
-    assert stack_state.running(tmp_path / "none") == []
-
-
-def test_pick_uses_the_only_stack_or_the_newest_and_says_so() -> None:
-    old, new = _state("old", 1, 100.0), _state("new", 2, 200.0)
-    assert stack_state.pick([]) == (None, "")
-    assert stack_state.pick([old]) == (old, "")
-    chosen, notice = stack_state.pick([old, new])
-    assert chosen == new
-    assert notice.startswith("2 stacks run; using the newest, new") and "cardgame stacks" in notice
-
-
-def test_state_file_of_this_process_counts_as_running(tmp_path: Path) -> None:
-    mine = _state("mine", os.getpid(), time.time())
-    stack_state.write(mine, tmp_path)
-    assert stack_state.running(tmp_path) == [mine]
-    assert json.loads(stack_state.path_for("mine", tmp_path).read_text())["pid"] == os.getpid()

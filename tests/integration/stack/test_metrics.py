@@ -9,54 +9,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.stack import Stack
 from fake_client.pvp import run_pvp
-from servers.common import metrics as common
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode
 from tests.support import promtool
 from tests.support.helpers import connect, eventually
-
-MATCH_FAMILIES = {
-    "cardgame_match_requests",
-    "cardgame_matches_formed",
-    "cardgame_queue_poisoned",
-    "cardgame_queue_size",
-    "cardgame_trymatch_tick_seconds",
-    "cardgame_queue_wait_seconds",
-    "cardgame_queue_oldest_wait_seconds",
-    "cardgame_queue_requeued",
-    "cardgame_errors",
-    "cardgame_pubsub_messages",
-    "cardgame_maintenance_mode",
-    "cardgame_battle_request_subscribers",
-    "cardgame_watchdog_players_removed",
-    "cardgame_pod_heartbeat_age_seconds",
-    "cardgame_pod_up",
-    "process_cpu_seconds",
-}
-GAME_FAMILIES = {
-    "cardgame_ws_connections",
-    "cardgame_ws_connects",
-    "cardgame_sessions",
-    "cardgame_ws_messages",
-    "cardgame_errors",
-    "cardgame_rate_limited",
-    "cardgame_pubsub_messages",
-    "cardgame_battles",
-    "cardgame_battle_duration_seconds",
-    "cardgame_battles_running",
-    "cardgame_persistence_seconds",
-    "cardgame_persistence_failures",
-    "cardgame_draining",
-    "process_cpu_seconds",
-}
-AUTH_FAMILIES = {
-    "cardgame_http_requests",
-    "cardgame_http_request_duration_seconds",
-    "cardgame_errors",
-    "cardgame_rate_limited",
-    "cardgame_pubsub_messages",
-    "process_cpu_seconds",
-}
+from tests.support.metric_families import AUTH_FAMILIES, GAME_FAMILIES, MATCH_FAMILIES
 
 
 def samples(*texts: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -158,10 +115,3 @@ def test_values_follow_the_traffic(scraped: dict[str, str]) -> None:
     )
     assert total(games, "cardgame_ws_connects_total", outcome="accepted") >= 7
     assert total(auth, "cardgame_http_requests_total", status="200") >= 7
-
-
-def test_label_values_are_bounded() -> None:
-    assert common.channel_label("cg", "cg:pod:pod-7:match_result") == "pod:*:match_result"
-    assert common.channel_label("cg", "cg:battle:request") == "battle:request"
-    assert common.message_type(p.Enqueued(mode="normal")) == "enqueued"
-    assert common.message_type(p.error_message(ErrorCode.INTERNAL)) == "error"

@@ -1,12 +1,13 @@
 """Screenshot snapshots of the console's screens at 80x24, from the static fixture data
 (console/fixture.py) through the real app and model: deterministic, no Redis needed.
-After an intended change of the UI: `pytest tests/test_console_snapshots.py --snapshot-update`
-and look at the SVGs in tests/__snapshots__/.
+After an intended change of the UI: `pytest tests/unit/console/test_snapshots.py
+--snapshot-update` and look at the SVGs in tests/unit/console/__snapshots__/test_snapshots/.
 
 The app runs in the test session's event loop (`run_test`), compared with syrupy through
 pytest-textual-snapshot's SVG extension. Not through its `snap_compare` fixture: that runs
 each app with `App.run()`, a second event loop in the process, after which a later test
-sharing the session loop (tests/test_match.py's three match servers) sometimes hung."""
+sharing the session loop (the three match servers of tests/integration/match/test_loop.py)
+sometimes hung."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from servers.common.config import load_settings
-from tests.integration.stack.test_metrics import AUTH_FAMILIES, GAME_FAMILIES, MATCH_FAMILIES
 from tests.support import ROOT, kustomize, promtool
+from tests.support.metric_families import AUTH_FAMILIES, GAME_FAMILIES, MATCH_FAMILIES
 
 DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "alerts.yml"
@@ -49,7 +49,7 @@ def test_rules_fire_on_their_symptoms() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_the_alerts_the_issue_asks_for_exist() -> None:
+def test_alerts_for_waits_heartbeats_maintenance_errors_and_persistence_exist() -> None:
     rules = yaml.safe_load(RULES.read_text())
     names = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
     assert {

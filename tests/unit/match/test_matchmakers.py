@@ -1,91 +1,16 @@
-"""Pure logic of issue 3: Glicko-2, Ranked and Party pairing, AI decks, timeline packing."""
+"""The matchmakers' pure pairing: first come first paired (Normal), by rating within a window
+that widens with waiting time (Ranked), by party code (Party)."""
 
 from __future__ import annotations
 
 import random
 from collections import Counter
 
-import msgspec
 import pytest
 
-from servers.common import glicko2
-from servers.common import protocol as p
-from servers.common.decks import DECK_SIZE, MAX_COPIES
-from servers.game.pve import ai_deck
+from servers.match.matchmakers.normal import pair_fifo
 from servers.match.matchmakers.party import pair_party
 from servers.match.matchmakers.ranked import Entry, Window, best_possible_mean_diff, pair_by_rating
-
-
-# ------------------------------------------------------------------ Glicko-2
-def test_glicko2_matches_glickmans_worked_example() -> None:
-    """Glickman, "Example of the Glicko-2 system": 1500/200/0.06 against 1400/30 (win),
-    1550/100 (loss), 1700/300 (loss), tau 0.5 -> 1464.06 / 151.52 / 0.05999."""
-    after = glicko2.rate(
-        glicko2.Rating(1500, 200, 0.06),
-        [
-            glicko2.Game(glicko2.Rating(1400, 30), 1.0),
-            glicko2.Game(glicko2.Rating(1550, 100), 0.0),
-            glicko2.Game(glicko2.Rating(1700, 300), 0.0),
-        ],
-        tau=0.5,
-    )
-    assert after.rating == pytest.approx(1464.06, abs=0.02)
-    assert after.rd == pytest.approx(151.52, abs=0.01)
-    assert after.volatility == pytest.approx(0.05999, abs=0.00001)
-
-
-def test_no_games_only_grows_the_deviation() -> None:
-    before = glicko2.Rating(1600, 50, 0.06)
-    after = glicko2.rate(before, [])
-    assert after.rating == 1600 and after.volatility == 0.06
-    assert after.rd == pytest.approx((50**2 + (0.06 * glicko2.SCALE) ** 2) ** 0.5)
-
-
-@pytest.mark.parametrize(
-    ("periods", "expected_rd"),
-    [
-        (0, 50.0),
-        (1, (50**2 + (0.06 * glicko2.SCALE) ** 2) ** 0.5),
-        (10, (50**2 + 10 * (0.06 * glicko2.SCALE) ** 2) ** 0.5),
-        (10_000, 350.0),  # capped at a new player's RD
-    ],
-)
-def test_inactivity_decay(periods: int, expected_rd: float) -> None:
-    assert glicko2.decay(glicko2.Rating(1600, 50, 0.06), periods).rd == pytest.approx(expected_rd)
-
-
-@pytest.mark.parametrize(
-    ("last", "now", "period", "expected"),
-    [
-        (None, 1000.0, 10.0, 0),  # never rated
-        (0.0, 9.9, 10.0, 0),
-        (0.0, 10.0, 10.0, 1),
-        (0.0, 95.0, 10.0, 9),
-        (50.0, 40.0, 10.0, 0),  # clocks: never negative
-    ],
-)
-def test_rating_periods(last: float | None, now: float, period: float, expected: int) -> None:
-    assert glicko2.periods_between(last, now, period) == expected
-
-
-@pytest.mark.parametrize("score", [1.0, 0.5, 0.0])
-def test_a_match_moves_both_players_consistently(score: float) -> None:
-    one, two = glicko2.Rating(1500, 350, 0.06), glicko2.Rating(1500, 350, 0.06)
-    new_one, new_two = glicko2.rate_match(one, two, score)
-    # Equal players: the winner gains what the loser loses; a draw changes no rating.
-    assert new_one.rating - 1500 == pytest.approx(1500 - new_two.rating)
-    assert (new_one.rating > 1500) == (score == 1.0)
-    assert new_one.rd < 350 and new_two.rd < 350
-    if score == 0.5:
-        assert new_one.rating == pytest.approx(1500)
-
-
-def test_upsets_move_ratings_more_than_expected_results() -> None:
-    strong, weak = glicko2.Rating(1800, 80, 0.06), glicko2.Rating(1400, 80, 0.06)
-    expected_win, _ = glicko2.rate_match(strong, weak, 1.0)
-    upset_loss, _ = glicko2.rate_match(strong, weak, 0.0)
-    assert 0 < expected_win.rating - 1800 < 1800 - upset_loss.rating
-
 
 # ------------------------------------------------------------------ Ranked pairing
 WINDOW = Window(start=100, growth=10, maximum=400)
@@ -182,44 +107,9 @@ def test_party_pairing(
     assert sorted(c[0] for c in got_unpaired) == sorted(unpaired)
 
 
-# ------------------------------------------------------------------ PvE decks
-CATALOGUE = [
-    (i, f"c{i}", 1 + i % 8, 1 + i % 5, 1 + i % 7, 2 if i <= 15 else 0) for i in range(1, 41)
-]
-
-
-@pytest.mark.parametrize("difficulty", ["easy", "normal", "hard"])
-def test_ai_decks_are_legal_and_fixed(difficulty: str) -> None:
-    deck = ai_deck(CATALOGUE, difficulty)
-    assert len(deck) == DECK_SIZE
-    assert max(Counter(c[0] for c in deck).values()) <= MAX_COPIES
-    assert deck == ai_deck(list(reversed(CATALOGUE)), difficulty)
-
-
-def test_hard_ai_has_better_cards_than_easy() -> None:
-    def value(deck: list[tuple[int, str, int, int, int, int]]) -> int:
-        return sum(c[3] + c[4] - 2 * c[2] for c in deck)
-
-    assert value(ai_deck(CATALOGUE, "hard")) > value(ai_deck(CATALOGUE, "easy"))
-
-
-# ------------------------------------------------------------------ timeline compression
-def test_timeline_gzip_round_trips_and_is_deterministic() -> None:
-    timeline = b'[{"type":"turn_start","turn":1,"player":"1","mana":1}]' * 100
-    packed = p.gzip_timeline(timeline)
-    assert packed == p.gzip_timeline(timeline)
-    message = p.BattleResultMessage(
-        match_id="m",
-        mode="normal",
-        seed=1,
-        winner_id=None,
-        outcome="draw",
-        opponent_id="2",
-        turns=1,
-        timeline=msgspec.Raw(b"null"),
-        timeline_gzip=packed,
-    )
-    decoded = p.decode_server(p.encode(message))
-    assert isinstance(decoded, p.BattleResultMessage)
-    assert p.timeline_bytes(decoded) == timeline
-    assert len(packed) < len(timeline) / 5
+# ------------------------------------------------------------------ Normal (FIFO) pairing
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 10])
+def test_pair_fifo(n: int) -> None:
+    pairs, leftover = pair_fifo(list(range(n)))
+    assert pairs == [(i, i + 1) for i in range(0, n - 1, 2)]
+    assert leftover == ([n - 1] if n % 2 else [])
