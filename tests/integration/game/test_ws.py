@@ -18,14 +18,15 @@ import websockets
 from cryptography.hazmat.primitives import serialization
 
 from devtools.stack import Stack
-from fake_client.client import GameClient, ServerError
+from fake_client.client import GameClient
 from servers.auth.players import dev_steam_id
 from servers.common import protocol as p
 from servers.common.config import Settings
+from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
 from servers.common.models import BattleSnapshot
 from servers.common.tokens import TokenIssuer, generate_key
-from tests.support.helpers import connect, eventually, login, unique_name
+from tests.support.helpers import connect, eventually, expect_error, login, unique_name
 
 
 @pytest.fixture
@@ -178,18 +179,16 @@ async def test_deck_rules_are_enforced(stack: Stack, pool: asyncpg.Pool) -> None
     try:
         before = await pool.fetchval("SELECT count(*) FROM player_decks")
         too_small = [p.DeckCard(card_id=1, count=2)]
-        with pytest.raises(ServerError) as small:
+        with expect_error(ErrorCode.INVALID_DECK) as small:
             await client.request(p.SaveDeck(name="tiny", cards=too_small))
+        assert "exactly 20" in small.value.message
         not_owned = [p.DeckCard(card_id=40, count=2)] + [
             p.DeckCard(card_id=i, count=2) for i in range(1, 10)
         ]
-        with pytest.raises(ServerError) as unowned:
+        with expect_error(ErrorCode.INVALID_DECK):
             await client.request(p.SaveDeck(name="stolen", cards=not_owned))
-        with pytest.raises(ServerError) as missing:
+        with expect_error(ErrorCode.DECK_NOT_FOUND):
             await client.request(p.SetActiveDeck(deck_id=999_999_999))
-        assert small.value.code == "INVALID_DECK" and "exactly 20" in small.value.message
-        assert unowned.value.code == "INVALID_DECK"
-        assert missing.value.code == "DECK_NOT_FOUND"
         assert await pool.fetchval("SELECT count(*) FROM player_decks") == before
         assert isinstance(await client.request(p.Ping()), p.Pong)
     finally:
@@ -254,16 +253,14 @@ async def test_enqueue_dequeue_and_refusals(
     client = await connect(stack)
     me = client.welcome.player_id
     try:
-        with pytest.raises(ServerError) as not_queued:
+        with expect_error(ErrorCode.NOT_QUEUED):
             await client.request(p.Dequeue())
-        assert not_queued.value.code == "NOT_QUEUED"
 
         enqueued = await client.request(p.Enqueue(mode="normal"))
         assert isinstance(enqueued, p.Enqueued) and enqueued.mode == "normal"
         assert await queued(redis, stack_keys, me)
-        with pytest.raises(ServerError) as twice:
+        with expect_error(ErrorCode.ALREADY_QUEUED):
             await client.request(p.Enqueue(mode="normal"))
-        assert twice.value.code == "ALREADY_QUEUED"
 
         dequeued = await client.request(p.Dequeue())
         assert isinstance(dequeued, p.Dequeued) and dequeued.reason == "requested"
@@ -326,14 +323,12 @@ async def test_no_legal_deck_refuses_enqueue(
         await pool.execute(
             "UPDATE player_decks SET is_active = false WHERE player_id = $1", int(me)
         )
-        with pytest.raises(ServerError) as refused:
+        with expect_error(ErrorCode.NO_LEGAL_DECK):
             await client.request(p.Enqueue())
-        assert refused.value.code == "NO_LEGAL_DECK"
         assert not await queued(redis, stack_keys, me)
         # The session is back to idle: a later enqueue is judged afresh.
-        with pytest.raises(ServerError) as again:
+        with expect_error(ErrorCode.NO_LEGAL_DECK):
             await client.request(p.Enqueue())
-        assert again.value.code == "NO_LEGAL_DECK"
     finally:
         await client.close()
 
