@@ -7,29 +7,18 @@ import asyncpg
 from devtools.stack import Stack
 from fake_client.client import timeline_problems
 from fake_client.pvp import run_pvp
-from servers.common import protocol as p
-from tests.support.helpers import connect
+from tests.support.pvp import play_across_pods
 
 
 async def test_two_players_on_different_pods_play_each_other(
     stack: Stack, pool: asyncpg.Pool
 ) -> None:
-    alice = await connect(stack, pod=0)
-    bob = await connect(stack, pod=1)
-    try:
-        assert alice.welcome.pod_id != bob.welcome.pod_id
-        await alice.request(p.Enqueue())
-        await bob.request(p.Enqueue())
-        found_a = await alice.next_push(p.MatchFound, 10)
-        found_b = await bob.next_push(p.MatchFound, 10)
-        assert found_a.match_id == found_b.match_id
-        assert found_a.opponent_id == bob.welcome.player_id
-        assert found_b.opponent_id == alice.welcome.player_id
-        result_a = await alice.next_push(p.BattleResultMessage, 10)
-        result_b = await bob.next_push(p.BattleResultMessage, 10)
-    finally:
-        await alice.close()
-        await bob.close()
+    match = await play_across_pods(stack)
+    alice, bob = match.player_ids
+    found_a, found_b = match.found
+    assert found_a.opponent_id == bob
+    assert found_b.opponent_id == alice
+    result_a, result_b = match.results
     assert result_a.match_id == result_b.match_id == found_a.match_id
     assert bytes(result_a.timeline) == bytes(result_b.timeline)
     assert timeline_problems(result_a) == [] and timeline_problems(result_b) == []
@@ -47,10 +36,7 @@ async def test_two_players_on_different_pods_play_each_other(
         " ORDER BY slot",
         found_a.match_id,
     )
-    assert [str(r["player_id"]) for r in participants] == [
-        alice.welcome.player_id,
-        bob.welcome.player_id,
-    ]
+    assert [str(r["player_id"]) for r in participants] == [alice, bob]
     assert {r["result"] for r in participants} == outcomes or len(participants) == 2
 
 
