@@ -1,37 +1,21 @@
-"""The queue scripts against a real Redis: atomicity, refusals, leases, poisoned entries, slots."""
+"""The queue and party scripts against a real Redis: atomicity, refusals, leases, poisoned entries,
+the exclusive whole-queue pass, parties."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis.asyncio as aioredis
-from redis.crc import key_slot
 
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import Dequeued, PairToCommit, QueueScripts
+from servers.common.lua import Dequeued, PairToCommit, PartyScripts, QueueScripts
+from tests.support.helpers import eventually
+from tests.support.match_servers import fill_ranked, ticket
 
 MODE = GameMode.NORMAL
 FAR = 10**13  # a lease deadline that never passes during a test
-
-
-def mode_keys(keys: Keys, mode: GameMode) -> list[str]:
-    return [
-        keys.queue(mode),
-        keys.tickets(mode),
-        keys.ticket_pods(mode),
-        keys.inflight(mode),
-        keys.inflight_scores(mode),
-        keys.battles(mode),
-    ]
-
-
-def test_script_keys_share_a_cluster_slot(keys: Keys) -> None:
-    for mode in GameMode:
-        assert len({key_slot(k.encode()) for k in mode_keys(keys, mode)}) == 1
-    player = "76561197960265729"
-    player_keys = [keys.player_pod(player), keys.player_match(player), keys.delivered(player, "m")]
-    assert len({key_slot(k.encode()) for k in player_keys}) == 1
 
 
 async def queue_of(redis: aioredis.Redis, keys: Keys) -> list[tuple[bytes, float]]:
@@ -155,3 +139,52 @@ async def test_concurrent_pops_never_share_a_player(redis: aioredis.Redis, keys:
     everyone = [player for taken in results for player in taken]
     assert len(everyone) == total
     assert len(set(everyone)) == total
+
+
+async def test_an_exclusive_pass_refuses_while_another_server_holds_the_queue(
+    redis: aioredis.Redis, keys: Keys
+) -> None:
+    scripts = QueueScripts(redis, keys)
+    await fill_ranked(redis, keys, {"1": 1500, "2": 1510, "3": 1520}, 0)
+    deadline = int(time.time() * 1000) + 60_000
+    first = await scripts.pop_exclusive(GameMode.RANKED, 100, deadline, 1)
+    assert {e.player_id for e in first} == {"1", "2", "3"}
+    await fill_ranked(redis, keys, {"4": 1500, "5": 1500}, 0)
+
+    async def pass_key_gone() -> bool:  # it lives 1 ms; the in-flight batch stays
+        return not await redis.exists(keys.pairing_pass(GameMode.RANKED))
+
+    await eventually(pass_key_gone, timeout=2, what="the pass key's expiry")
+    assert await scripts.pop_exclusive(GameMode.RANKED, 100, deadline, 1) == []
+    await scripts.commit(GameMode.RANKED, [], ["1", "2", "3"], [])
+    second = await scripts.pop_exclusive(GameMode.RANKED, 100, deadline, 10_000)
+    assert len(second) == 5
+    await scripts.commit(GameMode.RANKED, [], [e.player_id for e in second], [])
+    # The pass key: once per interval, whoever asks.
+    assert await scripts.pop_exclusive(GameMode.RANKED, 100, deadline, 10_000) == []
+
+
+async def test_party_scripts(redis: aioredis.Redis, keys: Keys) -> None:
+    parties = PartyScripts(redis, keys)
+    now = int(time.time() * 1000)
+    assert (await parties.create("AAAAAA", "host", now, now + 60_000)).status == "ok"
+    assert (await parties.create("BBBBBB", "host", now, now + 60_000)).status == "in_party"
+    assert (await parties.create("AAAAAA", "other", now, now + 60_000)).status == "taken"
+    assert (await parties.join("ZZZZZZ", "guest", now)).status == "not_found"
+    assert (await parties.join("AAAAAA", "guest", now)).status == "ok"
+    assert (await parties.join("AAAAAA", "guest", now)).status == "ok"  # again: idempotent
+    assert (await parties.join("AAAAAA", "third", now)).status == "full"
+    assert not await redis.hexists(keys.party_members, "third")  # nothing half-written
+    # The guest waits for the duel; the host leaves: the guest is taken out of the queue.
+    await QueueScripts(redis, keys).enqueue(
+        GameMode.PARTY, "guest", now, ticket("guest", party="AAAAAA"), "pod-g"
+    )
+    left = await parties.leave("host")
+    assert left.left and left.other == "guest" and left.other_dequeued_pod == "pod-g"
+    assert await redis.zcard(keys.queue(GameMode.PARTY)) == 0
+    assert not (await parties.leave("host")).left
+    # Expiry: joining an expired party fails; the sweep removes it and names its members.
+    assert (await parties.join("AAAAAA", "late", now + 120_000)).status == "expired"
+    gone = await parties.sweep(now + 120_000)
+    assert [(g.player_id, g.code) for g in gone] == [("guest", "AAAAAA")]
+    assert await redis.hlen(keys.parties) == 0 and await redis.hlen(keys.party_members) == 0

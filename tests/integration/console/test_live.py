@@ -27,8 +27,9 @@ from fake_client.client import GameClient, ServerError
 from fake_client.pvp import run_pvp
 from servers.common import protocol as p
 from servers.common.config import Settings
+from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
-from tests.support.helpers import login
+from tests.support.helpers import expect_error, login
 
 NORMAL = GameMode.NORMAL
 
@@ -48,7 +49,7 @@ async def until(
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached in {timeout} s")
-        await pilot.pause(0.05)
+        await pilot.pause(0.05)  # polling pace
 
 
 def text_of(app: ConsoleApp, selector: str) -> str:
@@ -162,11 +163,9 @@ async def test_panels_follow_the_live_stack_and_player_actions_work(
         # Disconnect: the pod holding the session closes the socket.
         await pilot.press("k")
         await pilot.press("y")
-        with pytest.raises(ServerError):
-            await client.next_push(p.Welcome, 10)  # SESSION_REPLACED, then the close
-        deadline = time.monotonic() + 10
-        while client.ws.close_code is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        with expect_error(ErrorCode.SESSION_REPLACED):
+            await client.next_push(p.Welcome, 10)  # then the close
+        await until(pilot, lambda: client.ws.close_code is not None, what="the socket closed")
         assert client.ws.close_code == 4403
         await client.close()
 
@@ -198,10 +197,10 @@ async def test_maintenance_toggle_and_drain_change_the_real_stack(
                 break
             await client.request(p.Dequeue())
             assert time.monotonic() < deadline, "enqueue still accepted in maintenance"
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # the pace of the attempts (bounded by the deadline)
         # ... and off again.
         await pilot.press("m", "n")  # cancelled: still on
-        await pilot.pause(0.3)
+        await until(pilot, lambda: "cancelled" in app.note, what="the cancelled note")
         assert await redis.get(keys.maintenance_flag) == b"manual"
         await pilot.press("m", "y")
         await until(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections import Counter
 
 import msgspec
@@ -13,92 +11,10 @@ from servers.common import bus
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode
 from servers.common.keys import MATCH_GROUP, GameMode, Keys
-from servers.common.models import BattleSnapshot, CardSnapshot
 from servers.match.loop import Matchmaking
 from servers.match.metrics import MatchMetrics
-
-DECK = tuple(
-    CardSnapshot(card_id=i % 10 + 1, name=f"c{i}", cost=1, attack=1, health=2) for i in range(20)
-)
-
-
-def snapshot(player_id: str, pod_id: str) -> BattleSnapshot:
-    return BattleSnapshot(
-        player_id=player_id, name=f"n{player_id}", level=1, rating=1500.0, deck=DECK, pod_id=pod_id
-    )
-
-
-def enqueue(player_id: str, pod_id: str, mode: str = "normal") -> p.EnqueueRequest:
-    return p.EnqueueRequest(
-        request_id=uuid.uuid4().hex,
-        player_id=player_id,
-        game_mode=mode,
-        pod_id=pod_id,
-        metadata=snapshot(player_id, pod_id),
-        enqueued_at_ms=0,
-    )
-
-
-class Listener:
-    """Collects everything published on the pods' result channels and battle:request."""
-
-    def __init__(self, redis: aioredis.Redis, keys: Keys, pods: list[str]) -> None:
-        self.results: list[p.MatchResult] = []
-        self.battles: list[p.BattleNotice] = []
-        self.keys = keys
-        self.ready = asyncio.Event()
-        channels = [keys.match_result(pod) for pod in pods] + [keys.battle_request]
-        self.task = asyncio.create_task(bus.run_subscriber(redis, channels, self.on, self.ready))
-
-    async def on(self, channel: str, data: bytes) -> None:
-        if channel == self.keys.battle_request:
-            self.battles.append(msgspec.json.decode(data, type=p.BattleNotice))
-        else:
-            self.results.append(msgspec.json.decode(data, type=p.MatchResult))
-
-    async def until(self, condition, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-        async def poll() -> None:
-            while not condition():
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(poll(), timeout)
-
-    async def stop(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-
-def start_servers(
-    redis: aioredis.Redis, keys: Keys, count: int, tick: float = 0.02, batch: int = 64
-) -> tuple[list[Matchmaking], list[asyncio.Task[None]]]:
-    servers, tasks = [], []
-    for i in range(count):
-        mm = Matchmaking(redis, keys, batch, MatchMetrics())
-        servers.append(mm)
-        consumer = f"m{i}"
-        tasks += [
-            asyncio.create_task(
-                bus.run_stream_consumer(
-                    redis, keys.enqueue_requests, MATCH_GROUP, consumer, mm.on_enqueue
-                )
-            ),
-            asyncio.create_task(
-                bus.run_stream_consumer(
-                    redis, keys.dequeue_requests, MATCH_GROUP, consumer, mm.on_dequeue
-                )
-            ),
-            asyncio.create_task(mm.run_ticks(tick)),
-        ]
-    return servers, tasks
-
-
-async def stop_all(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel the servers' loops; each must stop (a loop that swallowed its cancel would hang
-    a server's shutdown: fail clearly instead of waiting for the test timeout)."""
-    for task in tasks:
-        task.cancel()
-    _, pending = await asyncio.wait(tasks, timeout=10)
-    assert not pending, f"loops that ignored their cancellation: {pending}"
+from tests.support.helpers import eventually, stream_drained
+from tests.support.match_servers import Listener, enqueue, snapshot, start_servers, stop_all
 
 
 async def test_three_match_servers_match_everyone_exactly_once(
@@ -113,7 +29,19 @@ async def test_three_match_servers_match_everyone_exactly_once(
         for i, player in enumerate(players):
             await bus.stream_add(redis, keys.enqueue_requests, enqueue(player, pods[i % 3]))
         await listener.until(lambda: len(listener.battles) == 300)
-        await asyncio.sleep(0.2)  # anything extra (a double match) would arrive by now
+
+        async def settled() -> bool:
+            """Every request handled, nobody waiting or being paired: no further battle can be
+            formed, so a double match would already be in the battle stream."""
+            return (
+                await stream_drained(redis, keys.enqueue_requests, MATCH_GROUP)
+                and await redis.zcard(keys.queue(GameMode.NORMAL)) == 0
+                and await redis.zcard(keys.inflight(GameMode.NORMAL)) == 0
+            )
+
+        await eventually(settled, timeout=15, what="requests handled and the queue empty")
+        # Each player's EnQueued and MatchFound (published after the commit) has arrived.
+        await listener.until(lambda: len(listener.results) >= 1200)
     finally:
         await stop_all(tasks)
         await listener.stop()
@@ -139,9 +67,15 @@ async def test_three_match_servers_match_everyone_exactly_once(
 async def test_request_errors_are_answered(redis: aioredis.Redis, keys: Keys) -> None:
     listener = Listener(redis, keys, ["pod-a"])
     await listener.ready.wait()
-    _, tasks = start_servers(redis, keys, 1, tick=60)  # no TryMatch during this test
+    servers, tasks = start_servers(redis, keys, 1, tick=60)  # no TryMatch during this test
     try:
-        await asyncio.sleep(0.1)  # let the startup tick pass
+        # The first TryMatch tick runs at start-up (the next one in 60 s): wait until it ran.
+        tick_count = "cardgame_trymatch_tick_seconds_count"
+
+        async def ticked() -> bool:
+            return (servers[0].metrics.registry.get_sample_value(tick_count) or 0) >= 1
+
+        await eventually(ticked, timeout=5, what="the start-up tick")
         first = enqueue("7", "pod-a")
         await bus.stream_add(redis, keys.enqueue_requests, first)
         await listener.until(lambda: len(listener.results) == 1)

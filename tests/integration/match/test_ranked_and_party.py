@@ -14,28 +14,14 @@ import redis.asyncio as aioredis
 from devtools.bench.matchmaking import stop_tasks
 from servers.common import protocol as p
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import PartyScripts, QueueScripts
-from servers.common.models import BattleSnapshot
+from servers.common.lua import QueueScripts
 from servers.match.loop import Matchmaking
 from servers.match.matchmakers.ranked import Window
 from servers.match.metrics import MatchMetrics
-from tests.integration.match.test_loop import DECK, Listener, start_servers
+from tests.support.helpers import eventually
+from tests.support.match_servers import Listener, fill_ranked, start_servers, ticket
 
 _request = msgspec.json.Decoder(p.BattleRequest)
-
-
-def ticket(player: str, rating: float = 1500.0, party: str = "") -> bytes:
-    return p.encode(
-        BattleSnapshot(
-            player_id=player,
-            name=f"n{player}",
-            level=1,
-            rating=rating,
-            deck=DECK,
-            pod_id="pod-a",
-            party_code=party,
-        )
-    )
 
 
 async def battles(redis: aioredis.Redis, keys: Keys, mode: GameMode) -> list[p.BattleRequest]:
@@ -43,13 +29,8 @@ async def battles(redis: aioredis.Redis, keys: Keys, mode: GameMode) -> list[p.B
     return [_request.decode(fields[b"m"]) for _id, fields in entries]
 
 
-async def fill_ranked(
-    redis: aioredis.Redis, keys: Keys, ratings: dict[str, float], waited_s: float
-) -> None:
-    scripts = QueueScripts(redis, keys)
-    score = int(time.time() * 1000) - int(waited_s * 1000)
-    for player, rating in ratings.items():
-        await scripts.enqueue(GameMode.RANKED, player, score, ticket(player, rating), "pod-a")
+async def queue_and_inflight_empty(redis: aioredis.Redis, keys: Keys, mode: GameMode) -> bool:
+    return await redis.zcard(keys.queue(mode)) == 0 and await redis.zcard(keys.inflight(mode)) == 0
 
 
 async def run_servers(
@@ -63,7 +44,7 @@ async def run_servers(
     async def loop(mm: Matchmaking) -> None:
         while True:
             await mm.tick()
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # the match servers' tick interval (as run_ticks paces)
 
     tasks = [asyncio.create_task(loop(mm)) for mm in servers]
     try:
@@ -76,8 +57,14 @@ async def run_servers(
                     f" pairs, queue {await redis.zcard(keys.queue(GameMode.RANKED))}, in flight"
                     f" {await redis.zcard(keys.inflight(GameMode.RANKED))}, failed {failed!r}"
                 )
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.2)  # a double match would show up by now
+            await asyncio.sleep(0.02)  # polling pace (bounded by the deadline)
+        # Nobody left waiting or being paired: no further battle can be formed, so a double match
+        # would already be in the battle stream.
+        await eventually(
+            lambda: queue_and_inflight_empty(redis, keys, GameMode.RANKED),
+            timeout=10,
+            what="the Ranked queue and in-flight set empty",
+        )
     finally:
         await stop_tasks(tasks)
     return await battles(redis, keys, GameMode.RANKED)
@@ -105,25 +92,6 @@ async def test_several_match_servers_on_the_ranked_queue(redis: aioredis.Redis) 
             abs(r.player1.metadata.rating - r.player2.metadata.rating) for r in requests
         ) / len(requests)
     assert mean_diff[3] <= mean_diff[1] * 1.05 + 1, mean_diff
-
-
-async def test_an_exclusive_pass_refuses_while_another_server_holds_the_queue(
-    redis: aioredis.Redis, keys: Keys
-) -> None:
-    scripts = QueueScripts(redis, keys)
-    await fill_ranked(redis, keys, {"1": 1500, "2": 1510, "3": 1520}, 0)
-    deadline = int(time.time() * 1000) + 60_000
-    first = await scripts.pop_exclusive(GameMode.RANKED, 100, deadline, 1)
-    assert {e.player_id for e in first} == {"1", "2", "3"}
-    await fill_ranked(redis, keys, {"4": 1500, "5": 1500}, 0)
-    await asyncio.sleep(0.01)  # the pass key (1 ms) is gone; the in-flight batch is not
-    assert await scripts.pop_exclusive(GameMode.RANKED, 100, deadline, 1) == []
-    await scripts.commit(GameMode.RANKED, [], ["1", "2", "3"], [])
-    second = await scripts.pop_exclusive(GameMode.RANKED, 100, deadline, 10_000)
-    assert len(second) == 5
-    await scripts.commit(GameMode.RANKED, [], [e.player_id for e in second], [])
-    # The pass key: once per interval, whoever asks.
-    assert await scripts.pop_exclusive(GameMode.RANKED, 100, deadline, 10_000) == []
 
 
 async def test_expired_tickets_are_dequeued_and_told(redis: aioredis.Redis, keys: Keys) -> None:
@@ -163,11 +131,18 @@ async def test_party_members_meet_each_other_only(redis: aioredis.Redis, keys: K
         await scripts.enqueue(GameMode.PARTY, player, now + i, ticket(player, party=code), "pod-a")
     _, tasks = start_servers(redis, keys, 2)
     try:
-        deadline = time.monotonic() + 5
-        while len(await battles(redis, keys, GameMode.PARTY)) < 2:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.1)
+
+        async def two_duels_and_only_c1_left() -> bool:
+            """Both duels committed, and no pass in progress (a pass holds the players it popped
+            in the in-flight set; the whole-queue pass runs one at a time), so a double match
+            would already be in the battle stream."""
+            return (
+                len(await battles(redis, keys, GameMode.PARTY)) >= 2
+                and await redis.zcard(keys.inflight(GameMode.PARTY)) == 0
+                and await redis.zrange(keys.queue(GameMode.PARTY), 0, -1) == [b"c1"]
+            )
+
+        await eventually(two_duels_and_only_c1_left, timeout=5, what="the two party duels")
     finally:
         await stop_tasks(tasks)
     met = {
@@ -176,29 +151,3 @@ async def test_party_members_meet_each_other_only(redis: aioredis.Redis, keys: K
     }
     assert met == {frozenset(("a1", "a2")), frozenset(("b1", "b2"))}
     assert await redis.zrange(keys.queue(GameMode.PARTY), 0, -1) == [b"c1"]
-
-
-async def test_party_scripts(redis: aioredis.Redis, keys: Keys) -> None:
-    parties = PartyScripts(redis, keys)
-    now = int(time.time() * 1000)
-    assert (await parties.create("AAAAAA", "host", now, now + 60_000)).status == "ok"
-    assert (await parties.create("BBBBBB", "host", now, now + 60_000)).status == "in_party"
-    assert (await parties.create("AAAAAA", "other", now, now + 60_000)).status == "taken"
-    assert (await parties.join("ZZZZZZ", "guest", now)).status == "not_found"
-    assert (await parties.join("AAAAAA", "guest", now)).status == "ok"
-    assert (await parties.join("AAAAAA", "guest", now)).status == "ok"  # again: idempotent
-    assert (await parties.join("AAAAAA", "third", now)).status == "full"
-    assert not await redis.hexists(keys.party_members, "third")  # nothing half-written
-    # The guest waits for the duel; the host leaves: the guest is taken out of the queue.
-    await QueueScripts(redis, keys).enqueue(
-        GameMode.PARTY, "guest", now, ticket("guest", party="AAAAAA"), "pod-g"
-    )
-    left = await parties.leave("host")
-    assert left.left and left.other == "guest" and left.other_dequeued_pod == "pod-g"
-    assert await redis.zcard(keys.queue(GameMode.PARTY)) == 0
-    assert not (await parties.leave("host")).left
-    # Expiry: joining an expired party fails; the sweep removes it and names its members.
-    assert (await parties.join("AAAAAA", "late", now + 120_000)).status == "expired"
-    gone = await parties.sweep(now + 120_000)
-    assert [(g.player_id, g.code) for g in gone] == [("guest", "AAAAAA")]
-    assert await redis.hlen(keys.parties) == 0 and await redis.hlen(keys.party_members) == 0

@@ -1,4 +1,5 @@
-"""Failures: reconnects, dead pods, maintenance mode, graceful drain. Real processes, real kills."""
+"""Failures: reconnects, dead pods, graceful drain, Redis and PostgreSQL outages. Real processes,
+real kills."""
 
 from __future__ import annotations
 
@@ -15,13 +16,9 @@ from devtools.stack import Stack
 from fake_client.client import GameClient
 from servers.common import protocol as p
 from servers.common.config import Settings
-from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
-from servers.match.loop import Matchmaking
-from servers.match.metrics import MatchMetrics
-from servers.match.watchdog import Watchdog
-from tests.integration.match.test_loop import enqueue as enqueue_request
 from tests.support.helpers import eventually, login
+from tests.support.pvp import play_across_pods
 
 NORMAL = GameMode.NORMAL
 
@@ -59,7 +56,9 @@ async def test_reconnect_to_another_pod_keeps_the_queue_place(
         assert again.welcome.resumed and again.welcome.state == "queued"
         assert again.welcome.mode == "normal"
         assert await queued_on(redis, keys, alice.player_id) == "pod-2"
-        await asyncio.sleep(settings.game.reconnect_grace + 0.5)  # pod-1's grace runs out
+        # On purpose: let pod-1's reconnect grace for the old socket run out (nothing to observe
+        # when the move works: pod-1 then sends no dequeue), and check she is still queued.
+        await asyncio.sleep(settings.game.reconnect_grace + 0.5)
         assert await queued_on(redis, keys, alice.player_id) == "pod-2"
         bob = await login(stack)
         opponent = await GameClient.connect(stack.game_urls[0], bob.access_token)
@@ -96,31 +95,6 @@ async def test_missed_battle_result_is_delivered_once_on_reconnect(stack: Stack)
         assert later.pushes.empty()  # not delivered twice
     finally:
         await later.close()
-
-
-async def test_watchdog_dequeues_only_the_dead_pods_players(
-    redis: aioredis.Redis, keys: Keys, settings: Settings
-) -> None:
-    from servers.common.heartbeat import Heartbeat, beat
-
-    mm = Matchmaking(redis, keys, 64, MatchMetrics())
-    for player, pod in (("1", "pod-a"), ("2", "pod-b"), ("3", "pod-a"), ("4", "pod-b")):
-        await mm.on_enqueue(p.encode(enqueue_request(player, pod)))
-    now = time.time()
-    for pod in ("pod-a", "pod-b"):
-        await beat(
-            redis,
-            keys,
-            Heartbeat(pod_id=pod, role="game", pid=1, started_at=now, at=now, stats={}),
-            ttl=60,
-        )
-    await redis.delete(keys.heartbeat("pod-b", "game"))  # pod-b's game server died
-    watchdog = Watchdog(redis, keys, mm, settings.replace(game={"reconnect_grace": 0.0}))
-    await watchdog.check_pods()
-    await watchdog.check_pods()
-    remaining = await redis.zrange(keys.queue(NORMAL), 0, -1)
-    assert sorted(remaining) == [b"1", b"3"]
-    assert watchdog.players_removed == 2
 
 
 async def test_game_server_death_with_a_queued_player_dequeues_within_seconds(
@@ -169,63 +143,8 @@ async def _closed(client: GameClient) -> bool:
     return client.ws.close_code is not None
 
 
-async def test_no_game_server_means_maintenance(
-    redis: aioredis.Redis, keys: Keys, settings: Settings
-) -> None:
-    fast = settings.replace(
-        match={"numsub_check_interval": 0.05, "numsub_failures": 3},
-        pods={"heartbeat_interval": 0.05},
-    )
-    mm = Matchmaking(redis, keys, 64, MatchMetrics())
-    for player in ("1", "2", "3"):
-        await mm.on_enqueue(msgspec_encode(enqueue_request(player, "pod-a")))
-    watchdog = Watchdog(redis, keys, mm, fast)
-    task = asyncio.create_task(watchdog.run())
-    try:
-
-        async def in_maintenance() -> bool:
-            return mm.maintenance
-
-        await eventually(in_maintenance, timeout=5)
-        assert await redis.zcard(keys.queue(NORMAL)) == 0  # everyone removed, Redis only
-        assert await redis.get(keys.maintenance_flag) == b"auto"
-        assert 0 < await redis.ttl(keys.maintenance_flag) <= 300
-        assert not watchdog.game_servers_ok
-        refused = await mm._enqueue(enqueue_request("4", "pod-a"), "pod-a")
-        assert isinstance(refused, p.ResultError) and refused.code is ErrorCode.MAINTENANCE
-
-        # A game server subscribes again: maintenance ends by itself.
-        pubsub = redis.pubsub()
-        await pubsub.subscribe(keys.battle_request)
-
-        async def back() -> bool:
-            return not mm.maintenance and watchdog.game_servers_ok
-
-        await eventually(back, timeout=5)
-        assert await redis.exists(keys.maintenance_flag) == 0
-        await pubsub.aclose()
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-def msgspec_encode(message: p.EnqueueRequest) -> bytes:
-    return p.encode(message)
-
-
 async def _play_one_match(stack: Stack) -> None:
-    clients = []
-    for pod in (0, 1):
-        who = await login(stack)
-        clients.append(await GameClient.connect(stack.game_urls[pod], who.access_token))
-    try:
-        for client in clients:
-            await client.request(p.Enqueue(), timeout=10)
-        for client in clients:
-            await client.next_push(p.BattleResultMessage, 15)
-    finally:
-        for client in clients:
-            await client.close()
+    await play_across_pods(stack, timeout=15)
 
 
 async def _retry(work, timeout: float):  # type: ignore[no-untyped-def]
@@ -237,7 +156,26 @@ async def _retry(work, timeout: float):  # type: ignore[no-untyped-def]
         except Exception:
             if time.monotonic() > deadline:
                 raise
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # the pace of the retries (bounded by the deadline)
+
+
+def answers(port: int, timeout: float = 10.0) -> None:
+    """Wait until the Redis server just started on `port` answers PING; fail if it does not."""
+    import redis
+
+    client = redis.Redis(port=port, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, f"Redis on port {port} not answering"
+            time.sleep(0.05)  # polling pace (bounded by the deadline)
+    finally:
+        client.close()
 
 
 def test_servers_survive_a_redis_restart(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -263,13 +201,14 @@ def test_servers_survive_a_redis_restart(settings: Settings, tmp_path) -> None: 
     redis_proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     mine = settings.replace(redis={"url": f"redis://127.0.0.1:{port}/0"})
     try:
-        time.sleep(0.3)
+        answers(port)
         with Stack(mine, pods=2) as stack:
             asyncio.run(_play_one_match(stack))
             redis_proc.kill()  # Redis crashes: every key, stream and group is gone
             redis_proc.wait()
-            time.sleep(1.0)
+            time.sleep(1.0)  # on purpose: the outage lasts a moment, as a restart does
             redis_proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+            answers(port)
             asyncio.run(_retry(lambda: _play_one_match(stack), timeout=30))
             assert all(proc.alive() for proc in stack.procs)
     finally:
