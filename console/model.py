@@ -2,7 +2,7 @@
 
 The sources (`console/sources.py`) read Redis and PostgreSQL into the raw structures below; the
 panels render the views computed here. Everything here is testable with plain data and a fixed
-clock (`tests/test_console_model.py`), and the screenshot tests feed it static data.
+clock (`tests/unit/console/test_model.py`), and the screenshot tests feed it static data.
 """
 
 from __future__ import annotations

@@ -108,9 +108,9 @@ def stack(settings: Settings) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def edge_stack(settings: Settings) -> Iterator[Stack]:
-    """A second stack for the front-door tests (issue 4): two auth instances sharing limits,
-    two pods (limits that follow a player across game servers),
-    per-IP limits ON for every address (the main stack exempts loopback, as development does),
+    """A second stack for the front-door tests (Steam login, rate limits, fuzzing): two auth
+    instances sharing limits, two pods (limits that follow a player across game servers), per-IP
+    limits ON for every address (the main stack exempts loopback, as development does),
     127.0.0.1 trusted as a proxy so that tests choose client IPs with X-Forwarded-For, a high
     per-connection message limit (the WebSocket fuzzer sends fast), a strict Steam policy and
     short Steam timeouts. Started only by the tests that ask for it."""
@@ -136,7 +136,7 @@ def edge_stack(settings: Settings) -> Iterator[Stack]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Record how many inputs each fuzzer tried and that the servers stayed up."""
-    from tests.fuzz_report import COUNTS
+    from tests.support.fuzz_report import COUNTS
 
     if COUNTS:
         terminalreporter.section("fuzzing")
@@ -148,13 +148,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(autouse=True)
 async def quiet_queues(request: pytest.FixtureRequest) -> None:
     """Tests on the shared stack start with empty queues: a player left by an earlier test (a
-    Locust user, a socket in its reconnect grace) must not be paired with this test's players."""
+    Locust user, a socket in its reconnect grace) must not be paired with this test's players.
+    Waits for that (a grace lasts 0.5 s here, a ticket at most 5 min) and fails the test when the
+    queues are still not empty after 15 s: something earlier left players behind."""
     if "stack" not in request.fixturenames:
         return
     settings: Settings = request.getfixturevalue("settings")
     keys = Keys(settings.redis.namespace)
     client = connect_redis(settings.redis.url)
     try:
+        names = [f"{kind} {mode.value}" for mode in GameMode for kind in ("queue", "in flight")]
         deadline = asyncio.get_running_loop().time() + 15
         while True:
             async with client.pipeline(transaction=False) as pipe:
@@ -162,8 +165,11 @@ async def quiet_queues(request: pytest.FixtureRequest) -> None:
                     pipe.zcard(keys.queue(mode))
                     pipe.zcard(keys.inflight(mode))
                 sizes = await pipe.execute()
-            if not any(sizes) or asyncio.get_running_loop().time() > deadline:
+            if not any(sizes):
                 return
-            await asyncio.sleep(0.1)
+            if asyncio.get_running_loop().time() > deadline:
+                left = {name: size for name, size in zip(names, sizes, strict=True) if size}
+                pytest.fail(f"the shared stack's queues are not empty after 15 s: {left}")
+            await asyncio.sleep(0.1)  # polling pace
     finally:
         await client.aclose()

@@ -1,6 +1,0 @@
-"""What the fuzzers tried in this run; printed at the end of `make test` (see conftest)."""
-
-from __future__ import annotations
-
-# fuzzer name -> {"inputs": n, ...}; filled by tests/test_fuzz.py
-COUNTS: dict[str, dict[str, int | str]] = {}
