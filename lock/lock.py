@@ -149,7 +149,9 @@ def update(uv: str) -> None:
             target.path.write_text(
                 f"# Made by `make lock` for CPython {target.python} on {target.uv_platform};"
                 " do not edit.\n"
-                f"{HEADER}{digest}\n" + out.read_text()
+                f"{HEADER}{digest}\n"
+                # The temporary file's path would change every lock's text on every run.
+                + out.read_text().replace(str(build_in), "pip and build-system.requires")
             )
             print(f"wrote {target.path.relative_to(ROOT)}")
 

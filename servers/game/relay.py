@@ -8,6 +8,7 @@ session over: the queue place is repointed and the old pod is told to let go.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from servers.common import bus
 from servers.common import protocol as p
@@ -202,7 +204,10 @@ class Relay:
             if await pipe.get(marker) == result.match_id.encode():
                 pipe.multi()
                 pipe.delete(marker)
-                await pipe.execute()
+                # The marker changed meanwhile: cleared by a concurrent delivery of this result
+                # (a reconnect re-sending it), or a newer match: either way not ours to delete.
+                with contextlib.suppress(WatchError):
+                    await pipe.execute()
 
     # ------------------------------------------------------------ bus
     def channels(self) -> list[str]:
@@ -285,7 +290,10 @@ class Relay:
         if session.moved:
             return
         loop = asyncio.get_running_loop()
-        loop.call_later(self.grace, self._spawn, self._leave_if_gone(session.player_id))
+        player_id = session.player_id
+        # The coroutine is made when the timer fires: one made now would never be awaited if
+        # the server stops first.
+        loop.call_later(self.grace, lambda: self._spawn(self._leave_if_gone(player_id)))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
