@@ -220,15 +220,19 @@ async def _login_all(stack: Stack, count: int, tag: str) -> list[Login]:
         return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+KILLABLE = ("auth", "game", "match")  # the servers a chaos run kills
+
+
 def _killer(
     stack: Stack,
     stop: float,
     rng: random.Random,
     interval: tuple[float, float],
     kills: Counter[str],
+    kinds: tuple[str, ...] = KILLABLE,
 ) -> None:
-    """SIGKILL a random server now and then, restarting it after a short pause."""
-    victims = [proc for proc in stack.procs if proc.name.split("-")[0] in ("auth", "game", "match")]
+    """SIGKILL a random server of `kinds` now and then, restarting it after a short pause."""
+    victims = [proc for proc in stack.procs if proc.name.split("-")[0] in kinds]
     while time.monotonic() < stop:
         time.sleep(rng.uniform(*interval))
         if time.monotonic() >= stop:
@@ -293,6 +297,7 @@ def run_chaos(
     kill_interval: tuple[float, float] = (3.0, 8.0),
     settle: float = 25.0,
     seed: int | None = None,
+    kinds: tuple[str, ...] = KILLABLE,
 ) -> ChaosReport:
     rng = random.Random(seed)
     settings = settings.replace(redis={"namespace": f"chaos-{uuid.uuid4().hex[:6]}"})
@@ -309,7 +314,7 @@ def run_chaos(
             ]
             tasks = [asyncio.create_task(c.run()) for c in clients]
             stop_at = time.monotonic() + duration
-            await asyncio.to_thread(_killer, stack, stop_at, rng, kill_interval, kills)
+            await asyncio.to_thread(_killer, stack, stop_at, rng, kill_interval, kills, kinds)
             for client in clients:
                 client.stopping = True
             try:
