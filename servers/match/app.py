@@ -160,7 +160,7 @@ def create_app(settings: Settings) -> Quart:  # noqa: C901
 
     @app.get("/health/game-server")
     async def game_server_health() -> Response:
-        """Liveness of the match container, the seed's rule: 500 once `numsub_failures` NUMSUB
+        """Liveness of the match container, the design's rule: 500 once `numsub_failures` NUMSUB
         checks in a row found no game server subscribed to battle:request (and until one is
         seen again), or when the watchdog that counts them has stopped. It reads the
         watchdog's state and never calls Redis: one probe that sees no subscriber (a game

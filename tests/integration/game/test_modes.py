@@ -1,4 +1,4 @@
-"""Issue 3 end to end through real servers: Ranked with Glicko-2, Party duels, PvE, history,
+"""End to end through real servers: Ranked with Glicko-2, Party duels, PvE, history,
 replays, timeline compression, and the bad input around them."""
 
 from __future__ import annotations

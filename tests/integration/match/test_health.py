@@ -144,7 +144,7 @@ async def test_liveness_fails_only_after_consecutive_numsub_failures(
     assert all(status == 500 for failures, status in samples if failures >= FAILURES), samples
     # Probes that saw no subscriber yet did not fail: 1 to FAILURES - 1 checks in a row.
     assert {f for f, s in samples if 0 < f < FAILURES and s == 200}, samples
-    assert await match.ready() == 503  # maintenance: the seed's rule emptied the queues
+    assert await match.ready() == 503  # maintenance: the liveness rule emptied the queues
 
     pubsub = await _subscribed(url, match.keys.battle_request)  # a game server is back
 

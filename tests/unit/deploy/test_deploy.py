@@ -176,7 +176,7 @@ def test_a_pod_runs_match_and_game_side_by_side(overlay: str) -> None:
         # The probes answer within a bounded time (/ready's PING waits 0.8 s at most).
         assert container["readinessProbe"].get("timeoutSeconds", 1) >= 1
     # The match liveness probe reads the watchdog's consecutive-failure count: restarting
-    # takes the seed's rule (numsub_failures checks) plus the probe's own failures.
+    # takes the liveness rule (numsub_failures checks) plus the probe's own failures.
     settings = load_settings({"CARDGAME_ENV": "production"})
     live = match["livenessProbe"]
     rule = settings.match.numsub_check_interval * settings.match.numsub_failures
