@@ -106,6 +106,17 @@ def stack(settings: Settings) -> Iterator[Stack]:
         yield running
 
 
+@pytest.fixture
+def own_stack(settings: Settings) -> Iterator[Stack]:
+    """A 2-pod stack of the test's own, in its own namespace: for tests that kill its processes
+    or change what other tests rely on (maintenance, drains)."""
+    mine = settings.replace(
+        redis={"namespace": f"{settings.redis.namespace}-o{uuid.uuid4().hex[:8]}"}
+    )
+    with Stack(mine, pods=2) as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 def edge_stack(settings: Settings) -> Iterator[Stack]:
     """A second stack for the front-door tests (Steam login, rate limits, fuzzing): two auth

@@ -8,9 +8,8 @@ import asyncio
 import io
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 import redis.asyncio as aioredis
 from rich.console import Console
 from textual.pilot import Pilot
@@ -26,7 +25,6 @@ from devtools.stack import Stack, free_port
 from fake_client.client import GameClient, ServerError
 from fake_client.pvp import run_pvp
 from servers.common import protocol as p
-from servers.common.config import Settings
 from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
 from tests.support.helpers import expect_error, login
@@ -65,14 +63,6 @@ def pods(app: ConsoleApp) -> dict[str, PodRow]:
 def pod_status_cell(app: ConsoleApp, pod: str) -> str:
     table = app.query_one(PodsPanel).table
     return str(table.get_row(pod)[1]) if pod in {str(k.value) for k in table.rows} else ""
-
-
-@pytest.fixture
-def own_stack(settings: Settings) -> Iterator[Stack]:
-    """A 2-pod stack of its own, for the actions that change what other tests rely on."""
-    mine = settings.replace(redis={"namespace": f"{settings.redis.namespace}-c{time.time_ns()}"})
-    with Stack(mine, pods=2) as stack:
-        yield stack
 
 
 async def test_panels_follow_the_live_stack_and_player_actions_work(

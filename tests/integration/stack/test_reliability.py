@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -21,15 +20,6 @@ from tests.support.helpers import eventually, login
 from tests.support.pvp import play_across_pods
 
 NORMAL = GameMode.NORMAL
-
-
-@pytest.fixture
-def own_stack(settings: Settings) -> Iterator[Stack]:
-    """A 2-pod stack of its own (its processes get killed), in its own namespace."""
-    namespace = f"{settings.redis.namespace}-r{time.time_ns()}"
-    mine = settings.replace(redis={"namespace": namespace})
-    with Stack(mine, pods=2) as stack:
-        yield stack
 
 
 def stack_keys(stack: Stack) -> Keys:
