@@ -139,7 +139,7 @@ async def test_liveness_fails_only_after_consecutive_numsub_failures(
         assert time.monotonic() < deadline, samples
         status, body = await match.liveness()
         samples.append((int(body["numsub_failures"]), status))  # type: ignore[call-overload]
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # sampling pace (bounded by the deadline)
     assert all(status == 200 for failures, status in samples if failures < FAILURES), samples
     assert all(status == 500 for failures, status in samples if failures >= FAILURES), samples
     # Probes that saw no subscriber yet did not fail: 1 to FAILURES - 1 checks in a row.
@@ -191,7 +191,7 @@ async def test_redis_outage_fails_readiness_never_liveness(
             assert status == 200, body
             if failed > failed_before:
                 assert await match.ready() == 503
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # sampling pace until the counted checks are reached
         assert await match.metric("cardgame_match_redis_up") == 0.0
 
     # 1. Redis dies (connections refused), long enough for the NUMSUB rule to fire twice over.
@@ -221,7 +221,7 @@ async def test_redis_outage_fails_readiness_never_liveness(
         for _ in range(3 * FAILURES):
             status, body = await match.liveness()
             assert status == 200, body
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # on purpose: samples spread over the check periods
         assert await match.metric("cardgame_match_redis_up") == 0.0
     finally:
         procs[-1].send_signal(signal.SIGCONT)
