@@ -392,6 +392,12 @@ def ensure_redis(url: str | None) -> ServiceHandle:
     return _start_redis()
 
 
+def redis_argv(binary: str, port: int, directory: str) -> list[str]:
+    """A private redis-server in the foreground on 127.0.0.1:`port`, keeping nothing on disk."""
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    return argv + ["--appendonly", "no", "--dir", directory, "--daemonize", "no"]
+
+
 def _start_redis() -> ServiceHandle:
     binary = find_redis_server()
     tmpdir = _make_tmpdir(None)
@@ -400,8 +406,7 @@ def _start_redis() -> ServiceHandle:
         for attempt in range(3):
             port = _free_port()
             url = f"redis://127.0.0.1:{port}/0"
-            argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-            argv += ["--appendonly", "no", "--dir", tmpdir, "--daemonize", "no"]
+            argv = redis_argv(binary, port, tmpdir)
             proc = _spawn(argv, log_path, tmpdir, None)
             try:
                 _wait_ready(proc, partial(redis_answers, url, 0.5), REDIS_START_TIMEOUT, log_path)
@@ -472,27 +477,9 @@ def start_redis_cluster(masters: int = 3) -> ClusterHandle:
             node_dir.mkdir()
             log_path = node_dir / "redis.log"
             port = _free_cluster_port(ports)
-            argv = [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(node_dir),
-                "--daemonize",
-                "no",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "5000",
-            ]
+            argv = redis_argv(binary, port, str(node_dir))
+            argv += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            argv += ["--cluster-node-timeout", "5000"]
             proc = _spawn(argv, log_path, str(node_dir), None)
             procs.append(proc)
             _wait_ready(

@@ -171,23 +171,11 @@ def answers(port: int, timeout: float = 10.0) -> None:
 def test_servers_survive_a_redis_restart(settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import subprocess
 
-    from devtools.embedded import find_redis_server
+    from devtools.embedded import find_redis_server, redis_argv
     from devtools.stack import free_port
 
     port = free_port()
-    argv = [
-        find_redis_server(),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(tmp_path),
-    ]
+    argv = redis_argv(find_redis_server(), port, str(tmp_path))
     redis_proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     mine = settings.replace(redis={"url": f"redis://127.0.0.1:{port}/0"})
     try:
