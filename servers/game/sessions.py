@@ -24,6 +24,7 @@ from typing import Protocol
 import msgspec
 
 from servers.common import protocol as p
+from servers.common.config import GameSettings
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode
 from servers.game import metrics
@@ -58,7 +59,7 @@ class Connection:
       the backlog drains, and a client that stays there is dropped (game/ws.py).
     """
 
-    def __init__(self, max_unsent: int = 1 << 20) -> None:
+    def __init__(self, max_unsent: int = GameSettings.max_unsent_bytes) -> None:
         self.outbox: asyncio.Queue[bytes | tuple[int, str]] = asyncio.Queue()
         self.closed = False
         self.session_id: str | None = None  # the login session (token `sid`), for revocation

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -53,12 +53,14 @@ class Limits:
     """What one connection may cost: unsent bytes before the server stops reading the client,
     and how long it may stay over that before it is dropped."""
 
-    max_unsent_bytes: int = 1 << 20
-    slow_consumer_grace: float = 10.0
+    max_unsent_bytes: int
+    slow_consumer_grace: float
 
     @classmethod
-    def of(cls, settings: GameSettings) -> Limits:
-        return cls(settings.max_unsent_bytes, settings.slow_consumer_grace)
+    def of(cls, settings: GameSettings | None = None) -> Limits:
+        """From the settings; the configured defaults when none are given."""
+        game = settings or GameSettings()
+        return cls(game.max_unsent_bytes, game.slow_consumer_grace)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Guard:
     limiter: IpRateLimiter
     keys: Keys
     settings: RateLimitSettings
-    limits: Limits = Limits()
+    limits: Limits = field(default_factory=Limits.of)
 
     @property
     def connect_rule(self) -> Rule:
@@ -159,7 +161,7 @@ async def serve_socket(
     if relay.draining:
         await _refuse(ws, ErrorCode.SERVER_DRAINING, None, CLOSE_SERVICE_RESTART)
         return
-    limits = guard.limits if guard is not None else Limits()
+    limits = guard.limits if guard is not None else Limits.of()
     conn = Connection(limits.max_unsent_bytes)
     conn.session_id = identity.session_id
     session, resumed, missed = await relay.connect(identity.player_id, identity.name, conn)
