@@ -72,6 +72,20 @@ class RetryLater(Exception):
 
 
 RETRY_DELAY = 0.5
+
+
+def redis_lost(exc: BaseException) -> bool:
+    """Whether `exc` means Redis went away (the loops reconnect), not a bad reply or a bug.
+
+    Besides redis-py's connection and timeout errors and socket errors, uvloop raises a bare
+    RuntimeError ("... the handler is closed") when redis-py writes to a connection that was
+    closed under it (a cluster node's connection dropped while it was being set up); asyncio's
+    own loop only logs such a write."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+        return True
+    return isinstance(exc, RuntimeError) and "handler is closed" in str(exc)
+
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -181,7 +195,9 @@ async def run_subscriber(
                 except Exception:
                     stop_if_cancelling()
                     log.exception("handler failed for a message on %s", channel)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except Exception as exc:
+            if not redis_lost(exc):
+                raise
             stop_if_cancelling()
             log.warning("subscription to %s lost (%s); resubscribing", channels, exc)
             await asyncio.sleep(RETRY_DELAY)
@@ -204,6 +220,26 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
             raise
 
 
+async def _handle_entry(
+    handler: Callable[[bytes], Awaitable[None]],
+    stream: str,
+    entry_id: bytes,
+    fields: dict[bytes, bytes],
+) -> bytes | None:
+    """Run the handler on one entry; its id when it may be acked, None to handle it again."""
+    try:
+        await handler(fields[b"m"])
+    except RetryLater as exc:
+        log.warning("will retry an entry of %s: %s", stream, exc)
+        return None
+    except Exception as exc:
+        if redis_lost(exc):
+            raise  # not acked: handled again after the reconnect
+        stop_if_cancelling()
+        log.exception("handler failed on %s; dropping the entry", stream)
+    return entry_id
+
+
 async def run_stream_consumer(
     redis: aioredis.Redis,
     stream: str,
@@ -223,18 +259,8 @@ async def run_stream_consumer(
     dropped (a poisoned entry must not block the stream). `concurrent` handles a batch at once.
     """
 
-    async def handle(entry_id: bytes, fields: dict[bytes, bytes]) -> bytes | None:
-        try:
-            await handler(fields[b"m"])
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            raise  # not acked: handled again after the reconnect
-        except RetryLater as exc:
-            log.warning("will retry an entry of %s: %s", stream, exc)
-            return None
-        except Exception:
-            stop_if_cancelling()
-            log.exception("handler failed on %s; dropping the entry", stream)
-        return entry_id
+    def handle(entry_id: bytes, fields: dict[bytes, bytes]) -> Awaitable[bytes | None]:
+        return _handle_entry(handler, stream, entry_id, fields)
 
     last_claim = 0.0
     loop = asyncio.get_running_loop()
@@ -270,11 +296,13 @@ async def run_stream_consumer(
                     pipe.xack(stream, group, *ids)
                     pipe.xdel(stream, *ids)
                     await pipe.execute()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            stop_if_cancelling()
-            log.warning("stream %s unavailable (%s); retrying", stream, exc)
-            await asyncio.sleep(RETRY_DELAY)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):  # the stream was deleted (e.g. FLUSHALL): recreate
                 raise
+            await asyncio.sleep(RETRY_DELAY)
+        except Exception as exc:
+            if not redis_lost(exc):
+                raise
+            stop_if_cancelling()
+            log.warning("stream %s unavailable (%s); retrying", stream, exc)
             await asyncio.sleep(RETRY_DELAY)
