@@ -50,7 +50,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger("cardgame.embedded")
@@ -324,6 +324,20 @@ def _safe_copy(path: Path) -> bool:
 # ---------------------------------------------------------------- checks
 
 
+def _cluster_formed(client: Any, nodes: int) -> bool:
+    """This node knows every node and sees every slot served (state ok alone can come before
+    the last MEET reached it; a client started then meets CLUSTERDOWN or MOVED loops)."""
+    try:
+        info = client.execute_command("CLUSTER INFO")
+    except Exception:
+        return False
+    return bool(
+        info.get("cluster_state") == "ok"
+        and int(info.get("cluster_known_nodes", 0)) == nodes
+        and int(info.get("cluster_slots_ok", 0)) == 16384
+    )
+
+
 def redis_answers(url: str, timeout: float = 1.0) -> bool:
     """True when a Redis server at `url` answers PING (for a `redis+cluster://` URL: its seed
     node answers and the cluster reports state ok)."""
@@ -498,9 +512,7 @@ def start_redis_cluster(masters: int = 3) -> ClusterHandle:
             for client in clients[1:]:
                 client.execute_command("CLUSTER MEET", "127.0.0.1", ports[0])
             deadline = time.monotonic() + REDIS_START_TIMEOUT * 3
-            while not all(
-                redis_answers(f"redis+cluster://127.0.0.1:{port}", 0.5) for port in ports
-            ):
+            while not all(_cluster_formed(client, masters) for client in clients):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the Redis Cluster did not reach state ok")
                 time.sleep(0.05)

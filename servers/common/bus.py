@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -23,8 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ClusterDownError, ResponseError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("cardgame.bus")
@@ -77,13 +78,36 @@ RETRY_DELAY = 0.5
 def redis_lost(exc: BaseException) -> bool:
     """Whether `exc` means Redis went away (the loops reconnect), not a bad reply or a bug.
 
-    Besides redis-py's connection and timeout errors and socket errors, uvloop raises a bare
-    RuntimeError ("... the handler is closed") when redis-py writes to a connection that was
-    closed under it (a cluster node's connection dropped while it was being set up); asyncio's
-    own loop only logs such a write."""
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+    Besides redis-py's connection and timeout errors and socket errors:
+    - a cluster that is down or has a slot uncovered (a failover, a cluster still forming),
+      which redis-py answers by closing every connection of the client;
+    - a command whose connection was closed under it that way: uvloop raises a bare
+      RuntimeError ("... the handler is closed"), and redis-py itself an AttributeError on
+      the connection's emptied writer or reader. Only such errors raised inside redis-py
+      count; the same types from our own code are bugs.
+    """
+    if isinstance(
+        exc,
+        RedisConnectionError
+        | RedisTimeoutError
+        | OSError
+        | ClusterDownError
+        | SlotNotCoveredError
+        | TryAgainError,
+    ):
         return True
-    return isinstance(exc, RuntimeError) and "handler is closed" in str(exc)
+    if isinstance(exc, RuntimeError) and "handler is closed" in str(exc):
+        return True
+    return isinstance(exc, AttributeError) and "'NoneType'" in str(exc) and _raised_in_redis(exc)
+
+
+def _raised_in_redis(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{os.sep}redis{os.sep}" in tb.tb_frame.f_code.co_filename
 
 
 _encoder = msgspec.json.Encoder()
@@ -297,7 +321,9 @@ async def run_stream_consumer(
                     pipe.xdel(stream, *ids)
                     await pipe.execute()
         except ResponseError as exc:
-            if "NOGROUP" not in str(exc):  # the stream was deleted (e.g. FLUSHALL): recreate
+            # NOGROUP: the stream was deleted (e.g. FLUSHALL), so recreate it; CLUSTERDOWN is
+            # a ResponseError too.
+            if "NOGROUP" not in str(exc) and not redis_lost(exc):
                 raise
             await asyncio.sleep(RETRY_DELAY)
         except Exception as exc:
