@@ -1,8 +1,10 @@
 """Every Redis key, stream and Pub/Sub channel name, in one place.
 
 All names start with a namespace (`cg` by default) so that a demo and a test run can share one
-Redis. Keys a Lua script touches together carry one hash tag (`{normal}`, `{ranked}`, ...) so that
-they live in one Redis Cluster slot; the script declares every one of them in KEYS.
+Redis. Every key of matchmaking and player state carries the one hash tag `{mm}`: the queues of
+all modes, the parties and each player's activity record live in one Redis Cluster slot, so one
+script can check what a player is doing and change it together with any queue (the price: all
+matchmaking state sits on one shard; see docs/architecture.md). Other keys carry their own tag.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ class GameMode(StrEnum):
 PVE_MODE = "pve"
 
 
+# The hash tag of every matchmaking and player-state key (see the module docstring).
+MM_TAG = "{mm}"
+
+
 # Consumer group of the match servers on the request streams.
 MATCH_GROUP = "match-servers"
 # Consumer group of the game servers on the battle streams.
@@ -33,53 +39,71 @@ BATTLE_GROUP = "game-servers"
 class Keys:
     namespace: str = "cg"
 
-    # --- matchmaking data (one hash slot per mode) ---
+    # --- matchmaking data (all in the `{mm}` slot) ---
     def queue(self, mode: GameMode) -> str:
         """Sorted set: member = player id, score = enqueue time (ms). Lives while queued."""
-        return f"{self.namespace}:queue:{{{mode.value}}}"
+        return f"{self.namespace}:{MM_TAG}:queue:{mode.value}"
 
     def tickets(self, mode: GameMode) -> str:
         """Hash: player id -> queue ticket JSON (battle snapshot). Same slot as the queue."""
-        return f"{self.namespace}:tickets:{{{mode.value}}}"
+        return f"{self.namespace}:{MM_TAG}:tickets:{mode.value}"
 
     def ticket_pods(self, mode: GameMode) -> str:
         """Hash: player id -> pod id whose game server holds the player's session now.
 
         Kept apart from the ticket so that a reconnect to another pod can repoint it."""
-        return f"{self.namespace}:ticket-pods:{{{mode.value}}}"
+        return f"{self.namespace}:{MM_TAG}:ticket-pods:{mode.value}"
 
     def inflight(self, mode: GameMode) -> str:
         """Sorted set: popped players being paired -> lease deadline (ms). A match server that
         dies mid-tick leaves them here; any match server puts them back when the lease ends."""
-        return f"{self.namespace}:inflight:{{{mode.value}}}"
+        return f"{self.namespace}:{MM_TAG}:inflight:{mode.value}"
 
     def inflight_scores(self, mode: GameMode) -> str:
         """Hash: popped player id -> original enqueue score, to requeue them in place."""
-        return f"{self.namespace}:inflight-scores:{{{mode.value}}}"
+        return f"{self.namespace}:{MM_TAG}:inflight-scores:{mode.value}"
 
     def battles(self, mode: GameMode) -> str:
         """Stream of BattleRequest, read by the game servers' group. Written in the same script
         that takes the pair out of the queue, so a match is never lost nor made twice."""
-        return f"{self.namespace}:battles:{{{mode.value}}}"
+        return f"{self.namespace}:{MM_TAG}:battles:{mode.value}"
 
     def pairing_pass(self, mode: GameMode) -> str:
         """String with a TTL of one tick: set by the match server that pairs the
         mode's whole queue in this tick (Ranked, Party), so one server does it per tick."""
-        return f"{self.namespace}:pairing-pass:{{{mode.value}}}"
+        return f"{self.namespace}:{MM_TAG}:pairing-pass:{mode.value}"
 
-    # --- players (one hash slot per player) ---
+    # --- player state (the `{mm}` slot) ---
+    def player(self, player_id: str) -> str:
+        """Hash: the one authoritative record of what the player is doing and who holds them
+        (servers/common/players.py): fencing epoch, owning pod, activity, mode, match, deadline,
+        a notice for the next welcome. Changed only by the scripts in lua/."""
+        return f"{self.namespace}:{MM_TAG}:player:{player_id}"
+
+    @property
+    def player_prefix(self) -> str:
+        """What `player(id)` puts before the id: scripts that find players in a queue build
+        their records' names from it (same slot, so Cluster-safe)."""
+        return f"{self.namespace}:{MM_TAG}:player:"
+
+    @property
+    def deadlines(self) -> str:
+        """Sorted set: player id -> deadline (ms) of a battle or PvE activity; the match
+        servers end activities that overrun it, so nobody stays busy for ever."""
+        return f"{self.namespace}:{MM_TAG}:deadlines"
+
+    # --- result delivery (one hash slot per player) ---
     def player_pod(self, player_id: str) -> str:
         """String: the pod whose game server holds the player's session (result routing)."""
         return f"{self.namespace}:player:{{{player_id}}}:pod"
 
-    def player_match(self, player_id: str) -> str:
-        """String: the match the player is in until its result was delivered (TTL)."""
-        return f"{self.namespace}:player:{{{player_id}}}:match"
-
     def notice(self, player_id: str) -> str:
-        """String (TTL): the `dequeued` message (JSON) for a player the server dequeued while
-        they had no socket (reason "server" or "disconnected"); sent after the next welcome."""
+        """String (TTL): the `dequeued` message for a player dequeued without a socket."""
         return f"{self.namespace}:player:{{{player_id}}}:notice"
+
+    def player_match(self, player_id: str) -> str:
+        """String: the match whose result the player is owed until it was delivered (TTL)."""
+        return f"{self.namespace}:player:{{{player_id}}}:match"
 
     def delivered(self, player_id: str, match_id: str) -> str:
         """String: set once a match's result reached the player (exactly-once delivery)."""
@@ -157,21 +181,21 @@ class Keys:
         open WebSockets are closed."""
         return f"{self.namespace}:auth:session_revoked"
 
-    # --- parties (all in the `{party}` slot, together with the party queue) ---
+    # --- parties (in the `{mm}` slot, with the party queue and the player records) ---
     @property
     def parties(self) -> str:
         """Hash: party code -> party JSON (owner, members, created and expiry times in ms).
         Shares the `{party}` hash tag with the party queue, so one script can leave a party
         and take the partner out of the queue."""
-        return f"{self.namespace}:parties:{{{GameMode.PARTY.value}}}"
+        return f"{self.namespace}:{MM_TAG}:parties"
 
     @property
     def party_members(self) -> str:
         """Hash: player id -> code of the party they are in (same slot as `parties`)."""
-        return f"{self.namespace}:party-members:{{{GameMode.PARTY.value}}}"
+        return f"{self.namespace}:{MM_TAG}:party-members"
 
     @property
     def party_expiry(self) -> str:
         """Sorted set: party code -> expiry time (ms), so the match servers' sweep finds
         expired parties without scanning (same slot as `parties`)."""
-        return f"{self.namespace}:party-expiry:{{{GameMode.PARTY.value}}}"
+        return f"{self.namespace}:{MM_TAG}:party-expiry"
