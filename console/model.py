@@ -51,7 +51,7 @@ class StreamRaw:
 class PlayerLive:
     """Where a player stands in Redis right now."""
 
-    pod: str | None  # player:{id}:pod, the pod holding the session
+    pod: str | None  # the player record's pod: the one holding the session
     match_id: str | None  # player:{id}:match, in a battle until its result is delivered
     queued_mode: str | None = None
     queued_since_ms: int | None = None

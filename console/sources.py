@@ -133,7 +133,7 @@ class LiveSource:
                 pipe.xinfo_stream(stream)
                 pipe.xinfo_groups(stream)
             if player_id:
-                pipe.get(k.player_pod(player_id))
+                pipe.hget(k.player(player_id), "pod")
                 pipe.get(k.player_match(player_id))
                 for mode in GameMode:
                     pipe.zscore(k.queue(mode), player_id)
@@ -281,7 +281,7 @@ class LiveSource:
             return "not queued"
         mode = GameMode(live.queued_mode)
         if not live.ticket_pod:
-            status, _ = await self._scripts.dequeue(mode, player_id, "")
+            status, _ = await self._scripts.dequeue(mode, player_id)
             return (
                 "removed directly (no pod held the ticket)"
                 if status is Dequeued.REMOVED
@@ -306,8 +306,8 @@ class LiveSource:
         return f"dequeue request sent for {mode.value}; still queued after {DEQUEUE_WAIT:.0f} s"
 
     async def disconnect(self, player_id: str) -> str:
-        value = await self.redis.get(self.keys.player_pod(player_id))
-        if value is None:
+        value = await self.redis.hget(self.keys.player(player_id), "pod")
+        if not value:
             return "no pod holds a session for this player"
         pod = value.decode() if isinstance(value, bytes) else str(value)
         receivers = await bus.publish(

@@ -1,21 +1,26 @@
 -- Take a player out of a mode's queue and drop their ticket.
--- KEYS[1] queue, KEYS[2] tickets, KEYS[3] ticket pods (one hash slot)
+-- KEYS[1] queue, KEYS[2] tickets, KEYS[3] ticket pods, KEYS[4] the player's record,
+-- KEYS[5] deadlines; one hash slot ({mm})
 -- ARGV[1] player id
--- ARGV[2] pod id that must hold the player's session, or "" for any. A game server dequeueing a
---         player whose socket closed passes its own pod: if the player has since reconnected to
---         another pod, the dequeue does nothing.
--- Returns {1, size} removed; {0, size} not queued; {2, size} queued but held by another pod.
-local queue_key, tickets_key, pods_key = KEYS[1], KEYS[2], KEYS[3]
-local player_id = ARGV[1]
-local only_pod = ARGV[2]
+-- ARGV[2] epoch the record must hold, or "" for any: a connection's request passes its own,
+--         so a connection that was replaced (the player reconnected) dequeues nothing
+-- ARGV[3] pod that must hold the player, or "" for any (the watchdog, for a dead pod)
+-- ARGV[4] a `dequeued` message to keep for the player's next welcome, or "" for none
+-- Returns {status, queue size}: "removed", "not_queued" (in no queue of this mode, or being
+-- paired), or "stale" (the fence did not match: nothing changed).
+local queue_key, tickets_key, pods_key, record, deadlines_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local player_id, epoch, only_pod, notice = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
+local held_epoch, pod = unpack(redis.call('HMGET', record, 'epoch', 'pod'))
+if (epoch ~= '' and held_epoch ~= epoch) or (only_pod ~= '' and (pod or '') ~= only_pod) then
+    return {'stale', redis.call('ZCARD', queue_key)}
+end
 if not redis.call('ZSCORE', queue_key, player_id) then
-    return {0, redis.call('ZCARD', queue_key)}
+    return {'not_queued', redis.call('ZCARD', queue_key)}
 end
-if only_pod ~= '' and redis.call('HGET', pods_key, player_id) ~= only_pod then
-    return {2, redis.call('ZCARD', queue_key)}
+cg_drop_ticket(queue_key, tickets_key, pods_key, player_id)
+cg_set_idle(record, deadlines_key, player_id)
+if notice ~= '' then
+    redis.call('HSET', record, 'notice', notice)
 end
-redis.call('ZREM', queue_key, player_id)
-redis.call('HDEL', tickets_key, player_id)
-redis.call('HDEL', pods_key, player_id)
-return {1, redis.call('ZCARD', queue_key)}
+return {'removed', redis.call('ZCARD', queue_key)}

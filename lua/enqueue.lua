@@ -1,24 +1,28 @@
--- Put a player in a mode's queue with their ticket, unless already queued or being paired.
--- KEYS[1] queue       (sorted set: player id -> enqueue time in ms)
--- KEYS[2] tickets     (hash: player id -> ticket JSON)
--- KEYS[3] ticket pods (hash: player id -> pod id holding the player's session)
--- KEYS[4] inflight    (sorted set: players popped for pairing -> lease deadline)
--- All four share the mode's hash tag, so one slot.
--- ARGV[1] player id
--- ARGV[2] score: enqueue time in ms
--- ARGV[3] ticket JSON (battle snapshot built by the game server)
--- ARGV[4] pod id
--- Returns {1, queue size} when queued, {0, queue size} when already queued or being paired.
-local queue_key, tickets_key, pods_key, inflight_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local player_id = ARGV[1]
-local score = tonumber(ARGV[2])
-local ticket = ARGV[3]
-local pod_id = ARGV[4]
+-- Put a player in a mode's queue with their ticket, if the request comes from the connection
+-- that holds the player now (epoch) and the player is doing nothing else.
+-- KEYS[1] queue, KEYS[2] tickets, KEYS[3] ticket pods, KEYS[4] inflight, KEYS[5] the player's
+-- record; one hash slot ({mm})
+-- ARGV[1] player id, ARGV[2] score: enqueue time in ms, ARGV[3] ticket JSON,
+-- ARGV[4] epoch of the requesting connection, ARGV[5] mode
+-- Returns {status, queue size, pod holding the player, activity, its mode}; status is
+-- "queued", "stale" (another connection holds the player, or nobody) or "busy" (the player
+-- is queued or in a battle: activity and mode say where).
+local queue_key, tickets_key, pods_key, inflight_key, record =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local player_id, score, ticket, epoch, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 
-if redis.call('ZSCORE', queue_key, player_id) or redis.call('ZSCORE', inflight_key, player_id) then
-    return {0, redis.call('ZCARD', queue_key)}
+local held_epoch, pod, act, act_mode = unpack(redis.call('HMGET', record, 'epoch', 'pod', 'act', 'mode'))
+pod = pod or ''
+if held_epoch ~= epoch or pod == '' then
+    return {'stale', redis.call('ZCARD', queue_key), pod, act or 'idle', act_mode or ''}
+end
+if (act and act ~= 'idle')
+    or redis.call('ZSCORE', queue_key, player_id) or redis.call('ZSCORE', inflight_key, player_id) then
+    return {'busy', redis.call('ZCARD', queue_key), pod, act or 'queued', act_mode or mode}
 end
 redis.call('ZADD', queue_key, score, player_id)
 redis.call('HSET', tickets_key, player_id, ticket)
-redis.call('HSET', pods_key, player_id, pod_id)
-return {1, redis.call('ZCARD', queue_key)}
+redis.call('HSET', pods_key, player_id, pod)
+redis.call('HSET', record, 'act', 'queued', 'mode', mode, 'match', '', 'until', '0')
+cg_touch(record)
+return {'queued', redis.call('ZCARD', queue_key), pod, 'queued', mode}

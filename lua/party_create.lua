@@ -1,6 +1,6 @@
 -- Create a party of one (its owner) under a fresh invite code.
 -- KEYS[1] parties (hash code -> party JSON), KEYS[2] party members (hash player -> code),
--- KEYS[3] party expiry (sorted set code -> expiry ms); one hash slot ({party})
+-- KEYS[3] party expiry (sorted set code -> expiry ms); one hash slot ({mm})
 -- ARGV[1] code, ARGV[2] player id, ARGV[3] now (ms), ARGV[4] expiry (ms)
 -- Returns {"ok", party JSON}, {"in_party", party JSON} when the player already is in a live
 -- party, or {"taken", ""} when the code is in use (the caller draws another one).

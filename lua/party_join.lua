@@ -1,5 +1,5 @@
 -- Join a party by its invite code (a party holds two players).
--- KEYS[1] parties, KEYS[2] party members, KEYS[3] party expiry; one hash slot ({party})
+-- KEYS[1] parties, KEYS[2] party members, KEYS[3] party expiry; one hash slot ({mm})
 -- ARGV[1] code, ARGV[2] player id, ARGV[3] now (ms)
 -- Returns {status, party JSON or ""}; status: "ok" (joined, or already a member of this one),
 -- "not_found", "expired", "full", or "in_party" (a member of another live party).

@@ -2,13 +2,14 @@
 -- member was queued for the party duel they are taken out of the party queue in the same step
 -- (a duel needs both). The last member leaving deletes the party.
 -- KEYS[1] parties, KEYS[2] party members, KEYS[3] party expiry, KEYS[4] party queue,
--- KEYS[5] party tickets, KEYS[6] party ticket pods; one hash slot ({party})
+-- KEYS[5] party tickets, KEYS[6] party ticket pods, KEYS[7] deadlines; one hash slot ({mm})
+-- ARGV[1] player id, ARGV[2] the records' name prefix (Keys.player_prefix), ARGV[3] party mode
 -- ARGV[1] player id
 -- Returns {"not_in_party"} or {"ok", party JSON after ("" if deleted), other member ("" if
 -- none), pod of the other member if they were dequeued ("" if not queued)}.
-local parties_key, members_key, expiry_key, queue_key, tickets_key, pods_key =
-    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local player_id = ARGV[1]
+local parties_key, members_key, expiry_key, queue_key, tickets_key, pods_key, deadlines_key =
+    KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local player_id, prefix, mode = ARGV[1], ARGV[2], ARGV[3]
 
 local code = redis.call('HGET', members_key, player_id)
 if not code then
@@ -36,9 +37,10 @@ redis.call('HSET', parties_key, code, raw)
 local other = rest[1]
 local other_pod = ''
 if redis.call('ZSCORE', queue_key, other) then
-    other_pod = redis.call('HGET', pods_key, other) or ''
-    redis.call('ZREM', queue_key, other)
-    redis.call('HDEL', tickets_key, other)
-    redis.call('HDEL', pods_key, other)
+    other_pod = redis.call('HGET', prefix .. other, 'pod') or ''
+    cg_drop_ticket(queue_key, tickets_key, pods_key, other)
+    if cg_queued_in(prefix .. other, mode) then
+        cg_set_idle(prefix .. other, deadlines_key, other)
+    end
 end
 return {'ok', raw, other, other_pod}

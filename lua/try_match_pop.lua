@@ -2,6 +2,7 @@
 -- They move to the in-flight set under a lease instead of disappearing: if the match server
 -- dies before commit_match.lua, reap.lua puts them back with their original enqueue time.
 -- Several match servers may call this on one queue at once: each player is popped by exactly one.
+-- Records stay "queued" while a player is in flight: being paired is still being queued.
 -- KEYS[1] queue, KEYS[2] tickets, KEYS[3] ticket pods, KEYS[4] inflight,
 -- KEYS[5] inflight scores (hash: player id -> original score); one hash slot
 -- ARGV[1] most players to pop (rounded down to even)
@@ -18,15 +19,5 @@ count = count - (count % 2)
 if count < 2 then
     return {}
 end
-local popped = redis.call('ZPOPMIN', queue_key, count)
-local out = {}
-for i = 1, #popped, 2 do
-    local player_id, score = popped[i], popped[i + 1]
-    redis.call('ZADD', inflight_key, deadline, player_id)
-    redis.call('HSET', scores_key, player_id, score)
-    out[#out + 1] = player_id
-    out[#out + 1] = score
-    out[#out + 1] = redis.call('HGET', tickets_key, player_id) or ''
-    out[#out + 1] = redis.call('HGET', pods_key, player_id) or ''
-end
-return out
+return cg_lease(redis.call('ZPOPMIN', queue_key, count), inflight_key, scores_key, tickets_key,
+    pods_key, deadline)

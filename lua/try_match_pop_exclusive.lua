@@ -27,15 +27,5 @@ local count = math.min(limit, redis.call('ZCARD', queue_key))
 if count < 2 then
     return {}
 end
-local popped = redis.call('ZPOPMIN', queue_key, count)
-local out = {}
-for i = 1, #popped, 2 do
-    local player_id, score = popped[i], popped[i + 1]
-    redis.call('ZADD', inflight_key, deadline, player_id)
-    redis.call('HSET', scores_key, player_id, score)
-    out[#out + 1] = player_id
-    out[#out + 1] = score
-    out[#out + 1] = redis.call('HGET', tickets_key, player_id) or ''
-    out[#out + 1] = redis.call('HGET', pods_key, player_id) or ''
-end
-return out
+return cg_lease(redis.call('ZPOPMIN', queue_key, count), inflight_key, scores_key, tickets_key,
+    pods_key, deadline)

@@ -141,7 +141,9 @@ async def simulate(
                 deck=DECK,
                 pod_id="bench",
             )
-            await mms[0].scripts.enqueue(MODE, player, now, p.encode(snap), "bench")
+            # The player's connection takes them, then queues them (as a game server does).
+            attached = await mms[0].players.attach(player, "bench", now)
+            await mms[0].scripts.enqueue(MODE, player, now, p.encode(snap), attached.epoch)
         stop.set()
         # Those still queued at the end keep waiting; count them, do not wait for them.
         await asyncio.sleep(settings.match.tick_interval * 3)

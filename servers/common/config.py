@@ -139,6 +139,10 @@ class MatchSettings:
     pass_batch_size: int = 10000
     # Ticket lifetime: a player queued longer than this is dequeued and told ("expired").
     ticket_max_wait: float = 300.0
+    # A battle (PvP or PvE) that has not ended this many seconds after it started is ended by
+    # the match servers: its players are freed and told (battle_failed, "timeout"). Battles are
+    # simulated in milliseconds; the margin covers a backlog of battle streams and re-runs.
+    battle_deadline: float = 120.0
 
 
 @dataclass(frozen=True)

@@ -93,14 +93,6 @@ class Keys:
         return f"{self.namespace}:{MM_TAG}:deadlines"
 
     # --- result delivery (one hash slot per player) ---
-    def player_pod(self, player_id: str) -> str:
-        """String: the pod whose game server holds the player's session (result routing)."""
-        return f"{self.namespace}:player:{{{player_id}}}:pod"
-
-    def notice(self, player_id: str) -> str:
-        """String (TTL): the `dequeued` message for a player dequeued without a socket."""
-        return f"{self.namespace}:player:{{{player_id}}}:notice"
-
     def player_match(self, player_id: str) -> str:
         """String: the match whose result the player is owed until it was delivered (TTL)."""
         return f"{self.namespace}:player:{{{player_id}}}:match"

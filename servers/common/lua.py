@@ -1,7 +1,8 @@
 """The Lua scripts in `lua/`, registered once and called through typed async wrappers.
 
 redis-py's `register_script` sends EVALSHA and falls back to loading the script on NOSCRIPT, so a
-Redis restart or a failover to a replica that never saw the script is handled.
+Redis restart or a failover to a replica that never saw the script is handled. The matchmaking
+and player-state scripts start with `lua/prelude.lua` (their shared blocks), put there at load.
 """
 
 from __future__ import annotations
@@ -20,20 +21,83 @@ LUA_DIR = Path(__file__).resolve().parents[2] / "lua"
 BATTLE_STREAM_MAXLEN = 100_000
 
 
+# Scripts that use the prelude's blocks (they change player records or queues).
+_WITH_PRELUDE = frozenset(
+    {
+        "attach",
+        "begin_pve",
+        "clear_queue",
+        "commit_match",
+        "dequeue",
+        "detach",
+        "enqueue",
+        "expire",
+        "finish",
+        "overdue",
+        "party_leave",
+        "party_sweep",
+        "try_match_pop",
+        "try_match_pop_exclusive",
+    }
+)
+
+
 def load_source(name: str) -> str:
-    return (LUA_DIR / f"{name}.lua").read_text()
+    body = (LUA_DIR / f"{name}.lua").read_text()
+    if name in _WITH_PRELUDE:
+        return (LUA_DIR / "prelude.lua").read_text() + "\n" + body
+    return body
+
+
+class Activity(enum.Enum):
+    """What a player's record says they are doing (lua/prelude.lua)."""
+
+    IDLE = "idle"
+    QUEUED = "queued"
+    BATTLE = "battle"
+    PVE = "pve"
 
 
 @dataclass(frozen=True)
-class QueueChange:
-    changed: bool  # queued (enqueue) or removed (dequeue)
+class Standing:
+    """Where a player stands in their record: the activity, and its mode and match."""
+
+    activity: Activity
+    mode: str = ""
+    match_id: str = ""
+
+
+class StaleEpoch(Exception):
+    """The request's connection no longer holds the player (another one took them over, or
+    the connection was let go): nothing was changed."""
+
+
+class Busy(Exception):
+    """The player is already doing something (queued or in a battle): nothing was changed."""
+
+    def __init__(self, standing: Standing) -> None:
+        super().__init__(f"the player is {standing.activity.value} {standing.mode}".strip())
+        self.standing = standing
+
+
+@dataclass(frozen=True)
+class Enqueued:
     queue_size: int
+    pod_id: str  # the pod holding the player: where the answer goes
 
 
 class Dequeued(enum.Enum):
-    REMOVED = 1
-    NOT_QUEUED = 0
-    OTHER_POD = 2  # the player reconnected elsewhere: their place stays
+    REMOVED = "removed"
+    NOT_QUEUED = "not_queued"
+    STALE = "stale"  # the fence did not match: the player's place stays
+
+
+@dataclass(frozen=True)
+class Attached:
+    epoch: int
+    previous_pod: str  # "" when nobody held the player
+    standing: Standing
+    notice: bytes  # a `dequeued` message kept for this welcome, or b""
 
 
 @dataclass(frozen=True)
@@ -52,43 +116,73 @@ class PairToCommit:
     request: bytes  # BattleRequest JSON
 
 
+def _register(redis: Any, names: Sequence[str]) -> dict[str, AsyncScript]:
+    return {name: redis.register_script(load_source(name)) for name in names}
+
+
+def _standing(activity: bytes | str, mode: bytes | str, match_id: bytes | str = b"") -> Standing:
+    return Standing(Activity(_text(activity) or "idle"), _text(mode), _text(match_id))
+
+
 class QueueScripts:
     """Typed access to the queue scripts for one namespace."""
 
     def __init__(self, redis: Any, keys: Keys) -> None:
         self._keys = keys
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(load_source(name))
-            for name in (
+        self._scripts = _register(
+            redis,
+            (
                 "enqueue",
                 "dequeue",
                 "try_match_pop",
                 "commit_match",
                 "reap",
-                "repoint",
                 "try_match_pop_exclusive",
                 "expire",
-            )
-        }
+                "clear_queue",
+            ),
+        )
 
     async def enqueue(
-        self, mode: GameMode, player_id: str, score_ms: int, ticket: bytes, pod_id: str
-    ) -> QueueChange:
+        self, mode: GameMode, player_id: str, score_ms: int, ticket: bytes, epoch: int
+    ) -> Enqueued:
+        """Queue the player for the connection holding epoch `epoch`; raises StaleEpoch when
+        another connection holds the player, Busy when they are doing something already."""
         k = self._keys
-        added, size = await self._scripts["enqueue"](
-            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.inflight(mode)],
-            [player_id, score_ms, ticket, pod_id],
+        status, size, pod, activity, act_mode = await self._scripts["enqueue"](
+            [
+                k.queue(mode),
+                k.tickets(mode),
+                k.ticket_pods(mode),
+                k.inflight(mode),
+                k.player(player_id),
+            ],
+            [player_id, score_ms, ticket, epoch, mode.value],
         )
-        return QueueChange(bool(added), int(size))
+        status = _text(status)
+        if status == "stale":
+            raise StaleEpoch()
+        if status == "busy":
+            raise Busy(_standing(activity, act_mode))
+        return Enqueued(int(size), _text(pod))
 
     async def dequeue(
-        self, mode: GameMode, player_id: str, only_pod: str = ""
+        self,
+        mode: GameMode,
+        player_id: str,
+        *,
+        epoch: int | None = None,
+        only_pod: str = "",
+        notice: bytes = b"",
     ) -> tuple[Dequeued, int]:
+        """Take the player out of the mode's queue, if the record still holds `epoch` (None:
+        any) and is held by `only_pod` ("": any); `notice` is kept for their next welcome."""
         k = self._keys
         status, size = await self._scripts["dequeue"](
-            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)], [player_id, only_pod]
+            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.player(player_id), k.deadlines],
+            [player_id, "" if epoch is None else epoch, only_pod, notice],
         )
-        return Dequeued(int(status)), int(size)
+        return Dequeued(_text(status)), int(size)
 
     async def pop(self, mode: GameMode, limit: int, lease_deadline_ms: int) -> list[Popped]:
         k = self._keys
@@ -102,10 +196,7 @@ class QueueScripts:
             ],
             [limit, lease_deadline_ms],
         )
-        return [
-            Popped(_text(flat[i]), int(float(flat[i + 1])), _bytes(flat[i + 2]), _text(flat[i + 3]))
-            for i in range(0, len(flat), 4)
-        ]
+        return _popped(flat)
 
     async def commit(
         self,
@@ -113,10 +204,20 @@ class QueueScripts:
         pairs: Sequence[PairToCommit],
         leftover: Sequence[str],
         dropped: Sequence[str],
+        battle_deadline_ms: int,
     ) -> set[str]:
-        """Returns the match ids committed to the battle stream."""
+        """Returns the match ids committed to the battle stream; their players' records say
+        "battle" until `battle_deadline_ms` at the latest."""
         k = self._keys
-        args: list[Any] = [len(pairs), len(leftover), len(dropped), BATTLE_STREAM_MAXLEN]
+        args: list[Any] = [
+            len(pairs),
+            len(leftover),
+            len(dropped),
+            BATTLE_STREAM_MAXLEN,
+            k.player_prefix,
+            battle_deadline_ms,
+            mode.value,
+        ]
         for pair in pairs:
             args += [pair.match_id, pair.player1, pair.player2, pair.request]
         args += [*leftover, *dropped]
@@ -128,6 +229,7 @@ class QueueScripts:
                 k.inflight(mode),
                 k.inflight_scores(mode),
                 k.battles(mode),
+                k.deadlines,
             ],
             args,
         )
@@ -138,14 +240,6 @@ class QueueScripts:
         return int(
             await self._scripts["reap"](
                 [k.queue(mode), k.inflight(mode), k.inflight_scores(mode)], [now_ms, limit]
-            )
-        )
-
-    async def repoint(self, mode: GameMode, player_id: str, pod_id: str) -> bool:
-        k = self._keys
-        return bool(
-            await self._scripts["repoint"](
-                [k.queue(mode), k.ticket_pods(mode), k.inflight(mode)], [player_id, pod_id]
             )
         )
 
@@ -166,20 +260,128 @@ class QueueScripts:
             ],
             [limit, lease_deadline_ms, max(1, pass_interval_ms)],
         )
-        return [
-            Popped(_text(flat[i]), int(float(flat[i + 1])), _bytes(flat[i + 2]), _text(flat[i + 3]))
-            for i in range(0, len(flat), 4)
-        ]
+        return _popped(flat)
 
     async def expire(
-        self, mode: GameMode, cutoff_ms: int, limit: int = 1000
+        self, mode: GameMode, cutoff_ms: int, notice: bytes, limit: int = 1000
     ) -> list[tuple[str, str]]:
-        """Remove tickets enqueued at or before `cutoff_ms`; returns (player id, pod id)."""
+        """Remove tickets enqueued at or before `cutoff_ms`; returns (player id, pod holding
+        them, "" for nobody: they get `notice` at their next welcome)."""
         k = self._keys
         flat = await self._scripts["expire"](
-            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)], [cutoff_ms, limit]
+            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.deadlines],
+            [cutoff_ms, limit, k.player_prefix, mode.value, notice],
         )
-        return [(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return _player_pods(flat)
+
+    async def clear(self, mode: GameMode, notice: bytes) -> list[tuple[str, str]]:
+        """Empty the mode's queue; returns (player id, pod holding them) of those removed."""
+        k = self._keys
+        flat = await self._scripts["clear_queue"](
+            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.deadlines],
+            [k.player_prefix, mode.value, notice],
+        )
+        return _player_pods(flat)
+
+
+@dataclass(frozen=True)
+class Overdue:
+    player_id: str
+    match_id: str
+    pod_id: str  # "" when nobody holds the player
+
+
+class PlayerScripts:
+    """Typed access to the scripts that change a player's record outside the queues."""
+
+    def __init__(self, redis: Any, keys: Keys) -> None:
+        self._redis, self._keys = redis, keys
+        self._scripts = _register(redis, ("attach", "detach", "begin_pve", "finish", "overdue"))
+
+    async def pods(self, player_ids: Sequence[str]) -> list[str]:
+        """The pod holding each player now ("" = nobody): where a message for them goes. The
+        one place that routes to a player (their records share a slot: one pipeline)."""
+        if not player_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for player_id in player_ids:
+                pipe.hget(self._keys.player(player_id), "pod")
+            replies = await pipe.execute()
+        return [_text(pod) if pod else "" for pod in replies]
+
+    async def holder(self, player_id: str) -> str:
+        """The pod holding the player now ("" = nobody)."""
+        return (await self.pods([player_id]))[0]
+
+    async def attach(self, player_id: str, pod_id: str, now_ms: int) -> Attached:
+        """This pod's new connection takes the player; returns its epoch and where the player
+        stands (a queued player's ticket now points here)."""
+        k = self._keys
+        keys = [k.player(player_id), k.deadlines]
+        for mode in GameMode:
+            keys += [k.queue(mode), k.inflight(mode), k.ticket_pods(mode)]
+        epoch, previous, activity, mode_name, match_id, notice = await self._scripts["attach"](
+            keys, [player_id, pod_id, now_ms, *(m.value for m in GameMode)]
+        )
+        return Attached(
+            int(epoch), _text(previous), _standing(activity, mode_name, match_id), _bytes(notice)
+        )
+
+    async def detach(
+        self, player_id: str, epoch: int, notices: dict[GameMode, bytes]
+    ) -> GameMode | None:
+        """Let the player go (the connection holding `epoch` is gone for good): nobody holds
+        them, and a queued player is dequeued with the mode's notice kept for them. Returns
+        the mode they were dequeued from, if any. Nothing changes for a stale epoch."""
+        k = self._keys
+        keys = [k.player(player_id), k.deadlines]
+        args: list[Any] = [player_id, epoch]
+        for mode in GameMode:
+            keys += [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)]
+            args += [mode.value, notices[mode]]
+        _status, mode_name = await self._scripts["detach"](keys, args)
+        return GameMode(_text(mode_name)) if mode_name else None
+
+    async def begin_pve(
+        self, player_id: str, epoch: int, match_id: str, deadline_ms: int, mode: str
+    ) -> None:
+        """Record a PvE battle; raises StaleEpoch or Busy (nothing changed)."""
+        k = self._keys
+        status, activity, act_mode = await self._scripts["begin_pve"](
+            [k.player(player_id), k.deadlines], [player_id, epoch, match_id, deadline_ms, mode]
+        )
+        status = _text(status)
+        if status == "stale":
+            raise StaleEpoch()
+        if status == "busy":
+            raise Busy(_standing(activity, act_mode))
+
+    async def finish(self, match_id: str, players: Sequence[str]) -> list[str]:
+        """The battle ended: its players are idle again (unless they moved on). Returns the pod
+        holding each player now ("" = nobody), in order."""
+        k = self._keys
+        pods = await self._scripts["finish"]([k.deadlines], [k.player_prefix, match_id, *players])
+        return [_text(pod) for pod in pods]
+
+    async def overdue(self, now_ms: int, limit: int = 500) -> list[Overdue]:
+        """End the battles past their deadline; returns who was freed and where they are."""
+        k = self._keys
+        flat = await self._scripts["overdue"]([k.deadlines], [k.player_prefix, now_ms, limit])
+        return [
+            Overdue(_text(flat[i]), _text(flat[i + 1]), _text(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+
+
+def _popped(flat: list[Any]) -> list[Popped]:
+    return [
+        Popped(_text(flat[i]), int(float(flat[i + 1])), _bytes(flat[i + 2]), _text(flat[i + 3]))
+        for i in range(0, len(flat), 4)
+    ]
+
+
+def _player_pods(flat: list[Any]) -> list[tuple[str, str]]:
+    return [(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
 @dataclass(frozen=True)
@@ -200,7 +402,8 @@ class PartyLeft:
 class PartyExpired:
     player_id: str
     code: str
-    dequeued_pod: str  # the pod to tell when the member was waiting in the party queue
+    dequeued: bool  # the member was waiting in the party queue and was taken out
+    pod_id: str  # the pod holding the member ("" = nobody)
 
 
 class PartyScripts:
@@ -208,10 +411,9 @@ class PartyScripts:
 
     def __init__(self, redis: Any, keys: Keys) -> None:
         self._keys = keys
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(load_source(name))
-            for name in ("party_create", "party_join", "party_leave", "party_sweep")
-        }
+        self._scripts = _register(
+            redis, ("party_create", "party_join", "party_leave", "party_sweep")
+        )
 
     def _party_keys(self) -> list[str]:
         k = self._keys
@@ -219,7 +421,7 @@ class PartyScripts:
 
     def _queue_keys(self) -> list[str]:
         k, mode = self._keys, GameMode.PARTY
-        return [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)]
+        return [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.deadlines]
 
     async def create(self, code: str, player_id: str, now_ms: int, expires_ms: int) -> PartyReply:
         status, party = await self._scripts["party_create"](
@@ -235,7 +437,8 @@ class PartyScripts:
 
     async def leave(self, player_id: str) -> PartyLeft:
         reply = await self._scripts["party_leave"](
-            self._party_keys() + self._queue_keys(), [player_id]
+            self._party_keys() + self._queue_keys(),
+            [player_id, self._keys.player_prefix, GameMode.PARTY.value],
         )
         if _text(reply[0]) != "ok":
             return PartyLeft(False, b"", "", "")
@@ -243,11 +446,12 @@ class PartyScripts:
 
     async def sweep(self, now_ms: int, limit: int = 500) -> list[PartyExpired]:
         flat = await self._scripts["party_sweep"](
-            self._party_keys() + self._queue_keys(), [now_ms, limit]
+            self._party_keys() + self._queue_keys(),
+            [now_ms, limit, self._keys.player_prefix, GameMode.PARTY.value],
         )
         return [
-            PartyExpired(_text(flat[i]), _text(flat[i + 1]), _text(flat[i + 2]))
-            for i in range(0, len(flat), 3)
+            PartyExpired(_text(flat[i]), _text(flat[i + 1]), bool(flat[i + 2]), _text(flat[i + 3]))
+            for i in range(0, len(flat), 4)
         ]
 
 

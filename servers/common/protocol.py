@@ -290,6 +290,18 @@ class MatchFound(ServerMessage, tag="match_found"):
     opponent_name: str
 
 
+# Why a battle ended without a result: its runner failed for good, or it overran its deadline.
+BattleFailReason = Literal["failed", "timeout"]
+
+
+class BattleFailed(ServerMessage, tag="battle_failed"):
+    """The battle `match_id` ended without a result; the player is free again (nothing was
+    recorded for it: no win, no loss, no rating change)."""
+
+    match_id: str
+    reason: BattleFailReason
+
+
 # A battle's result from one player's side.
 Outcome = Literal["win", "loss", "draw"]
 
@@ -395,6 +407,7 @@ AnyServerMessage = (
     | Dequeued
     | MatchFound
     | BattleResultMessage
+    | BattleFailed
     | Error
     | Options
     | Party
@@ -420,6 +433,9 @@ class EnqueueRequest(BusMessage, frozen=True):
     pod_id: str
     metadata: BattleSnapshot
     enqueued_at_ms: int
+    # The fencing epoch of the connection that asked (servers/common/players.py): the request
+    # is refused once another connection holds the player.
+    epoch: int = 0
 
 
 class DequeueRequest(BusMessage, frozen=True):
@@ -430,6 +446,7 @@ class DequeueRequest(BusMessage, frozen=True):
     game_mode: str
     pod_id: str
     reason: DequeueReason = "requested"
+    epoch: int = 0  # as in EnqueueRequest; 0 = an operator's dequeue, whoever holds the player
 
 
 class ResultEnQueued(BusMessage, tag="EnQueued", tag_field="type", frozen=True):
@@ -449,6 +466,10 @@ class ResultDequeued(BusMessage, tag="Dequeued", tag_field="type", frozen=True):
 class ResultError(BusMessage, tag="Error", tag_field="type", frozen=True):
     code: ErrorCode
     message: str
+    # ALREADY_QUEUED / IN_BATTLE: where the player's record says they are, so that the
+    # session, a cache of that record, can follow it.
+    queued_mode: str = ""
+    match_id: str = ""
 
 
 class MatchResult(BusMessage, frozen=True):
@@ -495,9 +516,12 @@ class BattleNotice(BusMessage, frozen=True):
 class PodCommand(BusMessage, frozen=True):
     """Operations -> one game server (channel `pod:{pod_id}:control`)."""
 
-    command: Literal["drain", "player_moved", "disconnect", "party_changed"]
+    command: Literal["drain", "player_moved", "disconnect", "party_changed", "battle_failed"]
     player_id: str | None = None
     to_pod: str | None = None
+    # "battle_failed": the match and why.
+    match_id: str | None = None
+    reason: BattleFailReason | None = None
     # "party_changed": what happened and the party JSON after it.
     event: PartyEvent | None = None
     party: str | None = None

@@ -84,6 +84,7 @@ class GameServer:
             party_ttl=settings.game.party_ttl,
             gzip_threshold=settings.game.timeline_gzip_threshold,
             history_limit=settings.game.history_limit,
+            battle_deadline=settings.match.battle_deadline,
         )
         runner = BattleRunner(redis, pool, keys, pod_id, rating=settings.rating)
         relay.run_battle = runner.run
@@ -236,6 +237,7 @@ class GameServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.relay.close()
         try:
             await self.redis.delete(self.keys.heartbeat(self.settings.pod_id, "game"))
         except Exception as exc:  # Redis may be the reason we stop

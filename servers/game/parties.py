@@ -20,7 +20,7 @@ from servers.common import bus
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import PartyScripts
+from servers.common.lua import PartyScripts, PlayerScripts
 
 # Invite codes: 6 characters without look-alikes (no 0/O, 1/I/L), ~1e9 codes.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -76,6 +76,7 @@ class Parties:
 
     def __post_init__(self) -> None:
         self.scripts = PartyScripts(self.redis, self.keys)
+        self.players = PlayerScripts(self.redis, self.keys)
 
     async def current(self, player_id: str) -> PartyRecord | None:
         """The player's live party, or None (an expired one counts as none)."""
@@ -153,13 +154,13 @@ class Parties:
         others = [m for m in record.members if m != actor]
         if not others:
             return
-        pods = await self.redis.mget([self.keys.player_pod(m) for m in others])
+        pods = await self.players.pods(others)
         payload = msgspec.json.encode(record).decode()
         for member, pod in zip(others, pods, strict=True):
             if pod:
                 await bus.publish(
                     self.redis,
-                    self.keys.pod_control(bus.text(pod)),
+                    self.keys.pod_control(pod),
                     p.PodCommand(
                         command="party_changed", player_id=member, event=event, party=payload
                     ),

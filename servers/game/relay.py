@@ -1,8 +1,10 @@
 """WebSocket sessions <-> Redis: queue requests out, match and battle results in, reconnects.
 
-Where a player's session lives is recorded in Redis (`player:{id}:pod`), so results find the
-player on whichever pod they are connected to now, and a reconnect to another pod takes the
-session over: the queue place is repointed and the old pod is told to let go.
+Who holds a player, and what the player is doing, is the player's record in Redis
+(lua/prelude.lua). A connection takes the player with `attach.lua` (a new fencing epoch; a
+queued player's ticket now points here, the old pod is told to let go), every request carries
+that epoch, and a session forgotten after its reconnect grace lets the player go with
+`detach.lua`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from servers.common import bus
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import PVE_MODE, GameMode, Keys
-from servers.common.lua import QueueScripts
+from servers.common.lua import Busy, PlayerScripts, StaleEpoch
+from servers.common.players import busy_error, dequeued_notice
 from servers.common.ratelimit import ActivityLimits
 from servers.game import lobby, metrics, pve
 from servers.game.parties import Parties
@@ -49,7 +52,6 @@ _WELCOME_STATE: dict[QueueState, p.SessionState] = {
     QueueState.ENQUEUING: "queued",
     QueueState.IN_BATTLE: "in_battle",
 }
-PLAYER_POD_TTL = 86_400  # routes of players who never come back expire
 DELIVERED_TTL = 3_600
 # A battle result that overtook its MatchFound waits this long for it (see on_message).
 EARLY_RESULT_WAIT = 2.0
@@ -70,6 +72,7 @@ class Relay:
         party_ttl: float = 1800.0,
         gzip_threshold: int = 4096,
         history_limit: int = 50,
+        battle_deadline: float = 120.0,
     ) -> None:
         self.redis, self.pool, self.keys, self.pod_id = redis, pool, keys, pod_id
         self.grace = grace
@@ -77,7 +80,8 @@ class Relay:
         self.registry = Registry(
             self, reply_timeout, grace, on_forget=self._forgotten, gzip_threshold=gzip_threshold
         )
-        self.scripts = QueueScripts(redis, keys)
+        self.players = PlayerScripts(redis, keys)
+        self.battle_deadline_ms = int(battle_deadline * 1000)
         self.parties = Parties(redis, keys, party_ttl)
         self.draining = False
         self.early: dict[str, p.BattleResult] = {}  # player id -> result ahead of MatchFound
@@ -105,6 +109,7 @@ class Relay:
                 pod_id=self.pod_id,
                 metadata=snapshot,
                 enqueued_at_ms=int(time.time() * 1000),
+                epoch=session.epoch,
             ),
         )
 
@@ -120,6 +125,7 @@ class Relay:
                 game_mode=mode.value,
                 pod_id=self.pod_id,
                 reason=reason,
+                epoch=session.epoch,
             ),
         )
 
@@ -132,10 +138,9 @@ class Relay:
         Returns the session, whether it was resumed, and what happened while the player was
         away, to send right after the welcome: a finished battle's result, or a dequeue."""
         session, resumed = self.registry.attach(player_id, name, conn)
-        previous = await self.redis.set(
-            self.keys.player_pod(player_id), self.pod_id, ex=PLAYER_POD_TTL, get=True
-        )
-        moved_from = bus.text(previous) if isinstance(previous, bytes | str) else None
+        attached = await self.players.attach(player_id, self.pod_id, int(time.time() * 1000))
+        session.epoch = attached.epoch
+        moved_from = attached.previous_pod
         if moved_from and moved_from != self.pod_id:
             await bus.publish(
                 self.redis,
@@ -143,25 +148,30 @@ class Relay:
                 p.PodCommand(command="player_moved", player_id=player_id, to_pod=self.pod_id),
             )
             metrics.published(self.keys.namespace, self.keys.pod_control(moved_from))
-        if session.state is QueueState.IDLE:
-            await self._restore(session)
+        session.follow(attached.standing)
         missed: p.BattleResult | p.Dequeued | None = None
         if session.state is QueueState.IN_BATTLE and session.match_id:
             missed = await load_result(self.pool, session.match_id, session.player_id)
         elif session.state is QueueState.IDLE:
-            notice = await self.redis.getdel(self.keys.notice(player_id))
-            if notice is not None:  # dequeued by the server while the player had no socket
-                missed = _notice.decode(notice)
+            missed = await self._owed_result(session)
+            if missed is None and attached.notice:  # dequeued while nobody held the player
+                missed = _notice.decode(attached.notice)
         return session, resumed or bool(moved_from and moved_from != self.pod_id), missed
 
-    async def _restore(self, session: Session) -> None:
-        for mode in GameMode:
-            if await self.scripts.repoint(mode, session.player_id, self.pod_id):
-                session.resume_queued(mode)
-                return
-        match = await self.redis.get(self.keys.player_match(session.player_id))
-        if match is not None:
-            session.resume_battle(bus.text(match))
+    async def _owed_result(self, session: Session) -> p.BattleResult | None:
+        """The result of a battle that ended while the player was away, if it is owed (its
+        marker is set until delivered); a marker of a battle that ended without a result (it
+        failed or overran its deadline) is dropped."""
+        marker = self.keys.player_match(session.player_id)
+        match = await self.redis.get(marker)
+        if match is None:
+            return None
+        result = await load_result(self.pool, bus.text(match), session.player_id)
+        if result is None:
+            await self.redis.delete(marker)
+            return None
+        session.resume_battle(result.match_id)  # settled by the delivery that follows
+        return result
 
     def welcome(self, session: Session, resumed: bool) -> p.Welcome:
         state = _WELCOME_STATE.get(session.state, "idle")
@@ -273,6 +283,8 @@ class Relay:
                 )
             elif command.party:
                 session.send(party_message(decode_party(command.party), command.event or "state"))
+        elif command.command == "battle_failed" and session is not None:
+            session.on_battle_failed(command.match_id or "", command.reason or "failed")
         elif command.command == "player_moved" and session is not None:
             if command.to_pod != self.pod_id:
                 session.release()
@@ -285,35 +297,35 @@ class Relay:
 
     # ------------------------------------------------------------ parties, PvE
     def _forgotten(self, session: Session) -> None:
-        """A session ended here. Unless the player moved to another pod, they leave their
-        party once the reconnect grace has passed without them coming back anywhere."""
-        if session.moved:
-            return
-        loop = asyncio.get_running_loop()
-        player_id = session.player_id
-        # The coroutine is made when the timer fires: one made now would never be awaited if
-        # the server stops first.
-        loop.call_later(self.grace, lambda: self._spawn(self._leave_if_gone(player_id)))
+        """A session ended here. Unless the player moved to another pod, the player's record
+        lets them go (a queued player is dequeued, with a notice for the next welcome) and
+        they leave their party: the reconnect grace has passed without them coming back."""
+        if not session.moved:
+            self._spawn(self._let_go(session.player_id, session.epoch))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _leave_if_gone(self, player_id: str) -> None:
+    async def _let_go(self, player_id: str, epoch: int) -> None:
+        notices = {mode: dequeued_notice(mode, "disconnected") for mode in GameMode}
         try:
-            if self.registry.get(player_id) is not None:
-                return
-            pod = await self.redis.get(self.keys.player_pod(player_id))
-            if pod is not None and bus.text(pod) != self.pod_id:
-                return  # reconnected to another pod
+            await self.players.detach(player_id, epoch, notices)
+            if await self.players.holder(player_id):
+                return  # reconnected meanwhile, here or elsewhere: the party stays
             if await self.parties.current(player_id) is not None:
                 await self.parties.leave(player_id)
                 log.info("%s left their party on disconnect", player_id)
         except GameError:
             pass
         except Exception:
-            log.exception("could not take %s out of their party", player_id)
+            log.exception("could not let %s go", player_id)
+
+    async def close(self) -> None:
+        """Wait for the letting-go of forgotten sessions still under way (at shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def start_pve(self, session: Session, difficulty: str, ref: str | None) -> None:
         """A battle against the AI on this game server: MatchFound now, the result as for any
@@ -330,8 +342,19 @@ class Relay:
         if session.state is not QueueState.IDLE:  # changed while we read the database
             raise GameError(ErrorCode.REQUEST_IN_PROGRESS)
         now = int(time.time() * 1000)
+        match_id = str(uuid.uuid4())
+        try:
+            await self.players.begin_pve(
+                session.player_id, session.epoch, match_id, now + self.battle_deadline_ms, PVE_MODE
+            )
+        except StaleEpoch:
+            raise GameError(ErrorCode.SESSION_REPLACED) from None
+        except Busy as busy:
+            refusal = busy_error(busy)
+            session.follow(busy.standing)
+            raise GameError(refusal.code, refusal.message) from None
         request = p.BattleRequest(
-            match_id=str(uuid.uuid4()),
+            match_id=match_id,
             game_mode=PVE_MODE,
             seed=secrets.randbits(63),
             player1=p.PlayerCandidate(
@@ -351,8 +374,5 @@ class Relay:
                 opponent_name=ai.name,
             )
         )
-        try:
-            await self.run_battle(request)
-        except Exception:
-            session.abandon_battle(request.match_id)
-            raise
+        # A failure ends the battle for the player (battle_failed) inside the runner.
+        await self.run_battle(request)

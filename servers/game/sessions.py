@@ -1,8 +1,11 @@
 """Player sessions (one actor per connected player) and the registry player_id -> session.
 
-A session outlives its WebSocket: a second connection for the same player takes the session
-over, and a session whose socket closed stays for the reconnect grace period (queue place kept),
-then dequeues the player. The queue state machine lives here:
+A session is this pod's cache of the player's record in Redis (lua/prelude.lua), which alone
+says what the player is doing: every change goes through a script that checks the record, and
+the session follows the answers. A session outlives its WebSocket: a second connection for the
+same player takes the session over (a new epoch), and a session whose socket closed stays for
+the reconnect grace period (queue place kept), then is forgotten, whatever it was doing: the
+relay lets the player's record go (dequeueing a queued player). The session's state machine:
 
     idle --enqueue--> enqueuing --EnQueued--> queued --dequeue--> dequeuing --Dequeued--> idle
                           \\--Error--> idle         \\--MatchFound--> in_battle --result--> idle
@@ -27,6 +30,7 @@ from servers.common import protocol as p
 from servers.common.config import GameSettings
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode
+from servers.common.lua import Activity, Standing
 from servers.game import metrics
 
 log = logging.getLogger("cardgame.game.sessions")
@@ -134,6 +138,8 @@ class Session:
     timeline_gzip: bool = False
     gzip_threshold: int = 4096
     moved: bool = False  # released to another pod (its party stays)
+    # The fencing epoch of the connection holding the player (from the record, per attach).
+    epoch: int = 0
     _timer: asyncio.TimerHandle | None = field(default=None, repr=False)
     _grace_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
@@ -192,9 +198,7 @@ class Session:
 
     def attached(self, conn: Connection) -> None:
         self.conn = conn
-        if self._grace_timer is not None:
-            self._grace_timer.cancel()
-            self._grace_timer = None
+        self._cancel_grace()
 
     def resume_queued(self, mode: GameMode) -> None:
         """The player is still queued (e.g. reconnected from another pod)."""
@@ -205,42 +209,49 @@ class Session:
         self._settle(QueueState.IN_BATTLE)
         self.match_id = match_id
 
-    def abandon_battle(self, match_id: str) -> None:
-        """A battle run here failed before it was recorded (PvE): back to idle."""
+    def follow(self, standing: Standing) -> None:
+        """Take the record's word for where the player stands (after an attach): any request
+        in flight is forgotten; its late answer finds no request to settle."""
+        if standing.activity is Activity.QUEUED:
+            self.resume_queued(GameMode(standing.mode))
+        elif standing.activity in (Activity.BATTLE, Activity.PVE):
+            self.resume_battle(standing.match_id)
+        else:
+            self._settle(QueueState.IDLE)
+
+    def on_battle_failed(self, match_id: str, reason: p.BattleFailReason) -> None:
+        """The battle ended without a result (its runner failed, or it overran its deadline)."""
         if self.state is QueueState.IN_BATTLE and self.match_id == match_id:
             self._settle(QueueState.IDLE)
-            self._maybe_done()
+            self.send(p.BattleFailed(match_id=match_id, reason=reason))
 
     def disconnected(self) -> None:
-        """The socket closed: after the grace period the game server dequeues the player."""
+        """The socket closed: the session waits for a reconnect during the grace period, then
+        is forgotten (the relay dequeues a queued player; a battle's result waits for them)."""
         self.conn = None
-        if self.state in (QueueState.QUEUED, QueueState.ENQUEUING):
-            self._grace_timer = asyncio.get_running_loop().call_later(self.grace, self._grace_over)
-        self._maybe_done()
+        self._cancel_grace()
+        self._grace_timer = asyncio.get_running_loop().call_later(self.grace, self._grace_over)
 
     def _grace_over(self) -> None:
         self._grace_timer = None
-        if self.conn is not None:
-            return
-        if self.state is QueueState.QUEUED and self.mode is not None:
-            asyncio.get_running_loop().create_task(
-                self._quiet(self._send_dequeue(self.mode, None, "disconnected"))
-            )
-        elif self.state is QueueState.ENQUEUING:
-            self.dequeue_wanted = "disconnected"
+        if self.conn is None:
+            self.on_settled(self)
+
+    def _cancel_grace(self) -> None:
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
 
     def release(self) -> None:
         """The player moved to another pod: forget them here without touching their queue."""
         self.moved = True
-        if self._grace_timer is not None:
-            self._grace_timer.cancel()
-            self._grace_timer = None
+        self._cancel_grace()
         self._settle(QueueState.IDLE)
         if self.conn is not None:
             self.conn.send(p.error_message(ErrorCode.SESSION_REPLACED))
             self.conn.close(CLOSE_REPLACED, "session moved to another connection")
             self.conn = None
-        self._maybe_done()
+        self.on_settled(self)
 
     async def _quiet(self, work: Awaitable[None]) -> None:
         try:
@@ -248,7 +259,6 @@ class Session:
         except Exception:
             log.exception("automatic dequeue of %s failed", self.player_id)
             self._settle(QueueState.IDLE)
-            self._maybe_done()
 
     # ------------------------------------------------------------ match server side
     def on_match_result(self, msg: p.MatchResult) -> None:
@@ -281,7 +291,6 @@ class Session:
             ref = self.request_ref if self.state is QueueState.DEQUEUING else None
             self._settle(QueueState.IDLE)
             self.send(p.Dequeued(id=ref, mode=msg.game_mode, reason=result.reason))
-            self._maybe_done()
             return
         if msg.request_id is None or msg.request_id != self.request_id:
             if isinstance(result, p.ResultEnQueued) and self.state is QueueState.IDLE:
@@ -302,19 +311,25 @@ class Session:
             self._settle(QueueState.IDLE)
             self.send(p.Dequeued(id=ref, mode=msg.game_mode, reason=result.reason))
         elif isinstance(result, p.ResultError):
-            was = self.state
-            self._settle(QueueState.IDLE)
-            if was is QueueState.DEQUEUING and result.code is ErrorCode.NOT_QUEUED:
-                # Not in the queue any more (e.g. removed by the server): report it as dequeued.
-                self.send(p.Dequeued(id=ref, mode=msg.game_mode, reason="server"))
-            else:
-                self.send_error(result.code, result.message, ref)
-        self._maybe_done()
+            self._refused(msg.game_mode, result, ref)
+
+    def _refused(self, mode: str, result: p.ResultError, ref: str | None) -> None:
+        """A queue request was refused; follow what the record says where it says it."""
+        was = self.state
+        self._settle(QueueState.IDLE)
+        if was is QueueState.DEQUEUING and result.code is ErrorCode.NOT_QUEUED:
+            # Not in the queue any more (e.g. removed by the server): report it as dequeued.
+            self.send(p.Dequeued(id=ref, mode=mode, reason="server"))
+            return
+        if result.code is ErrorCode.ALREADY_QUEUED and result.queued_mode:
+            self.resume_queued(GameMode(result.queued_mode))
+        elif result.code is ErrorCode.IN_BATTLE and result.match_id:
+            self.resume_battle(result.match_id)
+        self.send_error(result.code, result.message, ref)
 
     def settle_battle(self, match_id: str) -> None:
         if self.state is QueueState.IN_BATTLE and self.match_id == match_id:
             self._settle(QueueState.IDLE)
-            self._maybe_done()
 
     def on_battle_result(self, msg: p.BattleResult) -> None:
         """Deliver a result (the relay made sure it is delivered once)."""
@@ -339,7 +354,6 @@ class Session:
                 timeline_gzip=packed,
             )
         )
-        self._maybe_done()
 
     def pack_timeline(self, timeline: msgspec.Raw) -> tuple[msgspec.Raw, str | None]:
         """(timeline, None), or (null, gzip+base64 text) when this client asked for
@@ -384,11 +398,6 @@ class Session:
             asyncio.get_running_loop().create_task(
                 self._quiet(self.port.dequeue(self, uuid.uuid4().hex, mode, "server"))
             )
-        self._maybe_done()
-
-    def _maybe_done(self) -> None:
-        if self.conn is None and self.state is QueueState.IDLE and self._grace_timer is None:
-            self.on_settled(self)
 
 
 class Registry:

@@ -50,6 +50,7 @@ def matchmaking_for(
         pass_batch_size=m.pass_batch_size,
         ticket_max_wait=m.ticket_max_wait,
         pass_interval=m.tick_interval,
+        battle_deadline=m.battle_deadline,
     )
 
 

@@ -17,20 +17,23 @@ import uuid
 import msgspec
 import redis.asyncio as aioredis
 
-from servers.common import bus
 from servers.common import protocol as p
 from servers.common.bus import stop_if_cancelling
 from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
 from servers.common.lua import (
+    Busy,
     Dequeued,
     PairToCommit,
     PartyScripts,
+    PlayerScripts,
     Popped,
     PublishScript,
     QueueScripts,
+    StaleEpoch,
 )
 from servers.common.models import BattleSnapshot
+from servers.common.players import busy_error, dequeued_notice
 from servers.match.matchmakers.normal import pair_fifo
 from servers.match.matchmakers.party import pair_party
 from servers.match.matchmakers.ranked import Entry, Window, pair_by_rating
@@ -42,9 +45,6 @@ _enqueue_request = msgspec.json.Decoder(p.EnqueueRequest)
 _dequeue_request = msgspec.json.Decoder(p.DequeueRequest)
 _snapshot = msgspec.json.Decoder(BattleSnapshot)
 _encoder = msgspec.json.Encoder()
-
-
-NOTICE_TTL = 3600
 
 
 def now_ms() -> int:
@@ -73,11 +73,14 @@ class Matchmaking:
         pass_batch_size: int = 10_000,
         ticket_max_wait: float = 300.0,
         pass_interval: float = 0.2,
+        battle_deadline: float = 120.0,
     ) -> None:
         self.redis, self.keys, self.batch_size, self.metrics = redis, keys, batch_size, metrics
         self.lease_ms = int(lease_seconds * 1000)
         self.scripts = QueueScripts(redis, keys)
         self.parties = PartyScripts(redis, keys)
+        self.players = PlayerScripts(redis, keys)
+        self.battle_deadline_ms = int(battle_deadline * 1000)
         self.window = window or Window()
         self.pass_batch_size = pass_batch_size
         self.ticket_max_wait_ms = int(ticket_max_wait * 1000)
@@ -113,37 +116,37 @@ class Matchmaking:
             self.metrics.requests.labels("enqueue", "malformed").inc()
             log.error("dropping a malformed enqueue request: %s", exc)
             return
-        # The player may have reconnected to another pod since the request was sent: queue
-        # them for, and answer, the pod that holds their session now.
-        current = await self.redis.get(self.keys.player_pod(req.player_id))
-        pod_id = bus.text(current) if current else req.pod_id
-        result = await self._enqueue(req, pod_id)
+        pod_id, result = await self._enqueue(req)
         self.metrics.requests.labels("enqueue", type(result).__name__).inc()
         await self.reply(pod_id, req.player_id, req.game_mode, req.request_id, result)
 
-    async def _enqueue(
-        self, req: p.EnqueueRequest, pod_id: str
-    ) -> p.ResultEnQueued | p.ResultError:
+    async def _enqueue(self, req: p.EnqueueRequest) -> tuple[str, p.ResultEnQueued | p.ResultError]:
+        """(pod to answer, answer): the pod holding the player now, which may differ from the
+        one that asked when the player reconnected meanwhile."""
         try:
             mode = GameMode(req.game_mode)
         except ValueError:
-            return p.ResultError(
+            return req.pod_id, p.ResultError(
                 code=ErrorCode.UNKNOWN_MODE, message=f"unknown mode {req.game_mode!r}"
             )
         if self.maintenance:
-            return p.ResultError(
+            return req.pod_id, p.ResultError(
                 code=ErrorCode.MAINTENANCE, message="matchmaking is in maintenance mode"
             )
         # The match server's clock orders the queue, so skew between game servers cannot.
-        change = await self.scripts.enqueue(
-            mode, req.player_id, now_ms(), _encoder.encode(req.metadata), pod_id
-        )
-        self.metrics.queue_size.labels(mode.value).set(change.queue_size)
-        if change.changed:
-            return p.ResultEnQueued(queue_size=change.queue_size)
-        return p.ResultError(
-            code=ErrorCode.ALREADY_QUEUED, message="the player is already in the queue"
-        )
+        try:
+            queued = await self.scripts.enqueue(
+                mode, req.player_id, now_ms(), _encoder.encode(req.metadata), req.epoch
+            )
+        except StaleEpoch:
+            return req.pod_id, p.ResultError(
+                code=ErrorCode.SESSION_REPLACED,
+                message="another connection holds this player now",
+            )
+        except Busy as busy:
+            return req.pod_id, busy_error(busy)
+        self.metrics.queue_size.labels(mode.value).set(queued.queue_size)
+        return queued.pod_id, p.ResultEnQueued(queue_size=queued.queue_size)
 
     async def on_dequeue(self, data: bytes) -> None:
         self.requests_handled += 1
@@ -160,32 +163,23 @@ class Matchmaking:
                 code=ErrorCode.UNKNOWN_MODE, message=f"unknown mode {req.game_mode!r}"
             )
         else:
-            # Only the pod holding the player's session may take them out: a player who
-            # reconnected elsewhere keeps their place when the old pod's grace timer fires.
-            status, size = await self.scripts.dequeue(mode, req.player_id, req.pod_id)
+            # Only the connection holding the player may take them out: one that was replaced
+            # (the player reconnected) leaves the place to the new one. Epoch 0: an operator.
+            status, size = await self.scripts.dequeue(mode, req.player_id, epoch=req.epoch or None)
             self.metrics.queue_size.labels(mode.value).set(size)
             if status is Dequeued.REMOVED:
                 result = p.ResultDequeued(reason=req.reason)
-                if req.reason == "disconnected":  # nobody to tell now: tell them next time
-                    await self.leave_notice([(req.player_id, mode)], "disconnected")
+            elif status is Dequeued.STALE:
+                result = p.ResultError(
+                    code=ErrorCode.SESSION_REPLACED,
+                    message="another connection holds this player now",
+                )
             else:
                 result = p.ResultError(
                     code=ErrorCode.NOT_QUEUED, message="the player is not in the queue"
                 )
         self.metrics.requests.labels("dequeue", type(result).__name__).inc()
         await self.reply(req.pod_id, req.player_id, req.game_mode, req.request_id, result)
-
-    async def leave_notice(
-        self, players: list[tuple[str, GameMode]], reason: p.DequeueReason
-    ) -> None:
-        """Remember why players without a socket were dequeued; their next welcome says it."""
-        if not players:
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for player, mode in players:
-                notice = p.Dequeued(mode=mode.value, reason=reason)
-                pipe.set(self.keys.notice(player), _encoder.encode(notice), ex=NOTICE_TTL)
-            await pipe.execute()
 
     # ------------------------------------------------------------ TryMatch
     async def tick(self) -> int:
@@ -215,9 +209,10 @@ class Matchmaking:
         return formed
 
     async def housekeeping(self) -> None:
-        """Expire tickets past their lifetime and parties past theirs."""
+        """Expire tickets, parties and battles past their lifetime."""
         await self.expire_tickets()
         await self.sweep_parties()
+        await self.end_overdue_battles()
 
     async def run_housekeeping(self, interval: float = HOUSEKEEPING_INTERVAL) -> None:
         """Housekeeping forever (every match server; each removal is atomic, so once)."""
@@ -238,72 +233,97 @@ class Matchmaking:
             return 0
         expired = 0
         for mode in GameMode:
-            removed = await self.scripts.expire(mode, now_ms() - self.ticket_max_wait_ms)
+            removed = await self.scripts.expire(
+                mode, now_ms() - self.ticket_max_wait_ms, dequeued_notice(mode, "expired")
+            )
             if not removed:
                 continue
             expired += len(removed)
             self.metrics.expired.labels(mode.value).inc(len(removed))
             log.info("%d tickets expired in %s", len(removed), mode.value)
-            await self.publisher.publish_many(
-                [
-                    (
-                        self.keys.match_result(pod),
-                        _encoder.encode(
-                            p.MatchResult(
-                                player_id=player,
-                                game_mode=mode.value,
-                                result=p.ResultDequeued(reason="expired"),
-                            )
-                        ),
-                    )
-                    for player, pod in removed
-                    if pod
-                ]
-            )
+            await self.tell_dequeued(mode, removed, "expired")
         return expired
+
+    async def tell_dequeued(
+        self, mode: GameMode, players: list[tuple[str, str]], reason: p.DequeueReason
+    ) -> None:
+        """Tell the pods holding (player, pod) that the server took the player out of the
+        queue; a player nobody holds finds the notice in their record at the next welcome."""
+        await self.publisher.publish_many(
+            [
+                (
+                    self.keys.match_result(pod),
+                    _encoder.encode(
+                        p.MatchResult(
+                            player_id=player,
+                            game_mode=mode.value,
+                            result=p.ResultDequeued(reason=reason),
+                        )
+                    ),
+                )
+                for player, pod in players
+                if pod
+            ]
+        )
 
     async def sweep_parties(self) -> int:
         """Delete expired parties; tell their members (and dequeue those waiting for the duel)."""
         gone = await self.parties.sweep(now_ms())
         if not gone:
             return 0
-        pods = await self.redis.mget([self.keys.player_pod(e.player_id) for e in gone])
-        messages: list[tuple[str, bytes]] = []
-        for entry, pod in zip(gone, pods, strict=True):
-            if entry.dequeued_pod:
-                messages.append(
-                    (
-                        self.keys.match_result(entry.dequeued_pod),
-                        _encoder.encode(
-                            p.MatchResult(
-                                player_id=entry.player_id,
-                                game_mode=GameMode.PARTY.value,
-                                result=p.ResultDequeued(reason="party"),
-                            )
-                        ),
-                    )
+        await self.tell_dequeued(
+            GameMode.PARTY, [(e.player_id, e.pod_id) for e in gone if e.dequeued], "party"
+        )
+        await self.publisher.publish_many(
+            [
+                (
+                    self.keys.pod_control(entry.pod_id),
+                    _encoder.encode(
+                        p.PodCommand(
+                            command="party_changed",
+                            player_id=entry.player_id,
+                            event="expired",
+                            party=entry.code,
+                        )
+                    ),
                 )
-            if pod:
-                messages.append(
-                    (
-                        self.keys.pod_control(bus.text(pod)),
-                        _encoder.encode(
-                            p.PodCommand(
-                                command="party_changed",
-                                player_id=entry.player_id,
-                                event="expired",
-                                party=entry.code,
-                            )
-                        ),
-                    )
-                )
-        await self.publisher.publish_many(messages)
+                for entry in gone
+                if entry.pod_id
+            ]
+        )
         return len(gone)
+
+    async def end_overdue_battles(self) -> int:
+        """Free the players of battles past their deadline and tell their game servers."""
+        freed = await self.players.overdue(now_ms())
+        if not freed:
+            return 0
+        log.warning("ended %d battle activities past their deadline", len(freed))
+        self.metrics.players_removed.labels("battle_deadline").inc(len(freed))
+        await self.publisher.publish_many(
+            [
+                (
+                    self.keys.pod_control(entry.pod_id),
+                    _encoder.encode(
+                        p.PodCommand(
+                            command="battle_failed",
+                            player_id=entry.player_id,
+                            match_id=entry.match_id,
+                            reason="timeout",
+                        )
+                    ),
+                )
+                for entry in freed
+                if entry.pod_id
+            ]
+        )
+        return len(freed)
 
     def _candidates(
         self, mode: GameMode, popped: list[Popped]
-    ) -> tuple[list[p.PlayerCandidate], list[str]]:
-        good, poisoned = [], []
+    ) -> tuple[list[p.PlayerCandidate], list[Popped]]:
+        good: list[p.PlayerCandidate] = []
+        poisoned: list[Popped] = []
         for entry in popped:
             try:
                 snap = _snapshot.decode(entry.ticket)
@@ -315,7 +335,7 @@ class Matchmaking:
                 log.error(
                     "dropped poisoned queue entry %s in %s: %s", entry.player_id, mode.value, exc
                 )
-                poisoned.append(entry.player_id)
+                poisoned.append(entry)
                 continue
             good.append(
                 p.PlayerCandidate(
@@ -371,8 +391,11 @@ class Matchmaking:
                 for r in requests
             ],
             [c.player_id for c in leftover],
-            poisoned,
+            [entry.player_id for entry in poisoned],
+            now_ms() + self.battle_deadline_ms,
         )
+        # A poisoned ticket is gone: its player is idle again and is told so.
+        await self.tell_dequeued(mode, [(e.player_id, e.pod_id) for e in poisoned], "server")
         for r in requests:
             if r.match_id in committed:  # one line per match: the start of its trail in the logs
                 log.info(

@@ -27,6 +27,7 @@ from servers.common.config import Settings
 from servers.common.heartbeat import ROLES, read_heartbeats
 from servers.common.keys import GameMode, Keys
 from servers.common.lua import Dequeued
+from servers.common.players import dequeued_notice
 from servers.match.loop import Matchmaking
 
 log = logging.getLogger("cardgame.match.watchdog")
@@ -103,18 +104,19 @@ class Watchdog:
                 await self.redis.zrem(self.keys.pods, pod)
 
     async def dequeue_pod(self, pod: str) -> int:
-        removed: list[tuple[str, GameMode]] = []
+        removed = 0
         for mode in GameMode:
+            notice = dequeued_notice(mode, "server")
             async for player, holder in self.redis.hscan_iter(
                 self.keys.ticket_pods(mode), count=1000
             ):
                 if holder.decode() == pod:
-                    status, _ = await self.mm.scripts.dequeue(mode, player.decode(), pod)
-                    if status is Dequeued.REMOVED:
-                        removed.append((player.decode(), mode))
-        await self.mm.leave_notice(removed, "server")
-        self.players_removed += len(removed)
-        return len(removed)
+                    status, _ = await self.mm.scripts.dequeue(
+                        mode, player.decode(), only_pod=pod, notice=notice
+                    )
+                    removed += status is Dequeued.REMOVED
+        self.players_removed += removed
+        return removed
 
     async def check_numsub(self) -> None:
         count = await bus.numsub(self.redis, self.keys.battle_request)
@@ -142,15 +144,10 @@ class Watchdog:
             )
 
     async def clear_queues(self) -> int:
-        removed: list[tuple[str, GameMode]] = []
+        removed = 0
         for mode in GameMode:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zrange(self.keys.queue(mode), 0, -1)
-                pipe.delete(
-                    self.keys.queue(mode), self.keys.tickets(mode), self.keys.ticket_pods(mode)
-                )
-                players, _ = await pipe.execute()
-            removed += [(player.decode(), mode) for player in players]
-        await self.mm.leave_notice(removed, "server")
-        self.players_removed += len(removed)
-        return len(removed)
+            players = await self.mm.scripts.clear(mode, dequeued_notice(mode, "server"))
+            await self.mm.tell_dequeued(mode, players, "server")
+            removed += len(players)
+        self.players_removed += removed
+        return removed

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from servers.common import bus
 from servers.common import protocol as p
 from servers.common.keys import MATCH_GROUP, GameMode, Keys
-from servers.common.lua import QueueScripts
+from servers.common.lua import Enqueued, PlayerScripts, QueueScripts
 from servers.common.models import BattleSnapshot, CardSnapshot
 from servers.match.loop import Matchmaking
 from servers.match.metrics import MatchMetrics
@@ -29,7 +29,8 @@ def snapshot(player_id: str, pod_id: str) -> BattleSnapshot:
     )
 
 
-def enqueue(player_id: str, pod_id: str, mode: str = "normal") -> p.EnqueueRequest:
+def enqueue(player_id: str, pod_id: str, mode: str = "normal", epoch: int = 1) -> p.EnqueueRequest:
+    """A game server's request for the connection holding `epoch` (see `hold`)."""
     return p.EnqueueRequest(
         request_id=uuid.uuid4().hex,
         player_id=player_id,
@@ -37,7 +38,29 @@ def enqueue(player_id: str, pod_id: str, mode: str = "normal") -> p.EnqueueReque
         pod_id=pod_id,
         metadata=snapshot(player_id, pod_id),
         enqueued_at_ms=0,
+        epoch=epoch,
     )
+
+
+async def hold(redis: aioredis.Redis, keys: Keys, player_id: str, pod_id: str = "pod-a") -> int:
+    """A connection on `pod_id` takes the player, as a game server's attach does; its epoch."""
+    attached = await PlayerScripts(redis, keys).attach(player_id, pod_id, int(time.time() * 1000))
+    return attached.epoch
+
+
+async def queue_player(
+    redis: aioredis.Redis,
+    keys: Keys,
+    mode: GameMode,
+    player_id: str,
+    score: int,
+    ticket: bytes,
+    pod_id: str = "pod-a",
+) -> Enqueued:
+    """Queue a player directly (attach, then enqueue.lua), as a match server does for a game
+    server's request."""
+    epoch = await hold(redis, keys, player_id, pod_id)
+    return await QueueScripts(redis, keys).enqueue(mode, player_id, score, ticket, epoch)
 
 
 class Listener:
@@ -119,7 +142,6 @@ def ticket(player: str, rating: float = 1500.0, party: str = "") -> bytes:
 async def fill_ranked(
     redis: aioredis.Redis, keys: Keys, ratings: dict[str, float], waited_s: float
 ) -> None:
-    scripts = QueueScripts(redis, keys)
     score = int(time.time() * 1000) - int(waited_s * 1000)
     for player, rating in ratings.items():
-        await scripts.enqueue(GameMode.RANKED, player, score, ticket(player, rating), "pod-a")
+        await queue_player(redis, keys, GameMode.RANKED, player, score, ticket(player, rating))

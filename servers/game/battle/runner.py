@@ -17,12 +17,12 @@ import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 
-from servers.common import bus, logs
+from servers.common import logs
 from servers.common import protocol as p
-from servers.common.bus import RetryLater
+from servers.common.bus import RetryLater, redis_lost
 from servers.common.config import RatingSettings
 from servers.common.keys import Keys
-from servers.common.lua import PublishScript
+from servers.common.lua import PlayerScripts, PublishScript
 from servers.common.timeline import encode_timeline
 from servers.game import metrics
 from servers.game.battle.sim import simulate
@@ -51,6 +51,7 @@ class BattleRunner:
         self.idle = asyncio.Event()
         self.idle.set()
         self.publisher = PublishScript(redis)
+        self.players = PlayerScripts(redis, keys)
 
     async def on_entry(self, data: bytes) -> None:
         await self.run(_battle_request.decode(data))
@@ -63,6 +64,12 @@ class BattleRunner:
         try:
             await self._run(request)
             metrics.BATTLE_SECONDS.labels(request.game_mode).observe(time.perf_counter() - started)
+        except RetryLater:
+            raise
+        except Exception as exc:
+            if not redis_lost(exc):  # for good: nobody may wait for this battle any longer
+                await self._fail(request)
+            raise
         finally:
             logs.unbind(bound)
             self.running -= 1
@@ -127,19 +134,51 @@ class BattleRunner:
         )
         self.completed += fresh
 
+    async def _fail(self, request: p.BattleRequest) -> None:
+        """The battle cannot be run: free both players and tell them (battle_failed); their
+        result markers go, since no result will come."""
+        log.error("battle %s failed for good; freeing its players", request.match_id)
+        metrics.BATTLES.labels(request.game_mode, "failed").inc()
+        players = [request.player1.player_id, request.player2.player_id]
+        try:
+            pods = await self.players.finish(request.match_id, players)
+            for player in players:  # one by one: the markers live in the players' own slots
+                await self.redis.delete(self.keys.player_match(player))
+            await self.publisher.publish_many(
+                [
+                    (
+                        self.keys.pod_control(pod),
+                        _encoder.encode(
+                            p.PodCommand(
+                                command="battle_failed",
+                                player_id=player,
+                                match_id=request.match_id,
+                                reason="failed",
+                            )
+                        ),
+                    )
+                    for player, pod in zip(players, pods, strict=True)
+                    if pod
+                ]
+            )
+        except Exception:  # the deadline frees them in the end
+            log.exception("could not free the players of battle %s", request.match_id)
+
     async def publish_results(
         self, request: p.BattleRequest, winner_id: str | None, turns: int, timeline: bytes
     ) -> None:
-        """Send each player's result to the pod holding their session now (they may have
-        reconnected elsewhere since they queued)."""
+        """End the players' battle activity and send each player's result to the pod holding
+        them now (they may have reconnected elsewhere since they queued; nobody holding them:
+        the result waits in the database for their reconnect)."""
         players = (request.player1, request.player2)
-        current = await bus.mget(self.redis, [self.keys.player_pod(c.player_id) for c in players])
+        current = await self.players.finish(request.match_id, [c.player_id for c in players])
         raw = msgspec.Raw(timeline)
         messages: list[tuple[str, bytes]] = []
-        for (me, other), pod in zip(
+        for (me, other), target in zip(
             ((players[0], players[1]), (players[1], players[0])), current, strict=True
         ):
-            target = pod.decode() if pod else me.pod_id
+            if not target:
+                continue
             messages.append(
                 (
                     self.keys.battle_result(target),

@@ -14,7 +14,15 @@ from servers.common.keys import MATCH_GROUP, GameMode, Keys
 from servers.match.loop import Matchmaking
 from servers.match.metrics import MatchMetrics
 from tests.support.helpers import eventually, stream_drained
-from tests.support.match_servers import Listener, enqueue, snapshot, start_servers, stop_all
+from tests.support.match_servers import (
+    Listener,
+    enqueue,
+    hold,
+    queue_player,
+    snapshot,
+    start_servers,
+    stop_all,
+)
 
 
 async def test_three_match_servers_match_everyone_exactly_once(
@@ -27,7 +35,10 @@ async def test_three_match_servers_match_everyone_exactly_once(
     try:
         players = [f"{1000 + i}" for i in range(600)]
         for i, player in enumerate(players):
-            await bus.stream_add(redis, keys.enqueue_requests, enqueue(player, pods[i % 3]))
+            epoch = await hold(redis, keys, player, pods[i % 3])
+            await bus.stream_add(
+                redis, keys.enqueue_requests, enqueue(player, pods[i % 3], epoch=epoch)
+            )
         await listener.until(lambda: len(listener.battles) == 300)
 
         async def settled() -> bool:
@@ -76,24 +87,32 @@ async def test_request_errors_are_answered(redis: aioredis.Redis, keys: Keys) ->
             return (servers[0].metrics.registry.get_sample_value(tick_count) or 0) >= 1
 
         await eventually(ticked, timeout=5, what="the start-up tick")
-        first = enqueue("7", "pod-a")
+        first = enqueue("7", "pod-a", epoch=await hold(redis, keys, "7"))
         await bus.stream_add(redis, keys.enqueue_requests, first)
         await listener.until(lambda: len(listener.results) == 1)
-        again = enqueue("7", "pod-a")
+        again = enqueue("7", "pod-a", epoch=first.epoch)
         await bus.stream_add(redis, keys.enqueue_requests, again)
         ghost = p.DequeueRequest(request_id="g", player_id="8", game_mode="normal", pod_id="pod-a")
         await bus.stream_add(redis, keys.dequeue_requests, ghost)
         await bus.stream_add(redis, keys.enqueue_requests, enqueue("9", "pod-a", mode="chess"))
-        await listener.until(lambda: len(listener.results) == 4)
+        stale = enqueue("10", "pod-a", mode="ranked", epoch=await hold(redis, keys, "10"))
+        await hold(redis, keys, "10", "pod-b")  # the player reconnected meanwhile
+        await bus.stream_add(redis, keys.enqueue_requests, stale)
+        await listener.until(lambda: len(listener.results) == 5)
         leave = p.DequeueRequest(request_id="l", player_id="7", game_mode="normal", pod_id="pod-a")
         await bus.stream_add(redis, keys.dequeue_requests, leave)
-        await listener.until(lambda: len(listener.results) == 5)
+        await listener.until(lambda: len(listener.results) == 6)
     finally:
         await stop_all(tasks)
         await listener.stop()
     by_request = {r.request_id: r.result for r in listener.results}
     assert isinstance(by_request[first.request_id], p.ResultEnQueued)
-    assert by_request[again.request_id].code is ErrorCode.ALREADY_QUEUED  # type: ignore[union-attr]
+    assert by_request[again.request_id] == p.ResultError(
+        code=ErrorCode.ALREADY_QUEUED,
+        message="the player is already in the normal queue",
+        queued_mode="normal",
+    )
+    assert by_request[stale.request_id].code is ErrorCode.SESSION_REPLACED  # type: ignore[union-attr]
     assert by_request["g"].code is ErrorCode.NOT_QUEUED  # type: ignore[union-attr]
     unknown = [r for r in listener.results if r.player_id == "9"][0].result
     assert unknown.code is ErrorCode.UNKNOWN_MODE  # type: ignore[union-attr]
@@ -108,10 +127,10 @@ async def test_poisoned_entry_is_dropped_and_odd_player_keeps_place(
     mm = Matchmaking(redis, keys, 64, metrics)
     good = [snapshot(str(i), "pod-a") for i in (1, 2, 3)]
     for score, snap in enumerate(good, start=10):
-        await mm.scripts.enqueue(
-            GameMode.NORMAL, snap.player_id, score, msgspec.json.encode(snap), "pod-a"
+        await queue_player(
+            redis, keys, GameMode.NORMAL, snap.player_id, score, msgspec.json.encode(snap)
         )
-    await mm.scripts.enqueue(GameMode.NORMAL, "666", 5, b"not json", "pod-a")
+    await queue_player(redis, keys, GameMode.NORMAL, "666", 5, b"not json")
     formed = await mm.tick()
     assert formed == 1
     assert metrics.poisoned.labels("normal")._value.get() == 1
@@ -119,3 +138,4 @@ async def test_poisoned_entry_is_dropped_and_odd_player_keeps_place(
     assert await redis.zrange(keys.queue(GameMode.NORMAL), 0, -1, withscores=True) == [(b"3", 12)]
     assert await redis.xlen(keys.battles(GameMode.NORMAL)) == 1
     assert await redis.hkeys(keys.tickets(GameMode.NORMAL)) == [b"3"]  # the poisoned one is gone
+    assert await redis.hget(keys.player("666"), "act") == b"idle"  # free again

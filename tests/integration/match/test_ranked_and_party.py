@@ -14,12 +14,17 @@ import redis.asyncio as aioredis
 from devtools.bench.matchmaking import stop_tasks
 from servers.common import protocol as p
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import QueueScripts
 from servers.match.loop import Matchmaking
 from servers.match.matchmakers.ranked import Window
 from servers.match.metrics import MatchMetrics
 from tests.support.helpers import eventually
-from tests.support.match_servers import Listener, fill_ranked, start_servers, ticket
+from tests.support.match_servers import (
+    Listener,
+    fill_ranked,
+    queue_player,
+    start_servers,
+    ticket,
+)
 
 _request = msgspec.json.Decoder(p.BattleRequest)
 
@@ -97,11 +102,10 @@ async def test_several_match_servers_on_the_ranked_queue(redis: aioredis.Redis) 
 async def test_expired_tickets_are_dequeued_and_told(redis: aioredis.Redis, keys: Keys) -> None:
     listener = Listener(redis, keys, ["pod-a"])
     await listener.ready.wait()
-    scripts = QueueScripts(redis, keys)
     now = int(time.time() * 1000)
-    await scripts.enqueue(GameMode.NORMAL, "old", now - 10_000, ticket("old"), "pod-a")
-    await scripts.enqueue(GameMode.RANKED, "older", now - 20_000, ticket("older"), "pod-a")
-    await scripts.enqueue(GameMode.RANKED, "fresh", now, ticket("fresh", 3000), "pod-a")
+    await queue_player(redis, keys, GameMode.NORMAL, "old", now - 10_000, ticket("old"))
+    await queue_player(redis, keys, GameMode.RANKED, "older", now - 20_000, ticket("older"))
+    await queue_player(redis, keys, GameMode.RANKED, "fresh", now, ticket("fresh", 3000))
     mm = Matchmaking(redis, keys, 64, MatchMetrics(), ticket_max_wait=5.0)
     try:
         assert await mm.expire_tickets() == 2
@@ -115,10 +119,10 @@ async def test_expired_tickets_are_dequeued_and_told(redis: aioredis.Redis, keys
     }
     assert await redis.zrange(keys.queue(GameMode.RANKED), 0, -1) == [b"fresh"]
     assert not await redis.hexists(keys.tickets(GameMode.NORMAL), "old")
+    assert await redis.hget(keys.player("old"), "act") == b"idle"
 
 
 async def test_party_members_meet_each_other_only(redis: aioredis.Redis, keys: Keys) -> None:
-    scripts = QueueScripts(redis, keys)
     now = int(time.time() * 1000)
     queue = [
         ("a1", "AAAAAA"),
@@ -128,7 +132,7 @@ async def test_party_members_meet_each_other_only(redis: aioredis.Redis, keys: K
         ("b2", "BBBBBB"),
     ]
     for i, (player, code) in enumerate(queue):
-        await scripts.enqueue(GameMode.PARTY, player, now + i, ticket(player, party=code), "pod-a")
+        await queue_player(redis, keys, GameMode.PARTY, player, now + i, ticket(player, party=code))
     _, tasks = start_servers(redis, keys, 2)
     try:
 

@@ -17,6 +17,7 @@ from servers.match.metrics import MatchMetrics
 from servers.match.watchdog import Watchdog
 from tests.support.helpers import eventually
 from tests.support.match_servers import enqueue as enqueue_request
+from tests.support.match_servers import hold
 
 NORMAL = GameMode.NORMAL
 
@@ -28,7 +29,8 @@ async def test_watchdog_dequeues_only_the_dead_pods_players(
 
     mm = Matchmaking(redis, keys, 64, MatchMetrics())
     for player, pod in (("1", "pod-a"), ("2", "pod-b"), ("3", "pod-a"), ("4", "pod-b")):
-        await mm.on_enqueue(p.encode(enqueue_request(player, pod)))
+        epoch = await hold(redis, keys, player, pod)
+        await mm.on_enqueue(p.encode(enqueue_request(player, pod, epoch=epoch)))
     now = time.time()
     for pod in ("pod-a", "pod-b"):
         await beat(
@@ -44,6 +46,11 @@ async def test_watchdog_dequeues_only_the_dead_pods_players(
     remaining = await redis.zrange(keys.queue(NORMAL), 0, -1)
     assert sorted(remaining) == [b"1", b"3"]
     assert watchdog.players_removed == 2
+    # Free again, told at their next welcome.
+    assert await redis.hmget(keys.player("2"), ["act", "notice"]) == [
+        b"idle",
+        b'{"type":"dequeued","mode":"normal","reason":"server","id":null}',
+    ]
 
 
 async def test_no_game_server_means_maintenance(
@@ -55,7 +62,8 @@ async def test_no_game_server_means_maintenance(
     )
     mm = Matchmaking(redis, keys, 64, MatchMetrics())
     for player in ("1", "2", "3"):
-        await mm.on_enqueue(msgspec_encode(enqueue_request(player, "pod-a")))
+        epoch = await hold(redis, keys, player, "pod-a")
+        await mm.on_enqueue(msgspec_encode(enqueue_request(player, "pod-a", epoch=epoch)))
     watchdog = Watchdog(redis, keys, mm, fast)
     task = asyncio.create_task(watchdog.run())
     try:
@@ -68,8 +76,9 @@ async def test_no_game_server_means_maintenance(
         assert await redis.get(keys.maintenance_flag) == b"auto"
         assert 0 < await redis.ttl(keys.maintenance_flag) <= 300
         assert not watchdog.game_servers_ok
-        refused = await mm._enqueue(enqueue_request("4", "pod-a"), "pod-a")
+        _, refused = await mm._enqueue(enqueue_request("4", "pod-a"))
         assert isinstance(refused, p.ResultError) and refused.code is ErrorCode.MAINTENANCE
+        assert {await redis.hget(keys.player(pl), "act") for pl in "123"} == {b"idle"}
 
         # A game server subscribes again: maintenance ends by itself.
         pubsub = redis.pubsub()

@@ -54,8 +54,12 @@ async def test_the_url_selects_a_cluster_client(cluster_redis: aioredis.Redis) -
     assert await cluster_redis.ping()
     nodes = cluster_redis.get_primaries()  # type: ignore[attr-defined]
     assert len(nodes) == 3
-    # The queue data of the modes spreads over the cluster; each mode stays in one slot.
-    assert len({key_slot(Keys("cg").queue(m).encode()) for m in GameMode}) == len(GameMode)
+    # Matchmaking shares one slot; the players' delivery keys spread over the cluster.
+    keys = Keys("cg")
+    assert len({key_slot(keys.queue(m).encode()) for m in GameMode}) == 1
+    delivery = {key_slot(keys.player_match(str(p)).encode()) for p in range(100)}
+    owners = {cluster_redis.nodes_manager.get_node_from_slot(s).name for s in delivery}  # type: ignore[attr-defined]
+    assert len(owners) == 3
 
 
 async def test_pvp_across_two_pods_on_a_cluster(cluster_stack: Stack, pool: asyncpg.Pool) -> None:

@@ -8,7 +8,7 @@ import pytest
 from redis.crc import key_slot
 
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import PairToCommit, QueueScripts
+from servers.common.lua import PairToCommit, PlayerScripts, QueueScripts
 
 
 class _Recorder:
@@ -29,26 +29,59 @@ class _Recorder:
 
 
 @pytest.mark.parametrize("mode", list(GameMode))
-async def test_every_queue_script_keeps_its_keys_in_one_slot(mode: GameMode) -> None:
-    recorder = _Recorder([[1, 1], [1, 0], [], [], 0, 0])
-    scripts = QueueScripts(recorder, Keys("cg"))
-    await scripts.enqueue(mode, "1", 0, b"{}", "pod-1")
-    await scripts.dequeue(mode, "1", "pod-1")
-    await scripts.pop(mode, 10, 0)
-    await scripts.commit(mode, [PairToCommit("m", "1", "2", b"{}")], [], [])
-    await scripts.reap(mode, 0)
-    await scripts.repoint(mode, "1", "pod-1")
-    assert len(recorder.calls) == 6
-    for name, keys in recorder.calls:
-        assert len({key_slot(k.encode()) for k in keys}) == 1, (name, keys)
-
-
-def test_player_keys_share_the_player_slot() -> None:
+async def test_every_queue_and_player_script_keeps_its_keys_in_one_slot(mode: GameMode) -> None:
+    recorder = _Recorder(
+        [
+            ["queued", 1, "pod-1", "queued", mode.value],
+            ["removed", 0],
+            [],
+            [],
+            0,
+            [],
+            [],
+            [1, "", "idle", "", "", ""],
+            ["detached", ""],
+            ["started", "pve", "pve"],
+            [],
+            [],
+        ]
+    )
     keys = Keys("cg")
-    slots = {
-        key_slot(k.encode())
-        for k in (keys.player_pod("7"), keys.player_match("7"), keys.delivered("7", "m"))
-    }
+    scripts = QueueScripts(recorder, keys)
+    players = PlayerScripts(recorder, keys)
+    await scripts.enqueue(mode, "1", 0, b"{}", 1)
+    await scripts.dequeue(mode, "1", epoch=1)
+    await scripts.pop(mode, 10, 0)
+    await scripts.commit(mode, [PairToCommit("m", "1", "2", b"{}")], [], [], 0)
+    await scripts.reap(mode, 0)
+    await scripts.expire(mode, 0, b"{}")
+    await scripts.clear(mode, b"{}")
+    await players.attach("1", "pod-1", 0)
+    await players.detach("1", 1, dict.fromkeys(GameMode, b"{}"))
+    await players.begin_pve("1", 1, "m", 0, "pve")
+    await players.finish("m", ["1", "2"])
+    await players.overdue(0)
+    assert len(recorder.calls) == 12
+    for name, keys_used in recorder.calls:
+        assert {key_slot(k.encode()) for k in keys_used} == {key_slot(keys.deadlines.encode())}, (
+            name,
+            keys_used,
+        )
+
+
+def test_records_built_by_scripts_share_the_matchmaking_slot() -> None:
+    """Scripts that walk a queue build player records' names from `player_prefix`: the
+    records must sit in the slot of the keys the scripts declare."""
+    keys = Keys("cg")
+    slot = key_slot(keys.queue(GameMode.NORMAL).encode())
+    for player in ("7", "76561197960265729"):
+        assert keys.player(player) == keys.player_prefix + player
+        assert key_slot(keys.player(player).encode()) == slot
+
+
+def test_delivery_keys_share_the_player_slot() -> None:
+    keys = Keys("cg")
+    slots = {key_slot(k.encode()) for k in (keys.player_match("7"), keys.delivered("7", "m"))}
     assert len(slots) == 1
 
 
@@ -60,12 +93,12 @@ def mode_keys(keys: Keys, mode: GameMode) -> list[str]:
         keys.inflight(mode),
         keys.inflight_scores(mode),
         keys.battles(mode),
+        keys.pairing_pass(mode),
     ]
 
 
-def test_script_keys_share_a_cluster_slot(keys: Keys) -> None:
-    for mode in GameMode:
-        assert len({key_slot(k.encode()) for k in mode_keys(keys, mode)}) == 1
-    player = "76561197960265729"
-    player_keys = [keys.player_pod(player), keys.player_match(player), keys.delivered(player, "m")]
-    assert len({key_slot(k.encode()) for k in player_keys}) == 1
+def test_matchmaking_keys_share_one_cluster_slot(keys: Keys) -> None:
+    every = [k for mode in GameMode for k in mode_keys(keys, mode)]
+    every += [keys.parties, keys.party_members, keys.party_expiry, keys.deadlines]
+    every.append(keys.player("76561197960265729"))
+    assert len({key_slot(k.encode()) for k in every}) == 1
