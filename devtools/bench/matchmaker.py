@@ -124,7 +124,14 @@ async def measure(url: str, queued: int, batch: int) -> dict[str, Any]:
             keys.inflight(mode),
             keys.inflight_scores(mode),
             keys.battles(mode),
+            keys.deadlines,
         )
+        # The commits wrote a record per paired player: gone with the bench's namespace.
+        for low in range(0, queued, FILL_CHUNK):
+            async with redis.pipeline(transaction=False) as pipe:
+                for i in range(low, min(queued, low + FILL_CHUNK)):
+                    pipe.unlink(keys.player(str(FIRST_ID + i)))
+                await pipe.execute()
         await redis.aclose()
 
 

@@ -108,6 +108,8 @@ async def simulate(
                 last = entry_id
                 request = _request.decode(fields[b"m"])
                 pair = (request.player1, request.player2)
+                # The battle "ends" at once: the players are free to queue again.
+                await mms[0].players.finish(request.match_id, [c.player_id for c in pair])
                 for c in pair:
                     waits.append((now - c.score) / 1000)
                     queued.pop(c.player_id, None)
@@ -160,7 +162,12 @@ async def simulate(
             keys.inflight_scores(MODE),
             keys.battles(MODE),
             keys.pairing_pass(MODE),
+            keys.deadlines,
         )
+        async with redis.pipeline(transaction=False) as pipe:
+            for player in ratings:
+                pipe.unlink(keys.player(player))
+            await pipe.execute()
         await redis.aclose()
     end_ms = int(time.time() * 1000)
     best = best_possible_mean_diff(paired_ratings)

@@ -37,7 +37,7 @@ from servers.common.ratelimit import ActivityLimits, IpRateLimiter
 from servers.common.tokens import verifier_for
 from servers.game import metrics, ws
 from servers.game.battle.runner import BattleRunner
-from servers.game.relay import Relay
+from servers.game.pod import Pod
 from servers.game.sessions import CLOSE_SERVICE_RESTART, QueueState
 
 log = logging.getLogger("cardgame.game")
@@ -59,7 +59,7 @@ class GameServer:
     keys: Keys
     redis: aioredis.Redis
     pool: asyncpg.Pool
-    relay: Relay
+    pod: Pod
     runner: BattleRunner
     guard: ws.Guard
     tokens: ws.Verifier
@@ -74,37 +74,26 @@ class GameServer:
         pool = await create_pool(
             settings.database.url, settings.database.pool_min, settings.database.pool_max
         )
-        relay = Relay(
-            redis,
-            pool,
-            keys,
-            pod_id,
-            settings.game.match_reply_timeout,
-            settings.game.reconnect_grace,
-            party_ttl=settings.game.party_ttl,
-            gzip_threshold=settings.game.timeline_gzip_threshold,
-            history_limit=settings.game.history_limit,
-            battle_deadline=settings.match.battle_deadline,
-        )
+        pod = Pod.create(redis, pool, keys, pod_id, settings.game, settings.match.battle_deadline)
         runner = BattleRunner(redis, pool, keys, pod_id, rating=settings.rating)
-        relay.run_battle = runner.run
+        pod.run_battle = runner.run
         limiter = IpRateLimiter(redis, keys, settings.ratelimit)
-        relay.limits = ActivityLimits(
+        pod.limits = ActivityLimits(
             limiter,
             settings.ratelimit,
             on_refused=lambda scope: metrics.RATE_LIMITED.labels(scope).inc(),
         )
         guard = ws.Guard(limiter, keys, settings.ratelimit, ws.Limits.of(settings.game))
-        server = cls(settings, keys, redis, pool, relay, runner, guard, verifier_for(settings.auth))
+        server = cls(settings, keys, redis, pool, pod, runner, guard, verifier_for(settings.auth))
         await server._start_tasks()
         return server
 
     async def _start_tasks(self) -> None:
-        redis, keys, relay, pod_id = self.redis, self.keys, self.relay, self.settings.pod_id
+        redis, keys, pod, pod_id = self.redis, self.keys, self.pod, self.settings.pod_id
         ready = [asyncio.Event() for _ in range(3 + len(GameMode))]
 
         async def on_revoked(_: str, data: bytes) -> None:
-            closed = ws.close_revoked(relay.registry, data.decode(errors="replace"))
+            closed = ws.close_revoked(pod.registry, data.decode(errors="replace"))
             if closed:
                 log.info("closed %d socket(s) of a revoked session", closed)
 
@@ -120,7 +109,7 @@ class GameServer:
             )
 
         self.tasks = [
-            subscriber(relay.channels(), relay.on_message, 0, "results"),
+            subscriber(pod.inbox.channels(), pod.inbox.on_message, 0, "results"),
             subscriber([keys.battle_request], ignore, 1, "battle-notices"),
             subscriber([keys.session_revoked_channel], on_revoked, 2, "revoked-sessions"),
             asyncio.create_task(
@@ -155,13 +144,13 @@ class GameServer:
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 10)
 
     def stats(self) -> dict[str, object]:
-        registry = self.relay.registry
+        registry = self.pod.registry
         return {
             "sessions": len(registry),
             "connected": registry.connected(),
             "battles_running": self.runner.running,
             "battles_completed": self.runner.completed,
-            "draining": self.relay.draining,
+            "draining": self.pod.draining,
         }
 
     async def problems(self) -> dict[str, str]:
@@ -175,14 +164,14 @@ class GameServer:
             await self.pool.fetchval("SELECT 1", timeout=2)
         except Exception as exc:  # report any PostgreSQL failure
             problems["database"] = str(exc)
-        if self.relay.draining:
+        if self.pod.draining:
             problems["draining"] = "true"
         return problems
 
     async def socket(self, connection: ServerConnection) -> None:
         await ws.serve_socket(
             connection,
-            self.relay,
+            self.pod,
             self.tokens,
             self.settings.game.max_message_bytes,
             self.guard,
@@ -209,11 +198,11 @@ class GameServer:
     async def drain(self) -> None:
         """SIGTERM: stop taking players, dequeue the queued with a notice, finish battles and
         deliver their results, then close every socket telling clients to reconnect elsewhere."""
-        relay = self.relay
-        relay.draining = True
+        pod = self.pod
+        pod.draining = True
         deadline = time.monotonic() + self.settings.game.drain_deadline
-        log.warning("draining: %d sessions", len(relay.registry))
-        for session in relay.registry:
+        log.warning("draining: %d sessions", len(pod.registry))
+        for session in pod.registry:
             if session.state is QueueState.QUEUED:
                 try:
                     await session.request_dequeue(None, "server")
@@ -224,10 +213,10 @@ class GameServer:
             task.cancel()
         await self.runner.drain(max(0.0, deadline - time.monotonic()))
         while time.monotonic() < deadline and any(
-            s.state is not QueueState.IDLE and s.conn is not None for s in relay.registry
+            s.state is not QueueState.IDLE and s.conn is not None for s in pod.registry
         ):
             await asyncio.sleep(0.05)  # queue replies and battle results still on their way
-        for session in relay.registry:
+        for session in pod.registry:
             if session.conn is not None:
                 session.send_error(ErrorCode.SERVER_DRAINING)
                 session.conn.close(CLOSE_SERVICE_RESTART, "server restarting: reconnect")
@@ -237,7 +226,7 @@ class GameServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.relay.close()
+        await self.pod.close()
         try:
             await self.redis.delete(self.keys.heartbeat(self.settings.pod_id, "game"))
         except Exception as exc:  # Redis may be the reason we stop

@@ -7,12 +7,23 @@ special. Their decks are built from the card catalogue by pure rules below.
 
 from __future__ import annotations
 
+import secrets
+import time
+import uuid
 from collections.abc import Sequence
 
 import asyncpg
 
+from servers.common import protocol as p
 from servers.common.decks import DECK_SIZE, MAX_COPIES, starter_deck
+from servers.common.errors import ErrorCode, GameError
+from servers.common.keys import PVE_MODE
+from servers.common.lua import Busy, StaleEpoch
 from servers.common.models import BattleSnapshot, CardSnapshot
+from servers.common.players import busy_error
+from servers.game import lobby
+from servers.game.pod import Pod
+from servers.game.sessions import QueueState, Session
 
 AI_PLAYERS = {"easy": "1", "normal": "2", "hard": "3"}
 AI_LEVELS = {"easy": 1, "normal": 5, "hard": 10}
@@ -66,3 +77,55 @@ async def ai_snapshot(pool: asyncpg.Pool, difficulty: str, pod_id: str) -> Battl
         deck=deck,
         pod_id=pod_id,
     )
+
+
+async def start(pod: Pod, session: Session, difficulty: str, ref: str | None) -> None:
+    """A battle against the AI on this game server: MatchFound now, the result as for any
+    battle (recorded once, delivered once). The player's record says "pve" from the moment the
+    battle is decided: a queue entry or another battle is refused from then on, on every pod."""
+    if pod.draining:
+        raise GameError(ErrorCode.SERVER_DRAINING)
+    session.ensure_idle()
+    if pod.run_battle is None:
+        raise GameError(ErrorCode.INTERNAL, "this server runs no battles")
+    if pod.limits is not None:  # before any database work: a refusal costs one script
+        await pod.limits.pve(session.player_id)
+    me = await lobby.battle_snapshot(pod.pool, int(session.player_id), pod.pod_id)
+    ai = await ai_snapshot(pod.pool, difficulty, pod.pod_id)
+    if session.state is not QueueState.IDLE:  # changed while we read the database
+        raise GameError(ErrorCode.REQUEST_IN_PROGRESS)
+    now = int(time.time() * 1000)
+    match_id = str(uuid.uuid4())
+    try:
+        await pod.players.begin_pve(
+            session.player_id, session.epoch, match_id, now + pod.battle_deadline_ms, PVE_MODE
+        )
+    except StaleEpoch:
+        raise GameError(ErrorCode.SESSION_REPLACED) from None
+    except Busy as busy:
+        refusal = busy_error(busy)
+        session.follow(busy.standing)
+        raise GameError(refusal.code, refusal.message) from None
+    request = p.BattleRequest(
+        match_id=match_id,
+        game_mode=PVE_MODE,
+        seed=secrets.randbits(63),
+        player1=p.PlayerCandidate(
+            player_id=me.player_id, score=now, pod_id=pod.pod_id, metadata=me
+        ),
+        player2=p.PlayerCandidate(
+            player_id=ai.player_id, score=now, pod_id=pod.pod_id, metadata=ai
+        ),
+    )
+    session.resume_battle(request.match_id)
+    session.send(
+        p.MatchFound(
+            id=ref,
+            match_id=request.match_id,
+            mode=PVE_MODE,
+            opponent_id=ai.player_id,
+            opponent_name=ai.name,
+        )
+    )
+    # A failure ends the battle for the player (battle_failed) inside the runner.
+    await pod.run_battle(request)

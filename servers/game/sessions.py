@@ -171,14 +171,15 @@ class Session:
                 self._settle(QueueState.IDLE)
             raise
 
-    def ensure_idle(self) -> None:
-        """Refuse to start a queue entry or a battle unless the player is free."""
+    def ensure_idle(self, hint: str | None = None) -> None:
+        """Refuse early to start something unless this cache says the player is free (the
+        scripts that start it check the record itself); `hint` says what to do instead."""
         if self.state is QueueState.IN_BATTLE:
-            raise GameError(ErrorCode.IN_BATTLE)
+            raise GameError(ErrorCode.IN_BATTLE, hint)
         if self.state is QueueState.QUEUED:
-            raise GameError(ErrorCode.ALREADY_QUEUED)
+            raise GameError(ErrorCode.ALREADY_QUEUED, hint)
         if self.state is not QueueState.IDLE:
-            raise GameError(ErrorCode.REQUEST_IN_PROGRESS)
+            raise GameError(ErrorCode.REQUEST_IN_PROGRESS, hint)
 
     async def request_dequeue(self, ref: str | None, reason: p.DequeueReason = "requested") -> None:
         if self.state is QueueState.ENQUEUING:

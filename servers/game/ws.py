@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import ServerConnection
@@ -19,12 +19,12 @@ from servers.common import logs
 from servers.common import protocol as p
 from servers.common.config import GameSettings, RateLimitSettings
 from servers.common.errors import ErrorCode, GameError
-from servers.common.keys import GameMode, Keys
+from servers.common.keys import Keys
 from servers.common.ratelimit import IpRateLimiter, Rule, TokenBucket
 from servers.common.tokens import Identity
-from servers.game import history, lobby, metrics
-from servers.game.parties import message as party_message
-from servers.game.relay import Relay
+from servers.game import metrics
+from servers.game.commands import Context, dispatch
+from servers.game.pod import Pod
 from servers.game.sessions import (
     CLOSE_RATE_LIMITED,
     CLOSE_SERVICE_RESTART,
@@ -33,7 +33,6 @@ from servers.game.sessions import (
     Connection,
     QueueState,
     Registry,
-    Session,
 )
 
 log = logging.getLogger("cardgame.game.ws")
@@ -122,7 +121,7 @@ def bearer_token(ws: ServerConnection) -> str | None:
 
 async def serve_socket(
     ws: ServerConnection,
-    relay: Relay,
+    pod: Pod,
     tokens: Verifier,
     max_message_bytes: int,
     guard: Guard | None = None,
@@ -151,33 +150,33 @@ async def serve_socket(
         if (
             guard is not None
             and identity.session_id is not None
-            and await relay.redis.exists(guard.keys.revoked_session(identity.session_id))
+            and await pod.redis.exists(guard.keys.revoked_session(identity.session_id))
         ):
             raise GameError(ErrorCode.TOKEN_REVOKED)
     except GameError as exc:
         await _refuse(ws, exc.code, exc.message, CLOSE_UNAUTHORIZED)
         return
     logs.bind(player_id=identity.player_id)  # this socket's task (and its children) only
-    if relay.draining:
+    if pod.draining:
         await _refuse(ws, ErrorCode.SERVER_DRAINING, None, CLOSE_SERVICE_RESTART)
         return
     limits = guard.limits if guard is not None else Limits.of()
     conn = Connection(limits.max_unsent_bytes)
     conn.session_id = identity.session_id
-    session, resumed, missed = await relay.connect(identity.player_id, identity.name, conn)
+    session, resumed, missed = await pod.resume.connect(identity.player_id, identity.name, conn)
     # The welcome goes first; what reached the session while it was attached follows it.
-    conn.open(relay.welcome(session, resumed))
+    conn.open(pod.resume.welcome(session, resumed))
     if isinstance(missed, p.BattleResult):
         # The battle marker was still set: no delivery completed, so send it even if marked;
         # unless the live result reached the session while it was being attached.
         if session.state is QueueState.IN_BATTLE and session.match_id == missed.match_id:
-            await relay.deliver(session, missed, again=True)
+            await pod.inbox.deliver(session, missed, again=True)
     elif missed is not None:
         conn.send(missed)
     bucket = guard.bucket() if guard is not None else None
     flood_limit = guard.settings.ws_flood_close_after if guard is not None else 0
     receiver = asyncio.create_task(
-        _receive_loop(ws, conn, relay, session, max_message_bytes, bucket, flood_limit, ip)
+        _receive_loop(ws, conn, Context(pod, session, ip), max_message_bytes, bucket, flood_limit)
     )
     sender = asyncio.create_task(_send_loop(ws, conn))
     watch = asyncio.create_task(_watch_backlog(ws, conn, limits.slow_consumer_grace))
@@ -197,7 +196,7 @@ async def serve_socket(
             task.cancel()
         # Awaited, so no task outlives the socket (and none is destroyed while pending).
         await asyncio.gather(*tasks, return_exceptions=True)
-        relay.registry.detach(session, conn)
+        pod.registry.detach(session, conn)
 
 
 async def _send_loop(ws: ServerConnection, conn: Connection) -> None:
@@ -238,13 +237,12 @@ async def _watch_backlog(ws: ServerConnection, conn: Connection, grace: float) -
 async def _receive_loop(
     ws: ServerConnection,
     conn: Connection,
-    relay: Relay,
-    session: Session,
+    ctx: Context,
     max_message_bytes: int,
     bucket: TokenBucket | None = None,
     flood_limit: int = 0,
-    ip: str | None = None,
 ) -> None:
+    session = ctx.session
     refused = 0  # messages refused by the per-connection limit with no quiet second between
     last_refused = 0.0
     while True:
@@ -293,7 +291,7 @@ async def _receive_loop(
             continue
         metrics.message_in(message)
         try:
-            await handle(relay, session, message, ip)
+            await dispatch(ctx, message)
         except GameError as exc:
             session.send_error(exc.code, exc.message, message.id)
         except asyncio.CancelledError:
@@ -313,108 +311,3 @@ def _ref_of(frame: str | bytes, max_message_bytes: int) -> str | None:
         return exc.ref
     except Exception:
         return None
-
-
-async def handle(relay: Relay, session: Session, msg: Any, ip: str | None = None) -> None:
-    """One client message; `ip` is the client's address, for limits per address."""
-    player = int(session.player_id)
-    pool = relay.pool
-    match msg:
-        case p.Ping():
-            session.send(p.Pong(id=msg.id))
-        case p.GetProfile():
-            profile = await lobby.profile(pool, player)
-            profile.id = msg.id
-            session.send(profile)
-        case p.GetCollection():
-            collection = await lobby.collection(pool, player)
-            collection.id = msg.id
-            session.send(collection)
-        case p.GetDecks():
-            decks = await lobby.decks(pool, player)
-            decks.id = msg.id
-            session.send(decks)
-        case p.SaveDeck():
-            deck = await lobby.save_deck(pool, player, msg)
-            session.send(p.DeckSaved(id=msg.id, deck=deck))
-        case p.SetActiveDeck():
-            await lobby.set_active_deck(pool, player, msg.deck_id)
-            session.send(p.ActiveDeckSet(id=msg.id, deck_id=msg.deck_id))
-        case p.Enqueue():
-            await session.request_enqueue(msg.mode, msg.id)
-        case p.Dequeue():
-            await session.request_dequeue(msg.id)
-        case p.SetOptions():
-            session.timeline_gzip = msg.timeline_gzip
-            session.send(
-                p.Options(
-                    id=msg.id,
-                    timeline_gzip=session.timeline_gzip,
-                    gzip_threshold=session.gzip_threshold,
-                )
-            )
-        case p.CreateParty() | p.JoinParty() | p.LeaveParty() | p.GetParty():
-            await _handle_party(relay, session, msg, ip)
-        case p.StartPve():
-            await relay.start_pve(session, msg.difficulty, msg.id)
-        case p.GetHistory():
-            limit = max(1, min(msg.limit, relay.history_limit))
-            matches = await history.history(pool, player, limit)
-            matches.id = msg.id
-            session.send(matches)
-        case p.GetReplay():
-            replay = await history.replay(pool, player, msg.match_id)
-            replay.id = msg.id
-            replay.timeline, replay.timeline_gzip = session.pack_timeline(replay.timeline)
-            session.send(replay)
-        case _:
-            raise GameError(ErrorCode.UNKNOWN_MESSAGE)
-
-
-def _require_idle(session: Session) -> None:
-    """Only a player who is neither queued nor in a battle creates or joins a party."""
-    if session.state is QueueState.IDLE:
-        return
-    if session.state is QueueState.QUEUED:
-        code = ErrorCode.ALREADY_QUEUED
-    elif session.state is QueueState.IN_BATTLE:
-        code = ErrorCode.IN_BATTLE
-    else:
-        code = ErrorCode.REQUEST_IN_PROGRESS
-    raise GameError(code, "leave the queue first")
-
-
-async def _handle_party(
-    relay: Relay,
-    session: Session,
-    msg: p.CreateParty | p.JoinParty | p.LeaveParty | p.GetParty,
-    ip: str | None,
-) -> None:
-    match msg:
-        case p.CreateParty():
-            _require_idle(session)
-            session.send(
-                party_message(await relay.parties.create(session.player_id), "created", msg.id)
-            )
-        case p.JoinParty():
-            _require_idle(session)
-            if relay.limits is not None:  # every attempt is a guess at someone's invite code
-                await relay.limits.party_join(session.player_id, ip)
-            session.send(
-                party_message(
-                    await relay.parties.join(session.player_id, msg.code), "joined", msg.id
-                )
-            )
-        case p.LeaveParty():
-            if (
-                session.state in (QueueState.ENQUEUING, QueueState.QUEUED, QueueState.DEQUEUING)
-                and session.mode is GameMode.PARTY
-            ):
-                raise GameError(ErrorCode.ALREADY_QUEUED, "dequeue from the party duel first")
-            code = await relay.parties.leave(session.player_id)
-            session.send(p.PartyLeft(id=msg.id, code=code))
-        case p.GetParty():
-            record = await relay.parties.current(session.player_id)
-            if record is None:
-                raise GameError(ErrorCode.NOT_IN_PARTY)
-            session.send(party_message(record, "state", msg.id))

@@ -1,0 +1,110 @@
+"""What one game server holds for its players, created once at start-up and shared by the jobs
+that serve them: the queue port (requests to the match servers), reconnect and resume, the
+inbox (results and pod commands from Redis) and the client command table.
+
+Every job reads the same handles from here; none keeps a second copy of what a player is doing:
+that is the player's record in Redis, and the sessions in `registry` are this pod's cache of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from servers.common import protocol as p
+from servers.common.config import GameSettings
+from servers.common.keys import Keys
+from servers.common.lua import PlayerScripts
+from servers.common.ratelimit import ActivityLimits
+from servers.game.parties import Parties
+from servers.game.sessions import Registry
+
+if TYPE_CHECKING:
+    from servers.game.inbox import Inbox
+    from servers.game.queue_port import QueuePort
+    from servers.game.resume import Resume
+
+log = logging.getLogger("cardgame.game")
+
+
+@dataclass
+class Pod:
+    redis: aioredis.Redis
+    pool: asyncpg.Pool
+    keys: Keys
+    pod_id: str
+    settings: GameSettings
+    battle_deadline_ms: int
+    players: PlayerScripts
+    parties: Parties
+    registry: Registry = field(init=False)
+    # The jobs (set by `create`).
+    queue: QueuePort = field(init=False)
+    resume: Resume = field(init=False)
+    inbox: Inbox = field(init=False)
+    # Per-player activity limits (PvE battles, party code guesses); none in some tests.
+    limits: ActivityLimits | None = None
+    # Runs a battle on this game server (PvE): the app's BattleRunner.
+    run_battle: Callable[[p.BattleRequest], Awaitable[None]] | None = None
+    draining: bool = False
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @classmethod
+    def create(
+        cls,
+        redis: aioredis.Redis,
+        pool: asyncpg.Pool,
+        keys: Keys,
+        pod_id: str,
+        settings: GameSettings | None = None,
+        battle_deadline: float = 120.0,
+    ) -> Pod:
+        """The pod's state with its jobs wired: the registry's sessions queue through the
+        queue port and are let go by the resume job when forgotten."""
+        # The jobs' modules import this one for the type: imported here, where they are built.
+        from servers.game.inbox import Inbox
+        from servers.game.queue_port import QueuePort
+        from servers.game.resume import Resume
+
+        game = settings or GameSettings()
+        pod = cls(
+            redis,
+            pool,
+            keys,
+            pod_id,
+            game,
+            int(battle_deadline * 1000),
+            PlayerScripts(redis, keys),
+            Parties(redis, keys, game.party_ttl),
+        )
+        pod.queue, pod.resume, pod.inbox = QueuePort(pod), Resume(pod), Inbox(pod)
+        pod.registry = Registry(
+            pod.queue,
+            game.match_reply_timeout,
+            game.reconnect_grace,
+            on_forget=pod.resume.forgotten,
+            gzip_threshold=game.timeline_gzip_threshold,
+        )
+        return pod
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background, owned here: awaited by `close`, never lost."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
+
+    async def close(self) -> None:
+        """Wait for the background work still under way (at shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
