@@ -5,7 +5,8 @@
 -- KEYS[5] party tickets, KEYS[6] party ticket pods, KEYS[7] deadlines; one hash slot ({mm})
 -- ARGV[1] player id, ARGV[2] the records' name prefix (Keys.player_prefix), ARGV[3] party mode
 -- ARGV[1] player id
--- Returns {"not_in_party"} or {"ok", party JSON after ("" if deleted), other member ("" if
+-- Returns {"not_in_party"}, {"queued"} (the leaver waits in the party queue: nothing changed)
+-- or {"ok", party JSON after ("" if deleted), other member ("" if
 -- none), pod of the other member if they were dequeued ("" if not queued)}.
 local parties_key, members_key, expiry_key, queue_key, tickets_key, pods_key, deadlines_key =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -14,6 +15,9 @@ local player_id, prefix, mode = ARGV[1], ARGV[2], ARGV[3]
 local code = redis.call('HGET', members_key, player_id)
 if not code then
     return {'not_in_party'}
+end
+if cg_queued_in(prefix .. player_id, mode) then
+    return {'queued'} -- waiting for the duel: dequeue first (a ticket must not outlive its party)
 end
 redis.call('HDEL', members_key, player_id)
 local raw = redis.call('HGET', parties_key, code)

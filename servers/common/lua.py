@@ -89,6 +89,7 @@ class Enqueued:
 class Dequeued(enum.Enum):
     REMOVED = "removed"
     NOT_QUEUED = "not_queued"
+    PAIRING = "pairing"  # being paired: matched in a moment, or back in the queue
     STALE = "stale"  # the fence did not match: the player's place stays
 
 
@@ -179,7 +180,14 @@ class QueueScripts:
         any) and is held by `only_pod` ("": any); `notice` is kept for their next welcome."""
         k = self._keys
         status, size = await self._scripts["dequeue"](
-            [k.queue(mode), k.tickets(mode), k.ticket_pods(mode), k.player(player_id), k.deadlines],
+            [
+                k.queue(mode),
+                k.tickets(mode),
+                k.ticket_pods(mode),
+                k.player(player_id),
+                k.deadlines,
+                k.inflight(mode),
+            ],
             [player_id, "" if epoch is None else epoch, only_pod, notice],
         )
         return Dequeued(_text(status)), int(size)
@@ -440,7 +448,10 @@ class PartyScripts:
             self._party_keys() + self._queue_keys(),
             [player_id, self._keys.player_prefix, GameMode.PARTY.value],
         )
-        if _text(reply[0]) != "ok":
+        status = _text(reply[0])
+        if status == "queued":
+            raise Busy(Standing(Activity.QUEUED, GameMode.PARTY.value))
+        if status != "ok":
             return PartyLeft(False, b"", "", "")
         return PartyLeft(True, _bytes(reply[1]), _text(reply[2]), _text(reply[3]))
 

@@ -13,11 +13,10 @@ from typing import Any, TypeVar
 
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
-from servers.common.keys import GameMode
 from servers.game import history, lobby, pve
 from servers.game.parties import message as party_message
 from servers.game.pod import Pod
-from servers.game.sessions import QueueState, Session
+from servers.game.sessions import Session
 
 
 @dataclass(frozen=True)
@@ -156,14 +155,12 @@ async def join_party(ctx: Context, msg: p.JoinParty) -> None:
 
 @command(p.LeaveParty)
 async def leave_party(ctx: Context, msg: p.LeaveParty) -> None:
-    session = ctx.session
-    if (
-        session.state in (QueueState.ENQUEUING, QueueState.QUEUED, QueueState.DEQUEUING)
-        and session.mode is GameMode.PARTY
-    ):
+    # Refused while the player waits for the duel: the script checks the player's record; an
+    # enqueue still on its way to a match server is known here only.
+    if ctx.session.state is QueueState.ENQUEUING and ctx.session.mode is GameMode.PARTY:
         raise GameError(ErrorCode.ALREADY_QUEUED, "dequeue from the party duel first")
-    code = await ctx.pod.parties.leave(session.player_id)
-    session.send(p.PartyLeft(id=msg.id, code=code))
+    code = await ctx.pod.parties.leave(ctx.session.player_id)
+    ctx.session.send(p.PartyLeft(id=msg.id, code=code))
 
 
 @command(p.GetParty)

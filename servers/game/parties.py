@@ -20,7 +20,7 @@ from servers.common import bus
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import PartyScripts, PlayerScripts
+from servers.common.lua import Busy, PartyScripts, PlayerScripts
 
 # Invite codes: 6 characters without look-alikes (no 0/O, 1/I/L), ~1e9 codes.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -130,7 +130,10 @@ class Parties:
         """Leave the party; returns its code. The other member is told, and taken out of the
         party queue if they were waiting for the duel."""
         record = await self.current(player_id)
-        left = await self.scripts.leave(player_id)
+        try:
+            left = await self.scripts.leave(player_id)
+        except Busy:
+            raise GameError(ErrorCode.ALREADY_QUEUED, "dequeue from the party duel first") from None
         if not left.left:
             raise GameError(ErrorCode.NOT_IN_PARTY)
         if left.other_dequeued_pod:

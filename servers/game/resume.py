@@ -45,9 +45,20 @@ class Resume:
 
         Returns the session, whether it was resumed, and what happened while the player was
         away, to send right after the welcome: a finished battle's result, or a dequeue."""
-        pod = self.pod
-        session, resumed = pod.registry.attach(player_id, name, conn)
+        session, resumed = self.pod.registry.attach(player_id, name, conn)
+        try:
+            moved, missed = await self._take(session, conn)
+        except BaseException:
+            self.pod.registry.detach(session, conn)  # the socket ends here: nothing left behind
+            raise
+        return session, resumed or moved, missed
+
+    async def _take(self, session: Session, conn: Connection) -> tuple[bool, Missed]:
+        """The player's record now names this connection; the session follows the record."""
+        pod, player_id = self.pod, session.player_id
         attached = await pod.players.attach(player_id, pod.pod_id, int(time.time() * 1000))
+        if session.conn is not conn:  # a newer socket of this player took the session meanwhile
+            return False, None
         session.epoch = attached.epoch
         moved_from = attached.previous_pod
         moved = bool(moved_from) and moved_from != pod.pod_id
@@ -66,7 +77,7 @@ class Resume:
             missed = await self._owed_result(session)
             if missed is None and attached.notice:  # dequeued while nobody held the player
                 missed = _notice.decode(attached.notice)
-        return session, resumed or moved, missed
+        return moved, missed
 
     async def _owed_result(self, session: Session) -> p.BattleResult | None:
         """The result of a battle that ended while the player was away, if it is owed (its

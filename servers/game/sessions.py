@@ -322,7 +322,9 @@ class Session:
             # Not in the queue any more (e.g. removed by the server): report it as dequeued.
             self.send(p.Dequeued(id=ref, mode=mode, reason="server"))
             return
-        if result.code is ErrorCode.ALREADY_QUEUED and result.queued_mode:
+        if result.code in (ErrorCode.ALREADY_QUEUED, ErrorCode.REQUEST_IN_PROGRESS) and (
+            result.queued_mode
+        ):  # still queued (a dequeue that met the pairing: MatchFound, or dequeue again)
             self.resume_queued(GameMode(result.queued_mode))
         elif result.code is ErrorCode.IN_BATTLE and result.match_id:
             self.resume_battle(result.match_id)

@@ -169,6 +169,12 @@ class Matchmaking:
             self.metrics.queue_size.labels(mode.value).set(size)
             if status is Dequeued.REMOVED:
                 result = p.ResultDequeued(reason=req.reason)
+            elif status is Dequeued.PAIRING:
+                result = p.ResultError(
+                    code=ErrorCode.REQUEST_IN_PROGRESS,
+                    message="being paired right now: matched in a moment, or dequeue again",
+                    queued_mode=mode.value,
+                )
             elif status is Dequeued.STALE:
                 result = p.ResultError(
                     code=ErrorCode.SESSION_REPLACED,

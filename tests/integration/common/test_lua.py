@@ -75,6 +75,9 @@ async def test_enqueue_refuses_a_player_being_paired(redis: aioredis.Redis, keys
     with pytest.raises(Busy):
         await scripts.enqueue(MODE, "1", 2000, b"{}", await hold(redis, keys, "1"))
     assert await redis.zcard(keys.queue(MODE)) == 0
+    # Nor dequeued: the pairing decides (a match, or back in the queue at the lease's end).
+    assert (await scripts.dequeue(MODE, "1"))[0] is Dequeued.PAIRING
+    assert (await record(redis, keys, "1"))[b"act"] == b"queued"
 
 
 async def test_dequeue_is_fenced_by_epoch_and_pod(redis: aioredis.Redis, keys: Keys) -> None:
@@ -259,6 +262,8 @@ async def test_party_scripts(redis: aioredis.Redis, keys: Keys) -> None:
     await queue_player(
         redis, keys, GameMode.PARTY, "guest", now, ticket("guest", party="AAAAAA"), "pod-g"
     )
+    with pytest.raises(Busy):  # the guest waits for the duel: they dequeue first
+        await parties.leave("guest")
     left = await parties.leave("host")
     assert left.left and left.other == "guest" and left.other_dequeued_pod == "pod-g"
     assert (await record(redis, keys, "guest"))[b"act"] == b"idle"
