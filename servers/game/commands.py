@@ -13,10 +13,11 @@ from typing import Any, TypeVar
 
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
+from servers.common.keys import GameMode
 from servers.game import history, lobby, pve
 from servers.game.parties import message as party_message
 from servers.game.pod import Pod
-from servers.game.sessions import Session
+from servers.game.sessions import QueueState, Session
 
 
 @dataclass(frozen=True)
