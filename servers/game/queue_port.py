@@ -5,6 +5,8 @@ refused by the match server's script)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import msgspec
 
@@ -22,6 +24,9 @@ class QueuePort:
 
     def __init__(self, pod: Pod) -> None:
         self.pod = pod
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        self.pod.spawn(work)
 
     async def enqueue(self, session: Session, request_id: str, mode: GameMode) -> None:
         pod = self.pod

@@ -20,9 +20,9 @@ import asyncio
 import enum
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -111,7 +111,10 @@ class Connection:
 
 
 class MatchPort(Protocol):
-    """What a session needs from the match servers (implemented by the relay)."""
+    """What a session needs from the match servers (game/queue_port.py), and an owner for the
+    work it starts in the background (awaited at shutdown)."""
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None: ...
 
     async def enqueue(self, session: Session, request_id: str, mode: GameMode) -> None: ...
     async def dequeue(
@@ -305,9 +308,7 @@ class Session:
             self.send(p.Enqueued(id=ref, mode=msg.game_mode))
             if self.dequeue_wanted is not None and self.mode is not None:
                 reason, self.dequeue_wanted = self.dequeue_wanted, None
-                asyncio.get_running_loop().create_task(
-                    self._quiet(self._send_dequeue(self.mode, None, reason))
-                )
+                self.port.spawn(self._quiet(self._send_dequeue(self.mode, None, reason)))
         elif isinstance(result, p.ResultDequeued):
             self._settle(QueueState.IDLE)
             self.send(p.Dequeued(id=ref, mode=msg.game_mode, reason=result.reason))
@@ -398,9 +399,7 @@ class Session:
         self._settle(QueueState.IDLE)
         if was is QueueState.ENQUEUING and mode is not None:
             # The request may still be handled later: take the player out again, quietly.
-            asyncio.get_running_loop().create_task(
-                self._quiet(self.port.dequeue(self, uuid.uuid4().hex, mode, "server"))
-            )
+            self.port.spawn(self._quiet(self.port.dequeue(self, uuid.uuid4().hex, mode, "server")))
 
 
 class Registry:

@@ -15,6 +15,9 @@ class NoPort:
     async def dequeue(self, *args: object) -> None:
         raise AssertionError("not expected")
 
+    def spawn(self, work: object) -> None:
+        raise AssertionError("not expected")
+
 
 def dequeued(mode: str = "normal") -> p.MatchResult:
     return p.MatchResult(
