@@ -7,6 +7,7 @@ special. Their decks are built from the card catalogue by pure rules below.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import uuid
@@ -24,6 +25,8 @@ from servers.common.players import busy_error
 from servers.game import lobby
 from servers.game.pod import Pod
 from servers.game.sessions import QueueState, Session
+
+log = logging.getLogger("cardgame.game.pve")
 
 AI_PLAYERS = {"easy": "1", "normal": "2", "hard": "3"}
 AI_LEVELS = {"easy": 1, "normal": 5, "hard": 10}
@@ -127,5 +130,7 @@ async def start(pod: Pod, session: Session, difficulty: str, ref: str | None) ->
             opponent_name=ai.name,
         )
     )
-    # A failure ends the battle for the player (battle_failed) inside the runner.
-    await pod.run_battle(request)
+    try:
+        await pod.run_battle(request)
+    except Exception:  # the runner ended the battle for the player: they were told battle_failed
+        log.exception("PvE battle %s failed", request.match_id)

@@ -21,7 +21,7 @@ from servers.common import logs
 from servers.common import protocol as p
 from servers.common.bus import RetryLater, redis_lost
 from servers.common.config import RatingSettings
-from servers.common.keys import Keys
+from servers.common.keys import PVE_MODE, Keys
 from servers.common.lua import PlayerScripts, PublishScript
 from servers.common.timeline import encode_timeline
 from servers.game import metrics
@@ -65,6 +65,8 @@ class BattleRunner:
             await self._run(request)
             metrics.BATTLE_SECONDS.labels(request.game_mode).observe(time.perf_counter() - started)
         except RetryLater:
+            if request.game_mode == PVE_MODE:  # not from a stream: nobody would run it again
+                await self._fail(request)
             raise
         except Exception as exc:
             if not redis_lost(exc):  # for good: nobody may wait for this battle any longer
