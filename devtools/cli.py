@@ -1,6 +1,6 @@
 """The development and testing commands of `cardgame`: a local stack (`up`, `stacks`), the
-scripted PvP `demo`, `chaos`, the rate-limit `burst`, the benchmarks (`bench`) and the Steam Web
-API simulator (`serve steam-sim`).
+scripted PvP `demo`, `chaos`, the two-pods `race` probe, the rate-limit `burst`, the benchmarks
+(`bench`) and the Steam Web API simulator (`serve steam-sim`).
 
 They live apart from the servers so that a production image holds only what production runs;
 `servers/cli.py` adds them to the one `cardgame` entry point when this package is installed.
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # `cardgame serve KIND` for the servers that only development runs.
 SERVE_KINDS = ("steam-sim",)
-COMMANDS = ("up", "stacks", "demo", "chaos", "burst", "bench")
+COMMANDS = ("up", "stacks", "demo", "chaos", "race", "burst", "bench")
 
 
 def positive_int(text: str) -> int:
@@ -183,6 +183,23 @@ def chaos_cmd(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def race_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    from devtools.race import print_race, run_race
+
+    report = run_race(
+        settings,
+        pods=args.pods,
+        attempts=args.attempts,
+        concurrency=args.concurrency,
+        grace=args.grace,
+        seed=args.seed,
+    )
+    print_race(report)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    return 1 if report.failed else 0
+
+
 def serve(kind: str, settings: Settings) -> None:
     """Run one development server in the foreground (only the Steam simulator today)."""
     from devtools.steam_sim import create_app
@@ -233,6 +250,22 @@ def add_parsers(sub: Any) -> None:
         " mixed)",
     )
     c.add_argument("--json", action="store_true")
+    r = sub.add_parser(
+        "race",
+        help="one player on two pods enqueuing in two modes at once, many times; exit 1 on any"
+        " double queue or ghost ticket (own stack)",
+    )
+    r.add_argument("--pods", type=positive_int, default=2)
+    r.add_argument("--attempts", type=positive_int, default=200)
+    r.add_argument("--concurrency", type=positive_int, default=8, help="attempts at a time")
+    r.add_argument(
+        "--grace",
+        type=float,
+        default=1.0,
+        help="the stack's reconnect grace in seconds (short, so closed sockets settle fast)",
+    )
+    r.add_argument("--seed", type=int, default=None)
+    r.add_argument("--json", action="store_true")
     b = sub.add_parser("burst", help="measure the auth rate limit under a burst (own stack)")
     b.add_argument("--requests", type=int, default=500)
     b.add_argument("--concurrency", type=int, default=50)
@@ -262,6 +295,8 @@ def run(args: argparse.Namespace, argv: list[str], settings: Settings) -> int:
     try:
         if args.command == "chaos":
             return chaos_cmd(settings, args)
+        if args.command == "race":
+            return race_cmd(settings, args)
         return demo(settings, args.pods, args.pairs, args.json)
     except StackError as exc:  # its message is for people; a traceback adds nothing
         print(f"cardgame {args.command}: {exc}", file=sys.stderr, flush=True)

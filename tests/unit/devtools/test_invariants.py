@@ -4,6 +4,7 @@ phantom tickets, registries and resource thresholds."""
 from __future__ import annotations
 
 from devtools import invariants as inv
+from devtools.race import player_findings
 
 
 def act(player: str, match: str, start: float, end: float) -> inv.Activity:
@@ -102,6 +103,13 @@ def test_phantom_queued_record_without_ticket() -> None:
 def test_leftovers() -> None:
     v = view(queued={"normal": {"p"}}, records={"q": {"act": "queued", "mode": "party"}})
     assert kinds(inv.leftover_findings(v)) == [("leftover_tickets", "p", "")]
+
+
+def test_race_ghosts() -> None:
+    v = view(queued={"normal": {"p"}}, records={"q": {"act": "queued", "mode": "party"}})
+    assert [f.kind for f in player_findings(v, "p")] == ["ghost_tickets"]
+    assert [f.detail for f in player_findings(v, "q")] == ["record queued in 'party'"]
+    assert player_findings(view(records={"r": {"act": "idle"}}), "r") == []
 
 
 def test_report_counts_each_violation_once_across_snapshots() -> None:
