@@ -28,6 +28,7 @@ from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.protocol import State
 
 from fake_client.client import GameClient, Login, ProtocolViolation
 from servers.common import protocol as p
@@ -98,15 +99,42 @@ class Adversary:
         self.grace = reconnect_grace
         self.stats = AdversaryStats()
         self.open: list[GameClient] = []
+        self.sockets: list[ClientConnection] = []
 
     # ------------------------------------------------------------ sockets
     def url(self, other_than: str | None = None) -> str:
         choices = [u for u in self.game_urls if u != other_than] or self.game_urls
         return self.rng.choice(choices)
 
+    async def open_ws(self, url: str, **options: Any) -> ClientConnection:
+        """A raw socket, remembered so that `abort_all` can drop it whatever happened."""
+        ws = await connect(f"{url}?token={self.login.access_token}", open_timeout=3, **options)
+        self.sockets.append(ws)
+        return ws
+
+    async def open_client(self, url: str) -> GameClient:
+        """GameClient.connect, but every socket opened is remembered (a scenario cancelled
+        while it waits for the welcome leaves nothing open behind it)."""
+        ws = await self.open_ws(url, max_size=2**24)
+        first = p.decode_server(await asyncio.wait_for(ws.recv(), 3))
+        if isinstance(first, p.Error):
+            await ws.close()
+            raise ServerError(first.code, first.message)
+        if not isinstance(first, p.Welcome):
+            await ws.close()
+            raise ProtocolViolation("the first frame is not a welcome", [first])
+        return GameClient(ws, first)
+
+    def abort_all(self) -> None:
+        """Drop every socket still open (after the run: a cancelled close may leave one)."""
+        for ws in self.sockets:
+            if ws.state is not State.CLOSED:
+                ws.transport.abort()
+        self.sockets.clear()
+
     async def connect(self, url: str) -> GameClient | None:
         try:
-            client = await GameClient.connect(url, self.login.access_token, open_timeout=3)
+            client = await self.open_client(url)
         except ProtocolViolation as exc:
             self.stats.protocol_violations.append(f"{url}: {exc}")
             return None
@@ -218,9 +246,7 @@ class Adversary:
         the client library stops reading the TCP socket once its buffer is full."""
         url = self.url()
         try:
-            ws: ClientConnection = await connect(
-                f"{url}?token={self.login.access_token}", open_timeout=3, max_queue=2
-            )
+            ws = await self.open_ws(url, max_queue=2)
         except (OSError, websockets.WebSocketException, TimeoutError) as exc:
             self.stats.told[f"connect:{outcome_of(exc)}"] += 1
             return
@@ -268,4 +294,5 @@ class Adversary:
                 self.stats.told[f"{name}:{outcome_of(exc)}"] += 1
             finally:
                 await self.close_all()
+                self.sockets = [ws for ws in self.sockets if ws.state is not State.CLOSED]
             await asyncio.sleep(self.rng.uniform(0.05, 0.3))

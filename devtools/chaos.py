@@ -35,6 +35,7 @@ from typing import Any
 import asyncpg
 import httpx
 import websockets
+from websockets.protocol import State
 
 from devtools import invariants as inf
 from devtools.adversary import (
@@ -389,6 +390,12 @@ async def _run_load(
         # Adversaries stop at stop_at; one still inside a scenario a little later is cancelled
         # (its sockets close at once: one more abrupt disconnect).
         await _finish(bad, ADVERSARY_STOP)
+        # A task cancelled inside a close or a handshake can leave its socket open: drop them.
+        for adversary in adversaries:
+            adversary.abort_all()
+        for client in clients:
+            if client.client is not None and client.client.ws.state is not State.CLOSED:
+                client.client.ws.transport.abort()
     finally:
         sampling.set()
         await sampler_task
