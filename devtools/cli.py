@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # `cardgame serve KIND` for the servers that only development runs.
 SERVE_KINDS = ("steam-sim",)
-COMMANDS = ("up", "stacks", "demo", "chaos", "race", "burst", "bench")
+COMMANDS = ("up", "stacks", "demo", "chaos", "race", "check-tickets", "burst", "bench")
 
 
 def positive_int(text: str) -> int:
@@ -200,6 +200,38 @@ def race_cmd(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def check_tickets_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    """Double queues, ghost tickets and phantom queued players of one namespace, now: the
+    newest running `cardgame up` unless --redis / --namespace name another."""
+    from devtools import stack_state
+    from devtools.invariants import check_tickets
+    from servers.common.bus import connect_redis
+    from servers.common.keys import Keys
+
+    url, namespace = args.redis, args.namespace
+    if url is None or namespace is None:
+        running = stack_state.running()
+        if not running and url is None:
+            print("cardgame check-tickets: no running stack; give --redis", file=sys.stderr)
+            return 1
+        url = url or running[0].redis
+        namespace = namespace or (running[0].namespace if running else None)
+    namespace = namespace or settings.redis.namespace
+
+    async def check() -> list[str]:
+        redis = connect_redis(url, decode_responses=True)
+        try:
+            return [str(f) for f in await check_tickets(redis, Keys(namespace))]
+        finally:
+            await redis.aclose()
+
+    found = asyncio.run(check())
+    for line in found:
+        print(line)
+    print(f"{len(found)} violations in namespace {namespace}", file=sys.stderr)
+    return 1 if found else 0
+
+
 def serve(kind: str, settings: Settings) -> None:
     """Run one development server in the foreground (only the Steam simulator today)."""
     from devtools.steam_sim import create_app
@@ -266,6 +298,12 @@ def add_parsers(sub: Any) -> None:
     )
     r.add_argument("--seed", type=int, default=None)
     r.add_argument("--json", action="store_true")
+    t = sub.add_parser(
+        "check-tickets",
+        help="double queues, ghost tickets and phantom queued players, now (exit 1 if any)",
+    )
+    t.add_argument("--redis", default=None, help="default: the newest running `cardgame up`")
+    t.add_argument("--namespace", default=None, help="default: that stack's namespace")
     b = sub.add_parser("burst", help="measure the auth rate limit under a burst (own stack)")
     b.add_argument("--requests", type=int, default=500)
     b.add_argument("--concurrency", type=int, default=50)
@@ -286,6 +324,8 @@ def run(args: argparse.Namespace, argv: list[str], settings: Settings) -> int:
         return stacks_cmd()
     if args.command == "up":
         return up(settings, args.pods, args.keep_going)
+    if args.command == "check-tickets":
+        return check_tickets_cmd(settings, args)
     if args.command == "burst":
         from devtools import burst
 

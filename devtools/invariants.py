@@ -269,11 +269,22 @@ async def read_view(
     return view
 
 
+async def recorded_players(redis: aioredis.Redis, keys: Keys) -> list[str]:
+    """Every player with a record in the namespace (SCAN: for a check run now and then, not
+    for a hot path)."""
+    prefix = keys.player_prefix
+    found = [as_text(key)[len(prefix) :] async for key in redis.scan_iter(f"{prefix}*", 1000)]
+    return sorted(found)
+
+
 async def check_tickets(
-    redis: aioredis.Redis, keys: Keys, player_ids: Sequence[str]
+    redis: aioredis.Redis, keys: Keys, player_ids: Sequence[str] | None = None
 ) -> list[Finding]:
-    """Double queues, ghost tickets and phantom queued players, now (usable on its own, e.g.
-    against a running stack's namespace)."""
+    """Double queues, ghost tickets and phantom queued players, now: usable on its own against
+    a running stack (`cardgame check-tickets`). Without `player_ids` the records checked for
+    phantoms are every record in the namespace (the ghosts need only the queued players')."""
+    if player_ids is None:
+        player_ids = await recorded_players(redis, keys)
     view = await read_view(redis, keys, player_ids)
     return double_queued(view) + ticket_findings(view)
 
