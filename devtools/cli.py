@@ -287,7 +287,7 @@ def add_parsers(sub: Any) -> None:
         help="one player on two pods enqueuing in two modes at once, many times; exit 1 on any"
         " double queue or ghost ticket (own stack)",
     )
-    r.add_argument("--pods", type=positive_int, default=2)
+    r.add_argument("--pods", type=positive_int, default=2, help="at least 2 are started")
     r.add_argument("--attempts", type=positive_int, default=200)
     r.add_argument("--concurrency", type=positive_int, default=8, help="attempts at a time")
     r.add_argument(
