@@ -10,6 +10,16 @@ Anything else is a lost player. A player matched twice for one ticket (two diffe
 matches) is a duplicate. A result whose delivery could not be confirmed (its pod died while
 sending) is sent again after the reconnect with the same match id; those are counted apart.
 The command exits non-zero on any lost or duplicate.
+
+`clients` picks the load: `normal` (the players above), `adversarial` (misbehaving players
+only, devtools/adversary.py: the same player on two pods, two modes at once, enqueue raced with
+dequeue, close and PvE, reconnects within the grace, sockets left unread) or `mixed` (both).
+Adversarial players have no ledger: every error and close code is expected of them.
+
+Whatever the load, once it stops and the stack is quiet the invariants of devtools/invariants.py
+are checked (double activity, double queue, ghost and phantom tickets, leftover tickets, game
+server registries, fds and RSS); each is a named count in `violations`, and any makes the command
+exit non-zero too.
 """
 
 from __future__ import annotations
@@ -25,7 +35,14 @@ from typing import Any
 import asyncpg
 import httpx
 import websockets
+from websockets.protocol import State
 
+from devtools import invariants as inf
+from devtools.adversary import (
+    Adversary,
+    AdversaryStats,
+    ignore_orphaned_replies,
+)
 from devtools.stack import Stack
 from fake_client.client import GameClient, Login, ProtocolViolation, login_steam
 from servers.common import protocol as p
@@ -199,8 +216,21 @@ class ChaosReport:
     kills: dict[str, int]
     reconnects: int
     client_errors: dict[str, int]
-    violations: int  # frames that broke docs/protocol.md (each also listed in problems)
+    protocol_violations: int  # frames that broke docs/protocol.md (each also listed in problems)
     problems: list[str]
+    clients: str = "normal"
+    adversaries: int = 0
+    adversarial: dict[str, Any] = field(default_factory=dict)  # scenarios run, what they were told
+    violations: dict[str, int] = field(default_factory=dict)  # invariant name -> count
+    violation_details: list[str] = field(default_factory=list)
+    quiescent: bool = True  # no ticket and empty registries reached within the timeout
+    quiescence_s: float = 0.0  # how long that took
+    live_samples: int = 0  # atomic snapshots of queues and records taken during the load
+    resources: list[dict[str, Any]] = field(default_factory=list)  # per game server
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.lost or self.duplicates or self.problems or sum(self.violations.values()))
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -289,6 +319,145 @@ async def _final_checks(
     return still_queued, len(recorded), int(all_recorded), problems
 
 
+CLIENT_KINDS = ("normal", "adversarial", "mixed")
+ADVERSARY_STOP = 5.0  # seconds adversaries get to end their scenario once the load stops
+
+
+@dataclass
+class Load:
+    """What ran: the normal players' ledgers, the adversaries' stats, the double-queue sampler
+    and the game servers' usage after warm-up."""
+
+    ledgers: list[PlayerLedger]
+    adversaries: list[Adversary]
+    sampler: inf.LiveSampler
+    baseline: dict[str, inf.Usage]
+
+    @property
+    def player_ids(self) -> list[str]:
+        return [led.login.player_id for led in self.ledgers] + [
+            a.login.player_id for a in self.adversaries
+        ]
+
+
+def _game_procs(stack: Stack) -> list[tuple[str, int]]:
+    return [
+        (proc.name, proc.popen.pid)
+        for proc in stack.procs
+        if proc.name.startswith("game-") and proc.popen is not None and proc.alive()
+    ]
+
+
+async def _run_load(
+    stack: Stack,
+    rng: random.Random,
+    counts: tuple[int, int],
+    timing: tuple[float, float, float],
+    kill: tuple[tuple[float, float], Counter[str], tuple[str, ...]],
+) -> Load:
+    """Warm up, take the baseline, kill servers for `duration` while the clients play, stop
+    the clients (normal ones finish their open ticket within `settle`)."""
+    (normal, adversarial), (duration, settle, warmup) = counts, timing
+    ignore_orphaned_replies()
+    interval, kills, kinds = kill
+    tag = uuid.uuid4().hex[:6]
+    logins = await _login_all(stack, normal + adversarial, tag)
+    ledgers = [PlayerLedger(login) for login in logins[:normal]]
+    clients = [
+        ChaosPlayer(ledger, stack.game_urls, random.Random(rng.random())) for ledger in ledgers
+    ]
+    grace = stack.settings.game.reconnect_grace
+    adversaries = [
+        Adversary(login, stack.game_urls, random.Random(rng.random()), grace)
+        for login in logins[normal:]
+    ]
+    redis = connect_redis(stack.settings.redis.url, decode_responses=True)
+    sampler = inf.LiveSampler(
+        redis, Keys(stack.settings.redis.namespace), [login.player_id for login in logins]
+    )
+    sampling = asyncio.Event()
+    sampler_task = asyncio.create_task(sampler.run(sampling))
+    stop_at = time.monotonic() + warmup + duration
+    tasks = [asyncio.create_task(c.run()) for c in clients]
+    bad = [asyncio.create_task(a.run(stop_at)) for a in adversaries]
+    try:
+        await asyncio.sleep(warmup)  # load before the baseline: pools and caches filled
+        baseline = inf.measure(_game_procs(stack))
+        await asyncio.to_thread(_killer, stack, stop_at, rng, interval, kills, kinds)
+        for client in clients:
+            client.stopping = True
+        await _finish(tasks, settle)
+        # Adversaries stop at stop_at; one still inside a scenario a little later is cancelled
+        # (its sockets close at once: one more abrupt disconnect).
+        await _finish(bad, ADVERSARY_STOP)
+        # A task cancelled inside a close or a handshake can leave its socket open: drop them.
+        for adversary in adversaries:
+            adversary.abort_all()
+        for client in clients:
+            if client.client is not None and client.client.ws.state is not State.CLOSED:
+                client.client.ws.transport.abort()
+    finally:
+        sampling.set()
+        await sampler_task
+        await redis.aclose()
+    return Load(ledgers, adversaries, sampler, baseline)
+
+
+async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> None:
+    """Wait for the tasks up to `timeout` seconds, then cancel the rest."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _check_invariants(
+    stack: Stack, load: Load, quiesce_timeout: float
+) -> tuple[inf.InvariantReport, inf.Quiescence, dict[str, inf.Usage]]:
+    """Once the clients are gone: wait (polling, bounded) for no ticket and empty registries,
+    then check every invariant on what is left."""
+    keys = Keys(stack.settings.redis.namespace)
+    players = load.player_ids
+    report = inf.InvariantReport()
+    redis = connect_redis(stack.settings.redis.url, decode_responses=True)
+    try:
+        quiet = await inf.wait_quiescent(redis, keys, players, stack.game_urls, quiesce_timeout)
+    finally:
+        await redis.aclose()
+    final = inf.measure(_game_procs(stack))
+    activities = await inf.recorded_activities(stack.settings.database.url, players)
+    report.add(
+        inf.Finding("double_activity", a.player_id, f"matches {a.match_id} and {b.match_id}")
+        for a, b in inf.overlapping_activities(activities)
+    )
+    report.add(load.sampler.found.values())  # seen during the load
+    report.add(inf.double_queued(quiet.view))
+    report.add(inf.ticket_findings(quiet.view))
+    report.add(inf.leftover_findings(quiet.view))
+    report.add(inf.registry_findings(quiet.health))
+    report.add(inf.resource_findings(load.baseline, final))
+    return report, quiet, final
+
+
+def _resources(base: dict[str, inf.Usage], final: dict[str, inf.Usage]) -> list[dict[str, Any]]:
+    rows = []
+    for name in sorted(set(base) | set(final)):
+        b, f = base.get(name), final.get(name)
+        rows.append(
+            {
+                "name": name,
+                "restarted": b is not None and f is not None and b.pid != f.pid,
+                "fds_baseline": b.fds if b else None,
+                "fds_final": f.fds if f else None,
+                "rss_mib_baseline": round(b.rss / 2**20, 1) if b else None,
+                "rss_mib_final": round(f.rss / 2**20, 1) if f else None,
+            }
+        )
+    return rows
+
+
 def run_chaos(
     settings: Settings,
     pods: int = 3,
@@ -298,43 +467,59 @@ def run_chaos(
     settle: float = 25.0,
     seed: int | None = None,
     kinds: tuple[str, ...] = KILLABLE,
+    clients: str = "normal",
+    adversaries: int | None = None,
+    warmup: float = 2.0,
+    quiesce_timeout: float | None = None,
 ) -> ChaosReport:
+    """`players` normal players (none with clients=adversarial), and `adversaries` misbehaving
+    ones (default: `players` with clients=adversarial, a quarter of them with mixed)."""
+    if clients not in CLIENT_KINDS:
+        raise ValueError(f"clients must be one of {CLIENT_KINDS}, not {clients!r}")
+    normal = 0 if clients == "adversarial" else players
+    if adversaries is None:
+        adversaries = {"normal": 0, "adversarial": players, "mixed": max(2, players // 4)}[clients]
+    elif clients == "normal":
+        adversaries = 0
     rng = random.Random(seed)
     settings = settings.replace(redis={"namespace": f"chaos-{uuid.uuid4().hex[:6]}"})
     kills: Counter[str] = Counter()
+    game = settings.game
+    if quiesce_timeout is None:
+        # Dropped players leave after the grace (after the heartbeat TTL too when their pod
+        # died); popped players come back after the lease and are then dequeued.
+        quiesce_timeout = (
+            2 * game.reconnect_grace
+            + settings.match.lease_seconds
+            + settings.pods.heartbeat_ttl
+            + 10.0
+        )
     with Stack(settings, pods=pods) as stack:
         started = time.monotonic()
-
-        async def main() -> list[PlayerLedger]:
-            logins = await _login_all(stack, players, uuid.uuid4().hex[:6])
-            ledgers = [PlayerLedger(login) for login in logins]
-            clients = [
-                ChaosPlayer(ledger, stack.game_urls, random.Random(rng.random()))
-                for ledger in ledgers
-            ]
-            tasks = [asyncio.create_task(c.run()) for c in clients]
-            stop_at = time.monotonic() + duration
-            await asyncio.to_thread(_killer, stack, stop_at, rng, kill_interval, kills, kinds)
-            for client in clients:
-                client.stopping = True
-            try:
-                await asyncio.wait_for(asyncio.gather(*tasks), settle)
-            except TimeoutError:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-            return ledgers
-
-        ledgers = asyncio.run(main())
+        load = asyncio.run(
+            _run_load(
+                stack,
+                rng,
+                (normal, adversaries),
+                (duration, settle, warmup),
+                (kill_interval, kills, kinds),
+            )
+        )
+        ledgers = load.ledgers
         still_queued, recorded, all_recorded, problems = asyncio.run(_final_checks(stack, ledgers))
+        checked, quiet, final = asyncio.run(_check_invariants(stack, load, quiesce_timeout))
         elapsed = time.monotonic() - started
 
+    stats = AdversaryStats()
+    for adversary in load.adversaries:
+        stats.merge(adversary.stats)
     tickets = [t for ledger in ledgers for t in ledger.tickets]
     lost = [t for t in tickets if t.acked and not t.resolved]
     anomalies = [f"{ledger.login.player_id}: {a}" for ledger in ledgers for a in ledger.anomalies]
     duplicates = len(anomalies)
     problems.extend(anomalies)
     violations = [f"{ledger.login.player_id}: {v}" for ledger in ledgers for v in ledger.violations]
+    violations.extend(stats.protocol_violations)
     problems.extend(f"protocol violation: {v}" for v in violations)
     seen_by: Counter[str] = Counter(m for ledger in ledgers for m in ledger.results)
     matches = {m for m, players_seen in seen_by.items() if players_seen == 2}
@@ -353,7 +538,7 @@ def run_chaos(
     return ChaosReport(
         pods=pods,
         duration_s=round(elapsed, 1),
-        players=players,
+        players=normal,
         tickets=len(tickets) + still_queued,
         tickets_acked=sum(t.acked for t in tickets) + still_queued,
         matches_completed=len(matches),
@@ -367,8 +552,17 @@ def run_chaos(
         kills=dict(kills),
         reconnects=sum(ledger.reconnects for ledger in ledgers),
         client_errors=dict(errors),
-        violations=len(violations),
+        protocol_violations=len(violations),
         problems=problems[:20],
+        clients=clients,
+        adversaries=adversaries,
+        adversarial=stats.as_dict(),
+        violations=checked.counts,
+        violation_details=checked.details,
+        quiescent=quiet.reached,
+        quiescence_s=quiet.waited_s,
+        live_samples=load.sampler.samples,
+        resources=_resources(load.baseline, final),
     )
 
 
@@ -384,6 +578,25 @@ def print_report(report: ChaosReport) -> None:
     print(f"duplicates          {report.duplicates}")
     print(f"results re-sent     {report.redelivered} (same match id, after a reconnect)")
     print(f"reconnects          {report.reconnects}")
-    print(f"protocol violations {report.violations}")
+    print(f"protocol violations {report.protocol_violations}")
+    if report.adversaries:
+        print(f"adversaries         {report.adversaries}: {report.adversarial.get('scenarios')}")
+        told = report.adversarial.get("told", {})
+        print(f"adversaries told    {told}")
+    print(
+        f"quiescence          {'reached' if report.quiescent else 'NOT reached'} after "
+        f"{report.quiescence_s} s"
+    )
+    for row in report.resources:
+        print(
+            f"resources           {row['name']}{' (restarted)' if row['restarted'] else ''}: "
+            f"fds {row['fds_baseline']} -> {row['fds_final']}, "
+            f"RSS {row['rss_mib_baseline']} -> {row['rss_mib_final']} MiB"
+        )
+    print(f"live checks         {report.live_samples} snapshots during the load")
+    for name, count in report.violations.items():
+        print(f"violation {name:<19} {count}")
+    for detail in report.violation_details:
+        print(f"violation           {detail}")
     for problem in report.problems:
         print(f"problem             {problem}")

@@ -1,6 +1,6 @@
 """The development and testing commands of `cardgame`: a local stack (`up`, `stacks`), the
-scripted PvP `demo`, `chaos`, the rate-limit `burst`, the benchmarks (`bench`) and the Steam Web
-API simulator (`serve steam-sim`).
+scripted PvP `demo`, `chaos`, the two-pods `race` probe, the rate-limit `burst`, the benchmarks
+(`bench`) and the Steam Web API simulator (`serve steam-sim`).
 
 They live apart from the servers so that a production image holds only what production runs;
 `servers/cli.py` adds them to the one `cardgame` entry point when this package is installed.
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # `cardgame serve KIND` for the servers that only development runs.
 SERVE_KINDS = ("steam-sim",)
-COMMANDS = ("up", "stacks", "demo", "chaos", "burst", "bench")
+COMMANDS = ("up", "stacks", "demo", "chaos", "race", "check-tickets", "burst", "bench")
 
 
 def positive_int(text: str) -> int:
@@ -169,12 +169,67 @@ def chaos_cmd(settings: Settings, args: argparse.Namespace) -> int:
     from devtools.chaos import print_report, run_chaos
 
     report = run_chaos(
-        settings, pods=args.pods, duration=args.duration, players=args.players, seed=args.seed
+        settings,
+        pods=args.pods,
+        duration=args.duration,
+        players=args.players,
+        seed=args.seed,
+        clients=args.clients,
+        adversaries=args.adversaries,
     )
     print_report(report)
     if args.json:
         print(json.dumps(report.as_dict()))
-    return 0 if report.lost == 0 and report.duplicates == 0 and not report.problems else 1
+    return 1 if report.failed else 0
+
+
+def race_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    from devtools.race import print_race, run_race
+
+    report = run_race(
+        settings,
+        pods=args.pods,
+        attempts=args.attempts,
+        concurrency=args.concurrency,
+        grace=args.grace,
+        seed=args.seed,
+    )
+    print_race(report)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    return 1 if report.failed else 0
+
+
+def check_tickets_cmd(settings: Settings, args: argparse.Namespace) -> int:
+    """Double queues, ghost tickets and phantom queued players of one namespace, now: the
+    newest running `cardgame up` unless --redis / --namespace name another."""
+    from devtools import stack_state
+    from devtools.invariants import check_tickets
+    from servers.common.bus import connect_redis
+    from servers.common.keys import Keys
+
+    url, namespace = args.redis, args.namespace
+    if url is None or namespace is None:
+        running = stack_state.running()
+        if not running and url is None:
+            print("cardgame check-tickets: no running stack; give --redis", file=sys.stderr)
+            return 1
+        url = url or running[0].redis
+        namespace = namespace or (running[0].namespace if running else None)
+    namespace = namespace or settings.redis.namespace
+
+    async def check() -> list[str]:
+        redis = connect_redis(url, decode_responses=True)
+        try:
+            return [str(f) for f in await check_tickets(redis, Keys(namespace))]
+        finally:
+            await redis.aclose()
+
+    found = asyncio.run(check())
+    for line in found:
+        print(line)
+    print(f"{len(found)} violations in namespace {namespace}", file=sys.stderr)
+    return 1 if found else 0
 
 
 def serve(kind: str, settings: Settings) -> None:
@@ -212,7 +267,43 @@ def add_parsers(sub: Any) -> None:
     c.add_argument("--duration", type=float, default=60.0, help="seconds of kills")
     c.add_argument("--players", type=int, default=60)
     c.add_argument("--seed", type=int, default=None)
+    c.add_argument(
+        "--clients",
+        choices=("normal", "adversarial", "mixed"),
+        default="normal",
+        help="normal: well-behaved players (each ticket accounted for); adversarial: players"
+        " that race, double-connect and stop reading; mixed: both",
+    )
+    c.add_argument(
+        "--adversaries",
+        type=int,
+        default=None,
+        help="adversarial players (default: --players with adversarial, a quarter of it with"
+        " mixed)",
+    )
     c.add_argument("--json", action="store_true")
+    r = sub.add_parser(
+        "race",
+        help="one player on two pods enqueuing in two modes at once, many times; exit 1 on any"
+        " double queue or ghost ticket (own stack)",
+    )
+    r.add_argument("--pods", type=positive_int, default=2, help="at least 2 are started")
+    r.add_argument("--attempts", type=positive_int, default=200)
+    r.add_argument("--concurrency", type=positive_int, default=8, help="attempts at a time")
+    r.add_argument(
+        "--grace",
+        type=float,
+        default=1.0,
+        help="the stack's reconnect grace in seconds (short, so closed sockets settle fast)",
+    )
+    r.add_argument("--seed", type=int, default=None)
+    r.add_argument("--json", action="store_true")
+    t = sub.add_parser(
+        "check-tickets",
+        help="double queues, ghost tickets and phantom queued players, now (exit 1 if any)",
+    )
+    t.add_argument("--redis", default=None, help="default: the newest running `cardgame up`")
+    t.add_argument("--namespace", default=None, help="default: that stack's namespace")
     b = sub.add_parser("burst", help="measure the auth rate limit under a burst (own stack)")
     b.add_argument("--requests", type=int, default=500)
     b.add_argument("--concurrency", type=int, default=50)
@@ -233,6 +324,8 @@ def run(args: argparse.Namespace, argv: list[str], settings: Settings) -> int:
         return stacks_cmd()
     if args.command == "up":
         return up(settings, args.pods, args.keep_going)
+    if args.command == "check-tickets":
+        return check_tickets_cmd(settings, args)
     if args.command == "burst":
         from devtools import burst
 
@@ -242,6 +335,8 @@ def run(args: argparse.Namespace, argv: list[str], settings: Settings) -> int:
     try:
         if args.command == "chaos":
             return chaos_cmd(settings, args)
+        if args.command == "race":
+            return race_cmd(settings, args)
         return demo(settings, args.pods, args.pairs, args.json)
     except StackError as exc:  # its message is for people; a traceback adds nothing
         print(f"cardgame {args.command}: {exc}", file=sys.stderr, flush=True)
