@@ -136,6 +136,7 @@ class Session:
     request_id: str | None = None  # the queue request in flight
     request_ref: str | None = None  # the client's correlation id for it
     dequeue_wanted: p.DequeueReason | None = None  # dequeue as soon as the enqueue settles
+    dequeue_ref: str | None = None  # the client's id of that dequeue, for its answer
     match_id: str | None = None
     # Per-connection option (set_options) and the server's compression threshold.
     timeline_gzip: bool = False
@@ -186,7 +187,7 @@ class Session:
 
     async def request_dequeue(self, ref: str | None, reason: p.DequeueReason = "requested") -> None:
         if self.state is QueueState.ENQUEUING:
-            self.dequeue_wanted = reason
+            self.dequeue_wanted, self.dequeue_ref = reason, ref
             return
         if self.state is QueueState.IN_BATTLE:
             raise GameError(ErrorCode.IN_BATTLE, "already matched; wait for the battle result")
@@ -270,6 +271,7 @@ class Session:
         if isinstance(result, p.ResultMatchFound):
             if self.state is QueueState.ENQUEUING:  # EnQueued may arrive after MatchFound
                 self.send(p.Enqueued(id=self.request_ref, mode=msg.game_mode))
+                self._answer_wanted_dequeue(ErrorCode.IN_BATTLE, "matched before the dequeue")
             elif self.state is QueueState.DEQUEUING:  # matched before the dequeue landed
                 self.send_error(ErrorCode.IN_BATTLE, "matched before the dequeue", self.request_ref)
             self.resume_battle(result.match_id)
@@ -308,7 +310,8 @@ class Session:
             self.send(p.Enqueued(id=ref, mode=msg.game_mode))
             if self.dequeue_wanted is not None and self.mode is not None:
                 reason, self.dequeue_wanted = self.dequeue_wanted, None
-                self.port.spawn(self._quiet(self._send_dequeue(self.mode, None, reason)))
+                ref, self.dequeue_ref = self.dequeue_ref, None
+                self.port.spawn(self._quiet(self._send_dequeue(self.mode, ref, reason)))
         elif isinstance(result, p.ResultDequeued):
             self._settle(QueueState.IDLE)
             self.send(p.Dequeued(id=ref, mode=msg.game_mode, reason=result.reason))
@@ -318,6 +321,8 @@ class Session:
     def _refused(self, mode: str, result: p.ResultError, ref: str | None) -> None:
         """A queue request was refused; follow what the record says where it says it."""
         was = self.state
+        if was is QueueState.ENQUEUING:  # the enqueue failed: nothing to dequeue
+            self._answer_wanted_dequeue(ErrorCode.NOT_QUEUED, None)
         self._settle(QueueState.IDLE)
         if was is QueueState.DEQUEUING and result.code is ErrorCode.NOT_QUEUED:
             # Not in the queue any more (e.g. removed by the server): report it as dequeued.
@@ -330,6 +335,12 @@ class Session:
         elif result.code is ErrorCode.IN_BATTLE and result.match_id:
             self.resume_battle(result.match_id)
         self.send_error(result.code, result.message, ref)
+
+    def _answer_wanted_dequeue(self, code: ErrorCode, message: str | None) -> None:
+        """A dequeue asked for while the enqueue was on its way cannot happen: say why."""
+        if self.dequeue_wanted is not None:
+            self.send_error(code, message, self.dequeue_ref)
+            self.dequeue_wanted = self.dequeue_ref = None
 
     def settle_battle(self, match_id: str) -> None:
         if self.state is QueueState.IN_BATTLE and self.match_id == match_id:
@@ -383,7 +394,7 @@ class Session:
         self.match_id = None
         if state is QueueState.IDLE:
             self.mode = None
-            self.dequeue_wanted = None
+            self.dequeue_wanted = self.dequeue_ref = None
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -396,6 +407,7 @@ class Session:
         ref, mode, was = self.request_ref, self.mode, self.state
         log.warning("no match server answered %s for %s", was.value, self.player_id)
         self.send_error(ErrorCode.MATCH_SERVER_UNAVAILABLE, None, ref)
+        self._answer_wanted_dequeue(ErrorCode.MATCH_SERVER_UNAVAILABLE, None)
         self._settle(QueueState.IDLE)
         if was is QueueState.ENQUEUING and mode is not None:
             # The request may still be handled later: take the player out again, quietly.
