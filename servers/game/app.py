@@ -37,7 +37,7 @@ from servers.common.ratelimit import ActivityLimits, IpRateLimiter
 from servers.common.tokens import verifier_for
 from servers.game import metrics, ws
 from servers.game.battle.runner import BattleRunner
-from servers.game.pod import Pod
+from servers.game.service import GameService
 from servers.game.sessions import CLOSE_SERVICE_RESTART, QueueState
 
 log = logging.getLogger("cardgame.game")
@@ -59,7 +59,7 @@ class GameServer:
     keys: Keys
     redis: aioredis.Redis
     pool: asyncpg.Pool
-    pod: Pod
+    service: GameService
     runner: BattleRunner
     guard: ws.Guard
     tokens: ws.Verifier
@@ -74,7 +74,10 @@ class GameServer:
         pool = await create_pool(
             settings.database.url, settings.database.pool_min, settings.database.pool_max
         )
-        pod = Pod.create(redis, pool, keys, pod_id, settings.game, settings.match.battle_deadline)
+        service = GameService.build(
+            redis, pool, keys, pod_id, settings.game, settings.match.battle_deadline
+        )
+        pod = service.pod
         runner = BattleRunner(redis, pool, keys, pod_id, rating=settings.rating)
         pod.run_battle = runner.run
         limiter = IpRateLimiter(redis, keys, settings.ratelimit)
@@ -84,12 +87,15 @@ class GameServer:
             on_refused=lambda scope: metrics.RATE_LIMITED.labels(scope).inc(),
         )
         guard = ws.Guard(limiter, keys, settings.ratelimit, ws.Limits.of(settings.game))
-        server = cls(settings, keys, redis, pool, pod, runner, guard, verifier_for(settings.auth))
+        server = cls(
+            settings, keys, redis, pool, service, runner, guard, verifier_for(settings.auth)
+        )
         await server._start_tasks()
         return server
 
     async def _start_tasks(self) -> None:
-        redis, keys, pod, pod_id = self.redis, self.keys, self.pod, self.settings.pod_id
+        redis, keys, pod_id = self.redis, self.keys, self.settings.pod_id
+        pod, inbox = self.service.pod, self.service.inbox
         ready = [asyncio.Event() for _ in range(3 + len(GameMode))]
 
         async def on_revoked(_: str, data: bytes) -> None:
@@ -109,7 +115,7 @@ class GameServer:
             )
 
         self.tasks = [
-            subscriber(pod.inbox.channels(), pod.inbox.on_message, 0, "results"),
+            subscriber(inbox.channels(), inbox.on_message, 0, "results"),
             subscriber([keys.battle_request], ignore, 1, "battle-notices"),
             subscriber([keys.session_revoked_channel], on_revoked, 2, "revoked-sessions"),
             asyncio.create_task(
@@ -144,13 +150,13 @@ class GameServer:
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 10)
 
     def stats(self) -> dict[str, object]:
-        registry = self.pod.registry
+        registry = self.service.pod.registry
         return {
             "sessions": len(registry),
             "connected": registry.connected(),
             "battles_running": self.runner.running,
             "battles_completed": self.runner.completed,
-            "draining": self.pod.draining,
+            "draining": self.service.pod.draining,
         }
 
     async def problems(self) -> dict[str, str]:
@@ -164,14 +170,14 @@ class GameServer:
             await self.pool.fetchval("SELECT 1", timeout=2)
         except Exception as exc:  # report any PostgreSQL failure
             problems["database"] = str(exc)
-        if self.pod.draining:
+        if self.service.pod.draining:
             problems["draining"] = "true"
         return problems
 
     async def socket(self, connection: ServerConnection) -> None:
         await ws.serve_socket(
             connection,
-            self.pod,
+            self.service,
             self.tokens,
             self.settings.game.max_message_bytes,
             self.guard,
@@ -198,7 +204,7 @@ class GameServer:
     async def drain(self) -> None:
         """SIGTERM: stop taking players, dequeue the queued with a notice, finish battles and
         deliver their results, then close every socket telling clients to reconnect elsewhere."""
-        pod = self.pod
+        pod = self.service.pod
         pod.draining = True
         deadline = time.monotonic() + self.settings.game.drain_deadline
         log.warning("draining: %d sessions", len(pod.registry))
@@ -226,7 +232,7 @@ class GameServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.pod.close()
+        await self.service.pod.close()
         try:
             await self.redis.delete(self.keys.heartbeat(self.settings.pod_id, "game"))
         except Exception as exc:  # Redis may be the reason we stop

@@ -1,6 +1,6 @@
-"""What one game server holds for its players, created once at start-up and shared by the jobs
-that serve them: the queue port (requests to the match servers), reconnect and resume, the
-inbox (results and pod commands from Redis) and the client command table.
+"""What one game server holds for its players, created once at start-up (game/service.py) and
+shared by the jobs that serve them: the queue port (requests to the match servers), reconnect
+and resume, the inbox (results and pod commands from Redis) and the client command table.
 
 Every job reads the same handles from here; none keeps a second copy of what a player is doing:
 that is the player's record in Redis, and the sessions in `registry` are this pod's cache of it.
@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -24,11 +24,6 @@ from servers.common.lua import PlayerScripts
 from servers.common.ratelimit import ActivityLimits
 from servers.game.parties import Parties
 from servers.game.sessions import Registry
-
-if TYPE_CHECKING:
-    from servers.game.inbox import Inbox
-    from servers.game.queue_port import QueuePort
-    from servers.game.resume import Resume
 
 log = logging.getLogger("cardgame.game")
 
@@ -43,55 +38,14 @@ class Pod:
     battle_deadline_ms: int
     players: PlayerScripts
     parties: Parties
+    # Set by game/service.py, which builds the registry with the jobs it needs.
     registry: Registry = field(init=False)
-    # The jobs (set by `create`).
-    queue: QueuePort = field(init=False)
-    resume: Resume = field(init=False)
-    inbox: Inbox = field(init=False)
     # Per-player activity limits (PvE battles, party code guesses); none in some tests.
     limits: ActivityLimits | None = None
     # Runs a battle on this game server (PvE): the app's BattleRunner.
     run_battle: Callable[[p.BattleRequest], Awaitable[None]] | None = None
     draining: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-    @classmethod
-    def create(
-        cls,
-        redis: aioredis.Redis,
-        pool: asyncpg.Pool,
-        keys: Keys,
-        pod_id: str,
-        settings: GameSettings | None = None,
-        battle_deadline: float = 120.0,
-    ) -> Pod:
-        """The pod's state with its jobs wired: the registry's sessions queue through the
-        queue port and are let go by the resume job when forgotten."""
-        # The jobs' modules import this one for the type: imported here, where they are built.
-        from servers.game.inbox import Inbox
-        from servers.game.queue_port import QueuePort
-        from servers.game.resume import Resume
-
-        game = settings or GameSettings()
-        pod = cls(
-            redis,
-            pool,
-            keys,
-            pod_id,
-            game,
-            int(battle_deadline * 1000),
-            PlayerScripts(redis, keys),
-            Parties(redis, keys, game.party_ttl),
-        )
-        pod.queue, pod.resume, pod.inbox = QueuePort(pod), Resume(pod), Inbox(pod)
-        pod.registry = Registry(
-            pod.queue,
-            game.match_reply_timeout,
-            game.reconnect_grace,
-            on_forget=pod.resume.forgotten,
-            gzip_threshold=game.timeline_gzip_threshold,
-        )
-        return pod
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in the background, owned here: awaited by `close`, never lost."""

@@ -24,7 +24,7 @@ from servers.common.ratelimit import IpRateLimiter, Rule, TokenBucket
 from servers.common.tokens import Identity
 from servers.game import metrics
 from servers.game.commands import Context, dispatch
-from servers.game.pod import Pod
+from servers.game.service import GameService
 from servers.game.sessions import (
     CLOSE_RATE_LIMITED,
     CLOSE_SERVICE_RESTART,
@@ -121,11 +121,12 @@ def bearer_token(ws: ServerConnection) -> str | None:
 
 async def serve_socket(
     ws: ServerConnection,
-    pod: Pod,
+    service: GameService,
     tokens: Verifier,
     max_message_bytes: int,
     guard: Guard | None = None,
 ) -> None:
+    pod = service.pod
     ip: str | None = str(ws.remote_address[0]) if ws.remote_address else None
     if guard is not None:
         forwarded = ws.request.headers.get("X-Forwarded-For") if ws.request else None
@@ -163,14 +164,14 @@ async def serve_socket(
     limits = guard.limits if guard is not None else Limits.of()
     conn = Connection(limits.max_unsent_bytes)
     conn.session_id = identity.session_id
-    session, resumed, missed = await pod.resume.connect(identity.player_id, identity.name, conn)
+    session, resumed, missed = await service.resume.connect(identity.player_id, identity.name, conn)
     # The welcome goes first; what reached the session while it was attached follows it.
-    conn.open(pod.resume.welcome(session, resumed))
+    conn.open(service.resume.welcome(session, resumed))
     if isinstance(missed, p.BattleResult):
         # The battle marker was still set: no delivery completed, so send it even if marked;
         # unless the live result reached the session while it was being attached.
         if session.state is QueueState.IN_BATTLE and session.match_id == missed.match_id:
-            await pod.inbox.deliver(session, missed, again=True)
+            await service.inbox.deliver(session, missed, again=True)
     elif missed is not None:
         conn.send(missed)
     bucket = guard.bucket() if guard is not None else None

@@ -18,10 +18,11 @@ async def test_a_result_that_overtakes_its_match_found_waits_for_it(
     client must still see MatchFound first, then its result."""
     import msgspec
 
-    from servers.game.pod import Pod
+    from servers.game.service import GameService
     from servers.game.sessions import Connection
 
-    pod = Pod.create(redis, pool, keys, "pod-x")
+    service = GameService.build(redis, pool, keys, "pod-x")
+    pod = service.pod
     conn = Connection()
     conn.open()
     session, _ = pod.registry.attach("501", "five", conn)
@@ -36,14 +37,14 @@ async def test_a_result_that_overtakes_its_match_found_waits_for_it(
         turns=3,
         timeline=msgspec.Raw(b"[]"),
     )
-    await pod.inbox.on_message(keys.battle_result("pod-x"), msgspec.json.encode(result))
+    await service.inbox.on_message(keys.battle_result("pod-x"), msgspec.json.encode(result))
     assert conn.outbox.empty()  # held back
     found = p.MatchResult(
         player_id="501",
         game_mode="normal",
         result=p.ResultMatchFound(match_id="m-501", opponent_id="502", opponent_name="six"),
     )
-    await pod.inbox.on_message(keys.match_result("pod-x"), msgspec.json.encode(found))
+    await service.inbox.on_message(keys.match_result("pod-x"), msgspec.json.encode(found))
     sent = [msgspec.json.decode(conn.outbox.get_nowait()) for _ in range(conn.outbox.qsize())]
     assert [m["type"] for m in sent] == ["match_found", "battle_result"]
     assert session.state.value == "idle"
@@ -56,13 +57,14 @@ async def test_a_forgotten_session_lets_the_player_go(
     player's record is let go: nobody holds them, a queued player is dequeued with a notice."""
     from servers.common.config import GameSettings
     from servers.common.lua import QueueScripts
-    from servers.game.pod import Pod
+    from servers.game.service import GameService
     from servers.game.sessions import Connection
     from tests.support.helpers import eventually
 
-    pod = Pod.create(redis, pool, keys, "pod-x", GameSettings(reconnect_grace=0.05))
+    service = GameService.build(redis, pool, keys, "pod-x", GameSettings(reconnect_grace=0.05))
+    pod = service.pod
     conn = Connection()
-    session, _, _ = await pod.resume.connect("601", "six", conn)
+    session, _, _ = await service.resume.connect("601", "six", conn)
     await QueueScripts(redis, keys).enqueue(GameMode.NORMAL, "601", 1, b"{}", session.epoch)
     session.resume_queued(GameMode.NORMAL)
     pod.registry.detach(session, conn)
@@ -73,5 +75,5 @@ async def test_a_forgotten_session_lets_the_player_go(
     await eventually(let_go, timeout=5, what="the session forgotten and the player let go")
     await pod.close()
     assert await redis.zcard(keys.queue(GameMode.NORMAL)) == 0
-    again = await pod.resume.connect("601", "six", Connection())
+    again = await service.resume.connect("601", "six", Connection())
     assert isinstance(again[2], p.Dequeued) and again[2].reason == "disconnected"
