@@ -21,10 +21,11 @@ local function held(player_id)
     return redis.call('ZSCORE', inflight_key, player_id) ~= false
 end
 
-local function forget(player_id)
+local function forget(player_id) -- popped: no longer in the queue itself
     redis.call('ZREM', inflight_key, player_id)
     redis.call('HDEL', scores_key, player_id)
-    cg_drop_ticket(queue_key, tickets_key, pods_key, player_id)
+    redis.call('HDEL', tickets_key, player_id)
+    redis.call('HDEL', pods_key, player_id)
 end
 
 local function requeue(player_id)
@@ -36,11 +37,11 @@ local function requeue(player_id)
     redis.call('HDEL', scores_key, player_id)
 end
 
+-- The record exists (enqueue.lua needs it) and keeps its TTL: no EXPIRE on this hot path.
 local function start_battle(player_id, match_id)
-    local record = prefix .. player_id
-    redis.call('HSET', record, 'act', 'battle', 'mode', mode, 'match', match_id, 'until', deadline)
+    redis.call('HSET', prefix .. player_id, 'act', 'battle', 'mode', mode, 'match', match_id,
+        'until', deadline)
     redis.call('ZADD', deadlines_key, deadline, player_id)
-    cg_touch(record)
 end
 
 local committed = {}

@@ -73,6 +73,16 @@ async def fill(redis: aioredis.Redis, keys: Keys, count: int) -> float:
             pipe.hset(
                 keys.ticket_pods(mode), mapping={pid: f"pod-{1 + int(pid) % 2}" for pid in ids}
             )
+            for pid in ids:  # each queued player has a record saying so, as enqueue.lua leaves it
+                pipe.hset(
+                    keys.player(pid),
+                    mapping={
+                        "epoch": 1,
+                        "pod": f"pod-{1 + int(pid) % 2}",
+                        "act": "queued",
+                        "mode": mode.value,
+                    },
+                )
             await pipe.execute()
     return time.perf_counter() - started
 
