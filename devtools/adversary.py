@@ -116,14 +116,7 @@ class Adversary:
         """GameClient.connect, but every socket opened is remembered (a scenario cancelled
         while it waits for the welcome leaves nothing open behind it)."""
         ws = await self.open_ws(url, max_size=2**24)
-        first = p.decode_server(await asyncio.wait_for(ws.recv(), 3))
-        if isinstance(first, p.Error):
-            await ws.close()
-            raise ServerError(first.code, first.message)
-        if not isinstance(first, p.Welcome):
-            await ws.close()
-            raise ProtocolViolation("the first frame is not a welcome", [first])
-        return GameClient(ws, first)
+        return await GameClient.greeted(ws, timeout=3)
 
     def abort_all(self) -> None:
         """Drop every socket still open (after the run: a cancelled close may leave one)."""

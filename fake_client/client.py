@@ -114,7 +114,13 @@ class GameClient:
             max_size=2**24,
             additional_headers=headers,
         )
-        first = p.decode_server(await ws.recv())
+        return await cls.greeted(ws)
+
+    @classmethod
+    async def greeted(cls, ws: Any, timeout: float | None = None) -> GameClient:
+        """A client on an open socket, once its first frame is the welcome (the protocol's
+        promise); an error frame instead raises ServerError, anything else ProtocolViolation."""
+        first = p.decode_server(await asyncio.wait_for(ws.recv(), timeout))
         if isinstance(first, p.Error):
             await ws.close()
             raise ServerError(first.code, first.message)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode
-from servers.common.keys import GameMode
-from servers.common.lua import Activity, Busy
+from servers.common.keys import GameMode, Keys
+from servers.common.lua import Activity, Busy, PublishScript
 
 
 def busy_error(busy: Busy) -> p.ResultError:
@@ -32,3 +32,13 @@ def busy_error(busy: Busy) -> p.ResultError:
 def dequeued_notice(mode: GameMode, reason: p.DequeueReason) -> bytes:
     """The `dequeued` message kept in a player's record for their next welcome."""
     return p.encode(p.Dequeued(mode=mode.value, reason=reason))
+
+
+async def command_pods(
+    publisher: PublishScript, keys: Keys, commands: list[tuple[str, p.PodCommand]]
+) -> None:
+    """Send each command to the control channel of the pod holding its player, in one script
+    call; a player nobody holds ("" pod) is skipped: their next welcome says where they stand."""
+    await publisher.publish_many(
+        [(keys.pod_control(pod), p.encode(command)) for pod, command in commands if pod]
+    )

@@ -33,7 +33,7 @@ from servers.common.lua import (
     StaleEpoch,
 )
 from servers.common.models import BattleSnapshot
-from servers.common.players import busy_error, dequeued_notice
+from servers.common.players import busy_error, command_pods, dequeued_notice
 from servers.match.matchmakers.normal import pair_fifo
 from servers.match.matchmakers.party import pair_party
 from servers.match.matchmakers.ranked import Entry, Window, pair_by_rating
@@ -280,22 +280,21 @@ class Matchmaking:
         await self.tell_dequeued(
             GameMode.PARTY, [(e.player_id, e.pod_id) for e in gone if e.dequeued], "party"
         )
-        await self.publisher.publish_many(
+        await command_pods(
+            self.publisher,
+            self.keys,
             [
                 (
-                    self.keys.pod_control(entry.pod_id),
-                    _encoder.encode(
-                        p.PodCommand(
-                            command="party_changed",
-                            player_id=entry.player_id,
-                            event="expired",
-                            party=entry.code,
-                        )
+                    entry.pod_id,
+                    p.PodCommand(
+                        command="party_changed",
+                        player_id=entry.player_id,
+                        event="expired",
+                        party=entry.code,
                     ),
                 )
                 for entry in gone
-                if entry.pod_id
-            ]
+            ],
         )
         return len(gone)
 
@@ -306,22 +305,21 @@ class Matchmaking:
             return 0
         log.warning("ended %d battle activities past their deadline", len(freed))
         self.metrics.players_removed.labels("battle_deadline").inc(len(freed))
-        await self.publisher.publish_many(
+        await command_pods(
+            self.publisher,
+            self.keys,
             [
                 (
-                    self.keys.pod_control(entry.pod_id),
-                    _encoder.encode(
-                        p.PodCommand(
-                            command="battle_failed",
-                            player_id=entry.player_id,
-                            match_id=entry.match_id,
-                            reason="timeout",
-                        )
+                    entry.pod_id,
+                    p.PodCommand(
+                        command="battle_failed",
+                        player_id=entry.player_id,
+                        match_id=entry.match_id,
+                        reason="timeout",
                     ),
                 )
                 for entry in freed
-                if entry.pod_id
-            ]
+            ],
         )
         return len(freed)
 

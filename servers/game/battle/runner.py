@@ -23,6 +23,7 @@ from servers.common.bus import RetryLater, redis_lost
 from servers.common.config import RatingSettings
 from servers.common.keys import PVE_MODE, Keys
 from servers.common.lua import PlayerScripts, PublishScript
+from servers.common.players import command_pods
 from servers.common.timeline import encode_timeline
 from servers.game import metrics
 from servers.game.battle.sim import simulate
@@ -146,22 +147,21 @@ class BattleRunner:
             pods = await self.players.finish(request.match_id, players)
             for player in players:  # one by one: the markers live in the players' own slots
                 await self.redis.delete(self.keys.player_match(player))
-            await self.publisher.publish_many(
+            await command_pods(
+                self.publisher,
+                self.keys,
                 [
                     (
-                        self.keys.pod_control(pod),
-                        _encoder.encode(
-                            p.PodCommand(
-                                command="battle_failed",
-                                player_id=player,
-                                match_id=request.match_id,
-                                reason="failed",
-                            )
+                        pod,
+                        p.PodCommand(
+                            command="battle_failed",
+                            player_id=player,
+                            match_id=request.match_id,
+                            reason="failed",
                         ),
                     )
                     for player, pod in zip(players, pods, strict=True)
-                    if pod
-                ]
+                ],
             )
         except Exception:  # the deadline frees them in the end
             log.exception("could not free the players of battle %s", request.match_id)
