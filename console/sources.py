@@ -34,7 +34,7 @@ from servers.common import bus
 from servers.common import protocol as p
 from servers.common.heartbeat import ROLES, Heartbeat
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import Dequeued, QueueScripts
+from servers.common.lua import Busy, Dequeued, QueueScripts
 
 RATING_SAMPLE = 64  # tickets read per mode and poll for the rating histogram
 DEQUEUE_WAIT = 3.0  # seconds the console waits to see its dequeue request handled
@@ -281,7 +281,10 @@ class LiveSource:
             return "not queued"
         mode = GameMode(live.queued_mode)
         if not live.ticket_pod:
-            status, _ = await self._scripts.dequeue(mode, player_id)
+            try:
+                status, _ = await self._scripts.dequeue(mode, player_id)
+            except Busy:
+                return "matched meanwhile: in a battle, not dequeued"
             return (
                 "removed directly (no pod held the ticket)"
                 if status is Dequeued.REMOVED

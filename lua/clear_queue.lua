@@ -11,6 +11,7 @@ local out = {}
 for _, player_id in ipairs(redis.call('ZRANGE', queue_key, 0, -1)) do
     local record = prefix .. player_id
     local pod = redis.call('HGET', record, 'pod') or ''
+    cg_drop_ticket(queue_key, tickets_key, pods_key, player_id) -- not those being paired
     out[#out + 1] = player_id
     out[#out + 1] = pod
     if cg_queued_in(record, mode) then
@@ -20,5 +21,4 @@ for _, player_id in ipairs(redis.call('ZRANGE', queue_key, 0, -1)) do
         end
     end
 end
-redis.call('DEL', queue_key, tickets_key, pods_key)
 return out

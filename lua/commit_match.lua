@@ -10,8 +10,10 @@
 -- then P times: match id, player 1, player 2, BattleRequest JSON
 -- then L player ids (back to the queue with their original score), then D player ids (dropped:
 -- their records go idle).
--- Returns the match ids that were committed; a pair is skipped when a player's lease already
--- ran out and reap.lua put them back (the other player is then requeued too).
+-- Returns a flat array {match id, pod holding player 1, pod holding player 2, ...} of the pairs
+-- committed (the pods from the records: a player may have reconnected elsewhere while being
+-- paired; "" = nobody holds them); a pair is skipped when a player's lease already ran out and
+-- reap.lua put them back (the other player is then requeued too).
 local queue_key, tickets_key, pods_key, inflight_key, scores_key, stream_key, deadlines_key =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local pairs_n, left_n, drop_n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -57,6 +59,8 @@ for _ = 1, pairs_n do
         start_battle(one, match_id)
         start_battle(two, match_id)
         committed[#committed + 1] = match_id
+        committed[#committed + 1] = redis.call('HGET', prefix .. one, 'pod') or ''
+        committed[#committed + 1] = redis.call('HGET', prefix .. two, 'pod') or ''
     else
         if one_held then requeue(one) end
         if two_held then requeue(two) end

@@ -7,8 +7,9 @@
 -- ARGV[3] pod that must hold the player, or "" for any (the watchdog, for a dead pod)
 -- ARGV[4] a `dequeued` message to keep for the player's next welcome, or "" for none
 -- Returns {status, queue size}: "removed", "not_queued" (in no queue of this mode), "pairing"
--- (being paired right now: matched in a moment, or back in the queue when the lease ends), or
--- "stale" (the fence did not match: nothing changed).
+-- (being paired right now: matched in a moment, or back in the queue when the lease ends),
+-- "stale" (the fence did not match: nothing changed), or {"busy", queue size, activity, mode,
+-- match id} (in a battle already).
 local queue_key, tickets_key, pods_key, record, deadlines_key, inflight_key =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local player_id, epoch, only_pod, notice = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -18,6 +19,10 @@ if (epoch ~= '' and held_epoch ~= epoch) or (only_pod ~= '' and (pod or '') ~= o
     return {'stale', redis.call('ZCARD', queue_key)}
 end
 if not redis.call('ZSCORE', queue_key, player_id) then
+    local act, mode, match_id = unpack(redis.call('HMGET', record, 'act', 'mode', 'match'))
+    if act == 'battle' or act == 'pve' then -- matched already: the answer says which battle
+        return {'busy', redis.call('ZCARD', queue_key), act, mode or '', match_id or ''}
+    end
     local status = redis.call('ZSCORE', inflight_key, player_id) and 'pairing' or 'not_queued'
     return {status, redis.call('ZCARD', queue_key)}
 end

@@ -1,10 +1,11 @@
 -- The connection that held the player is gone for good (its reconnect grace passed): nobody
 -- holds the player now, the epoch moves on (a late request of that connection is refused) and
--- a queued player is taken out of the queue, with a notice for their next welcome. A battle
--- goes on: its result is kept for the reconnect.
+-- a queued player is taken out of the queue, or out of a pairing under way (the match server's
+-- commit then finds them gone and puts their partner back), with a notice for their next
+-- welcome. A battle goes on: its result is kept for the reconnect.
 -- Nothing changes when another connection took the player meanwhile (the epoch differs).
 -- KEYS[1] the player's record, KEYS[2] deadlines, then for each mode: queue, tickets, ticket
--- pods; one hash slot ({mm})
+-- pods, inflight, inflight scores; one hash slot ({mm})
 -- ARGV[1] player id, ARGV[2] the epoch the connection held, then per mode (in the order of
 -- their keys): its name and the `dequeued` message to keep for the player
 -- Returns {status, mode dequeued or ""}: status "detached" or "stale".
@@ -23,14 +24,15 @@ if act ~= 'queued' then
 end
 for i = 3, #ARGV, 2 do
     if ARGV[i] == mode then
-        local at = 3 + (i - 3) / 2 * 3
-        local queue_key, tickets_key, pods_key = KEYS[at], KEYS[at + 1], KEYS[at + 2]
-        if redis.call('ZSCORE', queue_key, player_id) then
-            cg_drop_ticket(queue_key, tickets_key, pods_key, player_id)
-            cg_set_idle(record, deadlines_key, player_id)
-            redis.call('HSET', record, 'notice', ARGV[i + 1])
-            return {'detached', mode}
-        end
+        local at = 3 + (i - 3) / 2 * 5
+        local queue_key, tickets_key, pods_key, inflight_key, scores_key =
+            KEYS[at], KEYS[at + 1], KEYS[at + 2], KEYS[at + 3], KEYS[at + 4]
+        redis.call('ZREM', inflight_key, player_id)
+        redis.call('HDEL', scores_key, player_id)
+        cg_drop_ticket(queue_key, tickets_key, pods_key, player_id)
+        cg_set_idle(record, deadlines_key, player_id)
+        redis.call('HSET', record, 'notice', ARGV[i + 1])
+        return {'detached', mode}
     end
 end
-return {'detached', ''} -- being paired: the match goes ahead, its result waits for them
+return {'detached', ''}

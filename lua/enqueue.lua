@@ -4,25 +4,28 @@
 -- record; one hash slot ({mm})
 -- ARGV[1] player id, ARGV[2] score: enqueue time in ms, ARGV[3] ticket JSON,
 -- ARGV[4] epoch of the requesting connection, ARGV[5] mode
--- Returns {status, queue size, pod holding the player, activity, its mode}; status is
--- "queued", "stale" (another connection holds the player, or nobody) or "busy" (the player
--- is queued or in a battle: activity and mode say where).
+-- Returns {status, queue size, pod holding the player, activity, its mode, match id}; status
+-- is "queued", "stale" (another connection holds the player, or nobody) or "busy" (the player
+-- is queued or in a battle: activity, mode and match say where).
 local queue_key, tickets_key, pods_key, inflight_key, record =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local player_id, score, ticket, epoch, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 
-local held_epoch, pod, act, act_mode = unpack(redis.call('HMGET', record, 'epoch', 'pod', 'act', 'mode'))
+local held_epoch, pod, act, act_mode, match_id =
+    unpack(redis.call('HMGET', record, 'epoch', 'pod', 'act', 'mode', 'match'))
 pod = pod or ''
 if held_epoch ~= epoch or pod == '' then
-    return {'stale', redis.call('ZCARD', queue_key), pod, act or 'idle', act_mode or ''}
+    return {'stale', redis.call('ZCARD', queue_key), pod, act or 'idle', act_mode or '', ''}
 end
-if (act and act ~= 'idle')
-    or redis.call('ZSCORE', queue_key, player_id) or redis.call('ZSCORE', inflight_key, player_id) then
-    return {'busy', redis.call('ZCARD', queue_key), pod, act or 'queued', act_mode or mode}
+if act and act ~= 'idle' then
+    return {'busy', redis.call('ZCARD', queue_key), pod, act, act_mode or '', match_id or ''}
+end
+if redis.call('ZSCORE', queue_key, player_id) or redis.call('ZSCORE', inflight_key, player_id) then
+    return {'busy', redis.call('ZCARD', queue_key), pod, 'queued', mode, ''} -- a ticket of this mode
 end
 redis.call('ZADD', queue_key, score, player_id)
 redis.call('HSET', tickets_key, player_id, ticket)
 redis.call('HSET', pods_key, player_id, pod)
 redis.call('HSET', record, 'act', 'queued', 'mode', mode, 'match', '', 'until', '0')
 cg_touch(record)
-return {'queued', redis.call('ZCARD', queue_key), pod, 'queued', mode}
+return {'queued', redis.call('ZCARD', queue_key), pod, 'queued', mode, ''}

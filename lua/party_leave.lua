@@ -3,9 +3,11 @@
 -- (a duel needs both). The last member leaving deletes the party.
 -- KEYS[1] parties, KEYS[2] party members, KEYS[3] party expiry, KEYS[4] party queue,
 -- KEYS[5] party tickets, KEYS[6] party ticket pods, KEYS[7] deadlines; one hash slot ({mm})
--- ARGV[1] player id, ARGV[2] the records' name prefix (Keys.player_prefix), ARGV[3] party mode
+-- ARGV[1] player id, ARGV[2] the records' name prefix (Keys.player_prefix), ARGV[3] party mode,
+-- ARGV[4] "unheld" to leave only if nobody holds the player (letting a disconnected player go)
 -- ARGV[1] player id
--- Returns {"not_in_party"}, {"queued"} (the leaver waits in the party queue: nothing changed)
+-- Returns {"not_in_party"}, {"held"} (ARGV[4]), {"queued"} (the leaver waits in the party
+-- queue: nothing changed)
 -- or {"ok", party JSON after ("" if deleted), other member ("" if
 -- none), pod of the other member if they were dequeued ("" if not queued)}.
 local parties_key, members_key, expiry_key, queue_key, tickets_key, pods_key, deadlines_key =
@@ -15,6 +17,9 @@ local player_id, prefix, mode = ARGV[1], ARGV[2], ARGV[3]
 local code = redis.call('HGET', members_key, player_id)
 if not code then
     return {'not_in_party'}
+end
+if ARGV[4] == 'unheld' and (redis.call('HGET', prefix .. player_id, 'pod') or '') ~= '' then
+    return {'held'} -- letting a player go who reconnected meanwhile: they stay in the party
 end
 if cg_queued_in(prefix .. player_id, mode) then
     return {'queued'} -- waiting for the duel: dequeue first (a ticket must not outlive its party)

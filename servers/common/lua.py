@@ -150,7 +150,7 @@ class QueueScripts:
         """Queue the player for the connection holding epoch `epoch`; raises StaleEpoch when
         another connection holds the player, Busy when they are doing something already."""
         k = self._keys
-        status, size, pod, activity, act_mode = await self._scripts["enqueue"](
+        status, size, pod, activity, act_mode, match_id = await self._scripts["enqueue"](
             [
                 k.queue(mode),
                 k.tickets(mode),
@@ -164,7 +164,7 @@ class QueueScripts:
         if status == "stale":
             raise StaleEpoch()
         if status == "busy":
-            raise Busy(_standing(activity, act_mode))
+            raise Busy(_standing(activity, act_mode, match_id))
         return Enqueued(int(size), _text(pod))
 
     async def dequeue(
@@ -177,9 +177,10 @@ class QueueScripts:
         notice: bytes = b"",
     ) -> tuple[Dequeued, int]:
         """Take the player out of the mode's queue, if the record still holds `epoch` (None:
-        any) and is held by `only_pod` ("": any); `notice` is kept for their next welcome."""
+        any) and is held by `only_pod` ("": any); `notice` is kept for their next welcome.
+        Raises Busy when the player is in a battle already (matched before the dequeue)."""
         k = self._keys
-        status, size = await self._scripts["dequeue"](
+        reply = await self._scripts["dequeue"](
             [
                 k.queue(mode),
                 k.tickets(mode),
@@ -190,7 +191,10 @@ class QueueScripts:
             ],
             [player_id, "" if epoch is None else epoch, only_pod, notice],
         )
-        return Dequeued(_text(status)), int(size)
+        status, size = _text(reply[0]), int(reply[1])
+        if status == "busy":
+            raise Busy(_standing(reply[2], reply[3], reply[4]))
+        return Dequeued(status), size
 
     async def pop(self, mode: GameMode, limit: int, lease_deadline_ms: int) -> list[Popped]:
         k = self._keys
@@ -213,9 +217,10 @@ class QueueScripts:
         leftover: Sequence[str],
         dropped: Sequence[str],
         battle_deadline_ms: int,
-    ) -> set[str]:
-        """Returns the match ids committed to the battle stream; their players' records say
-        "battle" until `battle_deadline_ms` at the latest."""
+    ) -> dict[str, tuple[str, str]]:
+        """Returns match id -> (pod holding player 1, pod holding player 2) of the pairs
+        committed to the battle stream ("" = nobody holds the player); their players' records
+        say "battle" until `battle_deadline_ms` at the latest."""
         k = self._keys
         args: list[Any] = [
             len(pairs),
@@ -241,7 +246,10 @@ class QueueScripts:
             ],
             args,
         )
-        return {_text(m) for m in committed}
+        return {
+            _text(committed[i]): (_text(committed[i + 1]), _text(committed[i + 2]))
+            for i in range(0, len(committed), 3)
+        }
 
     async def reap(self, mode: GameMode, now_ms: int, limit: int = 1000) -> int:
         k = self._keys
@@ -317,9 +325,26 @@ class PlayerScripts:
             replies = await pipe.execute()
         return [_text(pod) if pod else "" for pod in replies]
 
-    async def holder(self, player_id: str) -> str:
-        """The pod holding the player now ("" = nobody)."""
-        return (await self.pods([player_id]))[0]
+    async def standing(self, player_id: str) -> Standing:
+        """What the player's record says they are doing now (a read; nothing changes)."""
+        activity, mode, match_id = await self._redis.hmget(
+            self._keys.player(player_id), ["act", "mode", "match"]
+        )
+        return _standing(activity or b"idle", mode or b"", match_id or b"")
+
+    async def hold_match(self, match_id: str, player_ids: Sequence[str]) -> bool:
+        """Whether the players' records still hold this match (a battle or PvE of theirs not
+        ended since); players without a record (the AI of a PvE battle) do not count."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for player_id in player_ids:
+                pipe.hmget(self._keys.player(player_id), ["act", "match"])
+            replies = await pipe.execute()
+        held = [
+            _text(act) in ("battle", "pve") and _text(match or b"") == match_id
+            for act, match in replies
+            if act is not None
+        ]
+        return bool(held) and all(held)
 
     async def attach(self, player_id: str, pod_id: str, now_ms: int) -> Attached:
         """This pod's new connection takes the player; returns its epoch and where the player
@@ -339,13 +364,20 @@ class PlayerScripts:
         self, player_id: str, epoch: int, notices: dict[GameMode, bytes]
     ) -> GameMode | None:
         """Let the player go (the connection holding `epoch` is gone for good): nobody holds
-        them, and a queued player is dequeued with the mode's notice kept for them. Returns
+        them, and a queued player (waiting or being paired) is dequeued with the mode's notice
+        kept for them. Returns
         the mode they were dequeued from, if any. Nothing changes for a stale epoch."""
         k = self._keys
         keys = [k.player(player_id), k.deadlines]
         args: list[Any] = [player_id, epoch]
         for mode in GameMode:
-            keys += [k.queue(mode), k.tickets(mode), k.ticket_pods(mode)]
+            keys += [
+                k.queue(mode),
+                k.tickets(mode),
+                k.ticket_pods(mode),
+                k.inflight(mode),
+                k.inflight_scores(mode),
+            ]
             args += [mode.value, notices[mode]]
         _status, mode_name = await self._scripts["detach"](keys, args)
         return GameMode(_text(mode_name)) if mode_name else None
@@ -355,14 +387,14 @@ class PlayerScripts:
     ) -> None:
         """Record a PvE battle; raises StaleEpoch or Busy (nothing changed)."""
         k = self._keys
-        status, activity, act_mode = await self._scripts["begin_pve"](
+        status, activity, act_mode, held_match = await self._scripts["begin_pve"](
             [k.player(player_id), k.deadlines], [player_id, epoch, match_id, deadline_ms, mode]
         )
         status = _text(status)
         if status == "stale":
             raise StaleEpoch()
         if status == "busy":
-            raise Busy(_standing(activity, act_mode))
+            raise Busy(_standing(activity, act_mode, held_match))
 
     async def finish(self, match_id: str, players: Sequence[str]) -> list[str]:
         """The battle ended: its players are idle again (unless they moved on). Returns the pod
@@ -443,10 +475,17 @@ class PartyScripts:
         )
         return PartyReply(_text(status), _bytes(party))
 
-    async def leave(self, player_id: str) -> PartyLeft:
+    async def leave(self, player_id: str, *, only_unheld: bool = False) -> PartyLeft:
+        """Leave the party; `only_unheld`: only if nobody holds the player (a disconnected
+        player let go, who may have reconnected meanwhile: then nothing changes)."""
         reply = await self._scripts["party_leave"](
             self._party_keys() + self._queue_keys(),
-            [player_id, self._keys.player_prefix, GameMode.PARTY.value],
+            [
+                player_id,
+                self._keys.player_prefix,
+                GameMode.PARTY.value,
+                "unheld" if only_unheld else "",
+            ],
         )
         status = _text(reply[0])
         if status == "queued":

@@ -522,6 +522,9 @@ class PodCommand(BusMessage, frozen=True):
     # "battle_failed": the match and why.
     match_id: str | None = None
     reason: BattleFailReason | None = None
+    # "player_moved": the epoch the player's new connection holds; only sessions holding an
+    # older epoch let go (two pods taking the player at once must not both let go).
+    epoch: int = 0
     # "party_changed": what happened and the party JSON after it.
     event: PartyEvent | None = None
     party: str | None = None

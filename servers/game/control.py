@@ -40,7 +40,7 @@ class PodControl:
 
     def _player_moved(self, session: Session, command: p.PodCommand) -> None:
         if command.to_pod != self.pod.pod_id:
-            session.release()
+            session.moved_to(command.epoch)
 
 
 def _party_changed(session: Session, command: p.PodCommand) -> None:

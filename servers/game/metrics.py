@@ -51,7 +51,8 @@ PUBSUB = common.pubsub_counter(REGISTRY)
 BATTLES = Counter(
     "cardgame_battles_total",
     "Battles run, by mode and outcome (recorded, rerun: recorded before, retry:"
-    " the database was unreachable)",
+    " the database was unreachable, failed: ended without a result, ended: not run because"
+    " its players' records had moved on)",
     ["mode", "outcome"],
     registry=REGISTRY,
 )

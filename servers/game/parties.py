@@ -126,12 +126,13 @@ class Parties:
             }[reply.status]
         )
 
-    async def leave(self, player_id: str) -> str:
+    async def leave(self, player_id: str, *, only_unheld: bool = False) -> str:
         """Leave the party; returns its code. The other member is told, and taken out of the
-        party queue if they were waiting for the duel."""
+        party queue if they were waiting for the duel. `only_unheld`: only if nobody holds the
+        player (else NOT_IN_PARTY and nothing changes)."""
         record = await self.current(player_id)
         try:
-            left = await self.scripts.leave(player_id)
+            left = await self.scripts.leave(player_id, only_unheld=only_unheld)
         except Busy:
             raise GameError(ErrorCode.ALREADY_QUEUED, "dequeue from the party duel first") from None
         if not left.left:

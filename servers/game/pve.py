@@ -11,7 +11,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
@@ -130,7 +130,15 @@ async def start(pod: Pod, session: Session, difficulty: str, ref: str | None) ->
             opponent_name=ai.name,
         )
     )
+    # Owned by the pod, not by this request: a socket that closes now must not cancel the
+    # battle half-way (it is recorded and its result kept for the reconnect).
+    pod.spawn(_play(pod.run_battle, request))
+
+
+async def _play(
+    run: Callable[[p.BattleRequest], Awaitable[None]], request: p.BattleRequest
+) -> None:
     try:
-        await pod.run_battle(request)
+        await run(request)
     except Exception:  # the runner ended the battle for the player: they were told battle_failed
         log.exception("PvE battle %s failed", request.match_id)

@@ -14,6 +14,7 @@ from servers.common import bus
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode
+from servers.common.lua import Standing
 from servers.game import lobby
 from servers.game.pod import Pod
 from servers.game.sessions import Session
@@ -27,6 +28,9 @@ class QueuePort:
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         self.pod.spawn(work)
+
+    async def standing(self, session: Session) -> Standing:
+        return await self.pod.players.standing(session.player_id)
 
     async def enqueue(self, session: Session, request_id: str, mode: GameMode) -> None:
         pod = self.pod

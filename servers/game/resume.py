@@ -56,17 +56,27 @@ class Resume:
     async def _take(self, session: Session, conn: Connection) -> tuple[bool, Missed]:
         """The player's record now names this connection; the session follows the record."""
         pod, player_id = self.pod, session.player_id
-        attached = await pod.players.attach(player_id, pod.pod_id, int(time.time() * 1000))
+        session.attaching += 1
+        try:
+            attached = await pod.players.attach(player_id, pod.pod_id, int(time.time() * 1000))
+        finally:
+            session.attaching -= 1
         if session.conn is not conn:  # a newer socket of this player took the session meanwhile
             return False, None
-        session.epoch = attached.epoch
+        if not session.attached_as(attached.epoch):  # another pod's newer connection won
+            return False, None
         moved_from = attached.previous_pod
         moved = bool(moved_from) and moved_from != pod.pod_id
         if moved:  # the old pod closes its socket and forgets the session, queue untouched
             await bus.publish(
                 pod.redis,
                 pod.keys.pod_control(moved_from),
-                p.PodCommand(command="player_moved", player_id=player_id, to_pod=pod.pod_id),
+                p.PodCommand(
+                    command="player_moved",
+                    player_id=player_id,
+                    to_pod=pod.pod_id,
+                    epoch=attached.epoch,
+                ),
             )
             metrics.published(pod.keys.namespace, pod.keys.pod_control(moved_from))
         session.follow(attached.standing)
@@ -118,10 +128,9 @@ class Resume:
         notices = {mode: dequeued_notice(mode, "disconnected") for mode in GameMode}
         try:
             await pod.players.detach(player_id, epoch, notices)
-            if await pod.players.holder(player_id):
-                return  # reconnected meanwhile, here or elsewhere: the party stays
             if await pod.parties.current(player_id) is not None:
-                await pod.parties.leave(player_id)
+                # Refused if the player reconnected meanwhile, here or elsewhere.
+                await pod.parties.leave(player_id, only_unheld=True)
                 log.info("%s left their party on disconnect", player_id)
         except GameError:
             pass

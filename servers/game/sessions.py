@@ -115,6 +115,7 @@ class MatchPort(Protocol):
     work it starts in the background (awaited at shutdown)."""
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None: ...
+    async def standing(self, session: Session) -> Standing: ...
 
     async def enqueue(self, session: Session, request_id: str, mode: GameMode) -> None: ...
     async def dequeue(
@@ -144,6 +145,10 @@ class Session:
     moved: bool = False  # released to another pod (its party stays)
     # The fencing epoch of the connection holding the player (from the record, per attach).
     epoch: int = 0
+    # Attaches of this session's connections still waiting for their epoch, and the newest
+    # epoch another pod announced meanwhile (player_moved): settled when the attach returns.
+    attaching: int = 0
+    moved_epoch: int = 0
     _timer: asyncio.TimerHandle | None = field(default=None, repr=False)
     _grace_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
@@ -211,6 +216,9 @@ class Session:
         self.mode = mode
 
     def resume_battle(self, match_id: str) -> None:
+        if not match_id:  # a battle we cannot name would never settle: the scripts decide
+            self._settle(QueueState.IDLE)
+            return
         self._settle(QueueState.IN_BATTLE)
         self.match_id = match_id
 
@@ -223,6 +231,16 @@ class Session:
             self.resume_battle(standing.match_id)
         else:
             self._settle(QueueState.IDLE)
+
+    async def _resync(self) -> None:
+        """Follow the player's record (this cache may be wrong); tell the client if that makes
+        them queued. Nothing when a request of the session's own started meanwhile."""
+        standing = await self.port.standing(self)
+        if self.state is not QueueState.IDLE or standing.activity is Activity.IDLE:
+            return
+        self.follow(standing)
+        if standing.activity is Activity.QUEUED:
+            self.send(p.Enqueued(mode=standing.mode))
 
     def on_battle_failed(self, match_id: str, reason: p.BattleFailReason) -> None:
         """The battle ended without a result (its runner failed, or it overran its deadline)."""
@@ -246,6 +264,23 @@ class Session:
         if self._grace_timer is not None:
             self._grace_timer.cancel()
             self._grace_timer = None
+
+    def moved_to(self, epoch: int) -> None:
+        """Another pod's connection took the player with `epoch`: let go if ours is older;
+        while our own attach is on its way, decide when its epoch is known (`attached_as`)."""
+        if self.attaching:
+            self.moved_epoch = max(self.moved_epoch, epoch)
+        elif epoch > self.epoch:
+            self.release()
+
+    def attached_as(self, epoch: int) -> bool:
+        """Our connection's attach returned `epoch`; False when another pod's connection is
+        newer and the session was let go."""
+        self.epoch = epoch
+        if self.moved_epoch > epoch:
+            self.release()
+            return False
+        return True
 
     def release(self) -> None:
         """The player moved to another pod: forget them here without touching their queue."""
@@ -300,9 +335,9 @@ class Session:
             return
         if msg.request_id is None or msg.request_id != self.request_id:
             if isinstance(result, p.ResultEnQueued) and self.state is QueueState.IDLE:
-                # A request made before a reconnect landed late: the player is queued.
-                self.resume_queued(GameMode(msg.game_mode))
-                self.send(p.Enqueued(mode=msg.game_mode))
+                # A request that timed out, or was made before a reconnect, landed late: the
+                # player may be queued, or dequeued again already. The record says which.
+                self.port.spawn(self._resync())
             return  # otherwise a late answer to a request that already settled
         ref = self.request_ref
         if isinstance(result, p.ResultEnQueued):

@@ -254,6 +254,8 @@ async def _receive_loop(
             frame = await ws.recv()
         except ConnectionClosed:
             return
+        if conn.closed:  # replaced by a newer socket of the player: its requests are not ours
+            return
         wait = bucket.take() if bucket is not None else 0.0
         if wait and bucket is not None:
             metrics.RATE_LIMITED.labels("ws_message").inc()

@@ -163,29 +163,33 @@ class Matchmaking:
                 code=ErrorCode.UNKNOWN_MODE, message=f"unknown mode {req.game_mode!r}"
             )
         else:
-            # Only the connection holding the player may take them out: one that was replaced
-            # (the player reconnected) leaves the place to the new one. Epoch 0: an operator.
-            status, size = await self.scripts.dequeue(mode, req.player_id, epoch=req.epoch or None)
-            self.metrics.queue_size.labels(mode.value).set(size)
-            if status is Dequeued.REMOVED:
-                result = p.ResultDequeued(reason=req.reason)
-            elif status is Dequeued.PAIRING:
-                result = p.ResultError(
-                    code=ErrorCode.REQUEST_IN_PROGRESS,
-                    message="being paired right now: matched in a moment, or dequeue again",
-                    queued_mode=mode.value,
-                )
-            elif status is Dequeued.STALE:
-                result = p.ResultError(
-                    code=ErrorCode.SESSION_REPLACED,
-                    message="another connection holds this player now",
-                )
-            else:
-                result = p.ResultError(
-                    code=ErrorCode.NOT_QUEUED, message="the player is not in the queue"
-                )
+            result = await self._dequeue(req, mode)
         self.metrics.requests.labels("dequeue", type(result).__name__).inc()
         await self.reply(req.pod_id, req.player_id, req.game_mode, req.request_id, result)
+
+    async def _dequeue(
+        self, req: p.DequeueRequest, mode: GameMode
+    ) -> p.ResultDequeued | p.ResultError:
+        # Only the connection holding the player may take them out: one that was replaced
+        # (the player reconnected) leaves the place to the new one. Epoch 0: an operator.
+        try:
+            status, size = await self.scripts.dequeue(mode, req.player_id, epoch=req.epoch or None)
+        except Busy as busy:  # matched before the dequeue landed: say which battle
+            return busy_error(busy)
+        self.metrics.queue_size.labels(mode.value).set(size)
+        if status is Dequeued.REMOVED:
+            return p.ResultDequeued(reason=req.reason)
+        if status is Dequeued.PAIRING:
+            return p.ResultError(
+                code=ErrorCode.REQUEST_IN_PROGRESS,
+                message="being paired right now: matched in a moment, or dequeue again",
+                queued_mode=mode.value,
+            )
+        if status is Dequeued.STALE:
+            return p.ResultError(
+                code=ErrorCode.SESSION_REPLACED, message="another connection holds this player now"
+            )
+        return p.ResultError(code=ErrorCode.NOT_QUEUED, message="the player is not in the queue")
 
     # ------------------------------------------------------------ TryMatch
     async def tick(self) -> int:
@@ -410,7 +414,9 @@ class Matchmaking:
                     r.player2.pod_id,
                     extra={"match_id": r.match_id},
                 )
-        await self._announce(mode, [r for r in requests if r.match_id in committed])
+        await self._announce(
+            mode, [(r, committed[r.match_id]) for r in requests if r.match_id in committed]
+        )
         self.metrics.matches.labels(mode.value).inc(len(committed))
         self.metrics.matched(
             mode.value,
@@ -419,15 +425,23 @@ class Matchmaking:
         )
         return len(committed)
 
-    async def _announce(self, mode: GameMode, requests: list[p.BattleRequest]) -> None:
-        """Fast-path notices; the battle itself is already safe in the stream. Every message
-        of the batch goes out in one script call (one round trip, one reply)."""
+    async def _announce(
+        self, mode: GameMode, committed: list[tuple[p.BattleRequest, tuple[str, str]]]
+    ) -> None:
+        """Fast-path notices, to the pods holding the players at the commit (a player may have
+        reconnected elsewhere while being paired; nobody holding them: their next welcome says
+        `in_battle`); the battle itself is already safe in the stream. Every message of the
+        batch goes out in one script call (one round trip, one reply)."""
         messages: list[tuple[str, bytes]] = []
-        for r in requests:
-            for me, other in ((r.player1, r.player2), (r.player2, r.player1)):
+        for r, pods in committed:
+            for (me, other), pod in zip(
+                ((r.player1, r.player2), (r.player2, r.player1)), pods, strict=True
+            ):
+                if not pod:
+                    continue
                 messages.append(
                     (
-                        self.keys.match_result(me.pod_id),
+                        self.keys.match_result(pod),
                         _encoder.encode(
                             p.MatchResult(
                                 player_id=me.player_id,

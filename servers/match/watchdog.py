@@ -26,7 +26,7 @@ from servers.common.bus import stop_if_cancelling
 from servers.common.config import Settings
 from servers.common.heartbeat import ROLES, read_heartbeats
 from servers.common.keys import GameMode, Keys
-from servers.common.lua import Dequeued
+from servers.common.lua import Busy, Dequeued
 from servers.common.players import dequeued_notice
 from servers.match.loop import Matchmaking
 
@@ -104,17 +104,27 @@ class Watchdog:
                 await self.redis.zrem(self.keys.pods, pod)
 
     async def dequeue_pod(self, pod: str) -> int:
+        """Dequeue the players the dead pod held, each with a notice for their next welcome;
+        the pod is told too, in case it was only slow (a stalled loop misses heartbeats)."""
         removed = 0
         for mode in GameMode:
             notice = dequeued_notice(mode, "server")
+            gone: list[tuple[str, str]] = []
             async for player, holder in self.redis.hscan_iter(
                 self.keys.ticket_pods(mode), count=1000
             ):
-                if holder.decode() == pod:
+                if holder.decode() != pod:
+                    continue
+                try:
                     status, _ = await self.mm.scripts.dequeue(
                         mode, player.decode(), only_pod=pod, notice=notice
                     )
-                    removed += status is Dequeued.REMOVED
+                except Busy:  # matched meanwhile: the battle goes on
+                    continue
+                if status is Dequeued.REMOVED:
+                    gone.append((player.decode(), pod))
+            await self.mm.tell_dequeued(mode, gone, "server")
+            removed += len(gone)
         self.players_removed += removed
         return removed
 

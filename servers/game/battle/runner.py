@@ -82,6 +82,13 @@ class BattleRunner:
     async def _run(self, request: p.BattleRequest) -> None:
         started = datetime.now(UTC)
         one, two = request.player1.player_id, request.player2.player_id
+        if not await self.players.hold_match(request.match_id, [one, two]):
+            # Ended already: past its deadline (its players were told battle_failed and may
+            # be in another battle now), or run and finished before (a re-claimed entry whose
+            # results went out). Running it now would record a match nobody waits for.
+            log.warning("battle %s no longer held by its players: not run", request.match_id)
+            metrics.BATTLES.labels(request.game_mode, "ended").inc()
+            return
         # Mark both players as in this battle, so a reconnect finds it (the match server marks
         # them too; this covers a match server that died right after handing the battle over).
         # Not for a player who already got this result (a battle re-run after a claim).

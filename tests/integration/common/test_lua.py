@@ -171,7 +171,7 @@ async def test_commit_hands_pairs_to_the_stream_and_requeues_leftovers(
         dropped=["d"],
         battle_deadline_ms=FAR,
     )
-    assert committed == {"m1"}
+    assert committed == {"m1": ("pod-1", "pod-1")}  # where each player is held now
     entries = await redis.xrange(keys.battles(MODE))
     assert [fields[b"m"] for _, fields in entries] == [b'{"match":"m1"}']
     assert await queue_of(redis, keys) == [(b"c", 102)]  # back with its original time
@@ -198,7 +198,7 @@ async def test_expired_lease_returns_players_and_blocks_their_commit(
     assert await scripts.reap(MODE, now_ms=5001) == 2
     assert await queue_of(redis, keys) == [(b"a", 100), (b"b", 101)]
     # ...and the late commit of the dead server's pair does nothing.
-    assert await scripts.commit(MODE, [PairToCommit("m", "a", "b", b"{}")], [], [], FAR) == set()
+    assert await scripts.commit(MODE, [PairToCommit("m", "a", "b", b"{}")], [], [], FAR) == {}
     assert await redis.xlen(keys.battles(MODE)) == 0
     assert await redis.zcard(keys.queue(MODE)) == 2
 

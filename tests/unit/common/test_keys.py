@@ -32,7 +32,7 @@ class _Recorder:
 async def test_every_queue_and_player_script_keeps_its_keys_in_one_slot(mode: GameMode) -> None:
     recorder = _Recorder(
         [
-            ["queued", 1, "pod-1", "queued", mode.value],
+            ["queued", 1, "pod-1", "queued", mode.value, ""],
             ["removed", 0],
             [],
             [],
@@ -41,7 +41,7 @@ async def test_every_queue_and_player_script_keeps_its_keys_in_one_slot(mode: Ga
             [],
             [1, "", "idle", "", "", ""],
             ["detached", ""],
-            ["started", "pve", "pve"],
+            ["started", "pve", "pve", "m"],
             [],
             [],
         ]

@@ -10,6 +10,7 @@ from typing import Any
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode
+from servers.common.lua import Activity, Standing
 from servers.game.sessions import Connection, QueueState, Session
 
 
@@ -21,6 +22,9 @@ class NoPort:
         raise AssertionError("not expected")
 
     def spawn(self, work: object) -> None:
+        raise AssertionError("not expected")
+
+    async def standing(self, session: Session) -> Standing:
         raise AssertionError("not expected")
 
 
@@ -85,6 +89,9 @@ class RecordingPort:
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         self.tasks.append(asyncio.ensure_future(work))
+
+    async def standing(self, session: Session) -> Standing:
+        return Standing(Activity.IDLE)
 
 
 def answer(session: Session, result: p.ResultEnQueued | p.ResultError) -> p.MatchResult:
