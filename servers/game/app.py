@@ -78,7 +78,9 @@ class GameServer:
             redis, pool, keys, pod_id, settings.game, settings.match.battle_deadline
         )
         pod = service.pod
-        runner = BattleRunner(redis, pool, keys, pod_id, rating=settings.rating)
+        runner = BattleRunner(
+            redis, pool, keys, pod_id, rating=settings.rating, players=pod.players
+        )
         pod.run_battle = runner.run
         limiter = IpRateLimiter(redis, keys, settings.ratelimit)
         pod.limits = ActivityLimits(

@@ -73,10 +73,10 @@ class Parties:
     redis: aioredis.Redis
     keys: Keys
     ttl_s: float
+    players: PlayerScripts  # the pod's, registered once
 
     def __post_init__(self) -> None:
         self.scripts = PartyScripts(self.redis, self.keys)
-        self.players = PlayerScripts(self.redis, self.keys)
 
     async def current(self, player_id: str) -> PartyRecord | None:
         """The player's live party, or None (an expired one counts as none)."""

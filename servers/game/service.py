@@ -41,6 +41,7 @@ class GameService:
         battle_deadline: float = 120.0,
     ) -> GameService:
         game = settings or GameSettings()
+        players = PlayerScripts(redis, keys)  # the scripts registered once per process
         pod = Pod(
             redis,
             pool,
@@ -48,8 +49,8 @@ class GameService:
             pod_id,
             game,
             int(battle_deadline * 1000),
-            PlayerScripts(redis, keys),
-            Parties(redis, keys, game.party_ttl),
+            players,
+            Parties(redis, keys, game.party_ttl, players),
         )
         service = cls(pod, QueuePort(pod), Resume(pod), Inbox(pod))
         pod.registry = Registry(

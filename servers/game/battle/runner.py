@@ -44,6 +44,7 @@ class BattleRunner:
         keys: Keys,
         pod_id: str,
         rating: RatingSettings | None = None,
+        players: PlayerScripts | None = None,
     ) -> None:
         self.redis, self.pool, self.keys, self.pod_id = redis, pool, keys, pod_id
         self.rating = rating or RatingSettings()
@@ -52,7 +53,7 @@ class BattleRunner:
         self.idle = asyncio.Event()
         self.idle.set()
         self.publisher = PublishScript(redis)
-        self.players = PlayerScripts(redis, keys)
+        self.players = players or PlayerScripts(redis, keys)
 
     async def on_entry(self, data: bytes) -> None:
         await self.run(_battle_request.decode(data))
