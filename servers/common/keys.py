@@ -51,7 +51,8 @@ class Keys:
     def ticket_pods(self, mode: GameMode) -> str:
         """Hash: player id -> pod id whose game server holds the player's session now.
 
-        Kept apart from the ticket so that a reconnect to another pod can repoint it."""
+        Read by the pop (MatchFound goes to the pods the records name at the commit);
+        `attach.lua` repoints it in the same step as the record."""
         return f"{self.namespace}:{MM_TAG}:ticket-pods:{mode.value}"
 
     def inflight(self, mode: GameMode) -> str:
