@@ -8,6 +8,7 @@ from the stored snapshots and seed.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 import asyncpg
 import msgspec
@@ -16,7 +17,7 @@ from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
 from servers.common.models import BattleSnapshot
 from servers.common.timeline import encode_timeline
-from servers.game.battle.sim import simulate
+from servers.game.battle import engines
 
 _snapshot = msgspec.json.Decoder(BattleSnapshot)
 
@@ -101,11 +102,16 @@ async def replay(pool: asyncpg.Pool, player_id: int, match_id: str) -> p.Replay:
     )
 
 
-async def resimulate(pool: asyncpg.Pool, match_id: str) -> tuple[bytes, bytes]:
-    """(stored timeline, timeline simulated again from the stored snapshots and seed)."""
+async def resimulate(
+    pool: asyncpg.Pool, match_id: str, registry: Mapping[int, engines.Engine] = engines.ENGINES
+) -> tuple[bytes, bytes]:
+    """(stored timeline, timeline simulated again from the stored snapshots and seed by the
+    engine version that played the match)."""
     key = _match_uuid(match_id)
     match = await pool.fetchrow(
-        "SELECT seed, timeline::text AS timeline FROM match_history WHERE match_id = $1", key
+        "SELECT seed, engine_version, timeline::text AS timeline FROM match_history"
+        " WHERE match_id = $1",
+        key,
     )
     if match is None:
         raise GameError(ErrorCode.MATCH_NOT_FOUND)
@@ -115,5 +121,5 @@ async def resimulate(pool: asyncpg.Pool, match_id: str) -> tuple[bytes, bytes]:
         key,
     )
     one, two = (_snapshot.decode(r["snapshot"]) for r in rows)
-    outcome = simulate(one, two, match["seed"])
+    outcome = engines.engine(match["engine_version"], registry)(one, two, match["seed"])
     return match["timeline"].encode(), encode_timeline(outcome.events)

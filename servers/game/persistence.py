@@ -84,9 +84,11 @@ async def record_match(
     pod_id: str,
     started_at: datetime,
     rating: RatingSettings | None = None,
+    engine_version: int = 1,
 ) -> bool:
-    """Store the match, its participants and their profile counters in one transaction; for
-    a Ranked match also both players' new Glicko-2 ratings.
+    """Store the match (with the version of the engine that played it), its participants and
+    their profile counters in one transaction; for a Ranked match also both players' new
+    Glicko-2 ratings.
 
     Returns False (and changes nothing) when this match id was recorded before, so a battle
     request delivered twice is persisted once, and ratings move once.
@@ -94,7 +96,8 @@ async def record_match(
     async with pool.acquire() as conn, conn.transaction():
         inserted = await conn.fetchval(
             "INSERT INTO match_history (match_id, mode, seed, winner_id, end_reason, turns,"
-            " timeline, pod_id, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9)"
+            " timeline, pod_id, started_at, engine_version)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10)"
             " ON CONFLICT (match_id) DO NOTHING RETURNING true",
             request.match_id,
             request.game_mode,
@@ -105,6 +108,7 @@ async def record_match(
             timeline.decode(),
             pod_id,
             started_at,
+            engine_version,
         )
         if not inserted:
             return False

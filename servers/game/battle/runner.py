@@ -26,7 +26,7 @@ from servers.common.lua import PlayerScripts, PublishScript
 from servers.common.players import command_pods
 from servers.common.timeline import encode_timeline
 from servers.game import metrics
-from servers.game.battle.sim import simulate
+from servers.game.battle import engines
 from servers.game.persistence import record_match
 
 log = logging.getLogger("cardgame.game.battle")
@@ -102,7 +102,8 @@ class BattleRunner:
                 if not done:
                     pipe.set(self.keys.player_match(player), request.match_id, ex=MATCH_MARKER_TTL)
             await pipe.execute()
-        outcome = simulate(request.player1.metadata, request.player2.metadata, request.seed)
+        play = engines.engine(engines.CURRENT)
+        outcome = play(request.player1.metadata, request.player2.metadata, request.seed)
         timeline = encode_timeline(outcome.events)
         persisting = time.perf_counter()
         try:
@@ -116,6 +117,7 @@ class BattleRunner:
                 pod_id=self.pod_id,
                 started_at=started,
                 rating=self.rating,
+                engine_version=engines.CURRENT,
             )
         except (
             OSError,

@@ -2,7 +2,8 @@
 
 No I/O, no clocks, no global mutable state, no ``random``, no floats, no dict iteration: the same
 inputs always give the same timeline, byte for byte (see ``encode_timeline``), so a client can
-replay it, and a Unity client could even re-simulate it.
+replay it, and a Unity client could even re-simulate it. These rules are battle engine version 1
+(`engines.py`): a change to them is a new engine, so that recorded matches replay as played.
 
 Rules
 -----

@@ -300,3 +300,38 @@ async def test_history_limit_is_bounded(stack: Stack) -> None:
         assert isinstance(history, p.History) and history.matches == []
     finally:
         await client.close()
+
+
+async def test_a_match_replays_with_the_engine_that_played_it_after_a_rules_change(
+    stack: Stack, pool: asyncpg.Pool
+) -> None:
+    """An engine bump (new rules, here: every timeline reversed) changes new battles only: a
+    match recorded before replays, byte for byte, with the engine version it was played with."""
+    from servers.game.battle import engines
+    from servers.game.battle.sim import BattleOutcome
+
+    row = await pool.fetchrow(
+        "SELECT match_id::text AS m, engine_version AS v FROM match_history"
+        " WHERE mode <> 'pve' ORDER BY finished_at DESC LIMIT 1"
+    )
+    assert row is not None and row["v"] == engines.CURRENT == 1
+
+    def reversed_rules(one: p.BattleSnapshot, two: p.BattleSnapshot, seed: int) -> BattleOutcome:
+        outcome = engines.ENGINES[1](one, two, seed)
+        return msgspec.structs.replace(outcome, events=list(reversed(outcome.events)))
+
+    bumped = {**engines.ENGINES, 2: reversed_rules}
+    stored, again = await resimulate(pool, row["m"], bumped)
+    assert stored == again  # still engine 1: the old rules
+    await pool.execute(
+        "UPDATE match_history SET engine_version = 2 WHERE match_id = $1::uuid", row["m"]
+    )
+    try:
+        stored, under_new_rules = await resimulate(pool, row["m"], bumped)
+        assert under_new_rules != stored  # the version decides which rules replay it
+        with expect_error(ErrorCode.INTERNAL):  # a version this server does not have
+            await resimulate(pool, row["m"])
+    finally:
+        await pool.execute(
+            "UPDATE match_history SET engine_version = 1 WHERE match_id = $1::uuid", row["m"]
+        )
