@@ -10,7 +10,7 @@ RUN mkdir -p servers && touch servers/__init__.py && pip install . && pip uninst
 # next to the servers package (servers/common/config.py, content.py, lua.py, db.py). Only what production runs is
 # copied: the development tools (devtools/: local stacks, chaos, benchmarks, the Steam
 # simulator), the fake client, the console and the load tests stay out, and `cardgame` offers
-# serve, migrate, schema and openapi.
+# serve, migrate, content, schema and openapi.
 COPY config config
 COPY content content
 COPY lua lua
