@@ -66,7 +66,8 @@ def migrate_cmd(settings: Settings) -> int:
 
 
 def content_load_cmd(settings: Settings, path: Path) -> int:
-    """Validate the catalogue file, load it as a version (one transaction), then announce it."""
+    """Validate the catalogue file, load it as a version (one transaction), then announce the
+    current version, also when nothing changed: running it again repairs a lost announcement."""
     from servers.common import bus
     from servers.common.content import ContentError, announce, load_url, read_catalogue
     from servers.common.keys import Keys
@@ -76,13 +77,11 @@ def content_load_cmd(settings: Settings, path: Path) -> int:
         return 2
     try:
         catalogue = read_catalogue(path)
-        outcome = asyncio.run(load_url(settings.database.url, catalogue, str(path)))
+        outcome = asyncio.run(load_url(settings.database.url, catalogue))
     except ContentError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     print(outcome)
-    if not outcome.changed:
-        return 0
 
     async def publish() -> None:
         redis = bus.connect_redis(settings.redis.url)
@@ -96,7 +95,7 @@ def content_load_cmd(settings: Settings, path: Path) -> int:
     except Exception as exc:  # the version is committed: say so, and what did not happen
         print(
             f"version {outcome.version} is current, but announcing it on Redis failed ({exc}):"
-            " game servers learn it when they restart",
+            " run this again once Redis answers, or game servers learn it when they restart",
             file=sys.stderr,
         )
         return 1

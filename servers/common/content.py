@@ -56,6 +56,7 @@ class Card:
 class Catalogue:
     cards: tuple[Card, ...]  # ordered by card id
     content_hash: str
+    source: str  # the file it was read from, as given (recorded with the version)
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,6 @@ class Outcome:
 
     status: str
     version: int
-
-    @property
-    def changed(self) -> bool:
-        return self.status != "unchanged"
 
     def __str__(self) -> str:
         return f"{self.status}: version {self.version}"
@@ -136,7 +133,7 @@ def parse_catalogue(text: str, source: str) -> Catalogue:
     if problems:
         raise ContentError(f"{source}: " + "; ".join(problems))
     cards = tuple(sorted((Card(**card) for card in document["cards"]), key=lambda c: c.card_id))
-    return Catalogue(cards, content_hash(cards))
+    return Catalogue(cards, content_hash(cards), source)
 
 
 def read_catalogue(path: Path = CARDS_FILE) -> Catalogue:
@@ -158,7 +155,7 @@ async def current_version(conn: db.Connection | asyncpg.Pool) -> int | None:
     return version
 
 
-async def load(conn: db.Connection, catalogue: Catalogue, source: str) -> Outcome:
+async def load(conn: db.Connection, catalogue: Catalogue) -> Outcome:
     """Make `catalogue` the current version, in one transaction; ContentError (nothing written)
     when it drops a card that players' decks or collections still hold."""
     async with conn.transaction():
@@ -169,16 +166,16 @@ async def load(conn: db.Connection, catalogue: Catalogue, source: str) -> Outcom
         )
         if known is not None and known == await current_version(conn):
             return Outcome("unchanged", known)
-        await _refuse_dropped_cards(conn, catalogue, source)
+        await _refuse_dropped_cards(conn, catalogue)
         if known is None:
-            outcome = Outcome("loaded", await _insert_version(conn, catalogue, source))
+            outcome = Outcome("loaded", await _insert_version(conn, catalogue))
         else:
             outcome = Outcome("restored", known)
         await _apply(conn, catalogue)
         await conn.execute(
             "INSERT INTO catalogue_activations (version, source) VALUES ($1, $2)",
             outcome.version,
-            source,
+            catalogue.source,
         )
     return outcome
 
@@ -190,7 +187,7 @@ def _columns(catalogue: Catalogue) -> list[list[Any]]:
     ]
 
 
-async def _refuse_dropped_cards(conn: db.Connection, catalogue: Catalogue, source: str) -> None:
+async def _refuse_dropped_cards(conn: db.Connection, catalogue: Catalogue) -> None:
     rows = await conn.fetch(
         "SELECT card_id, name FROM cards c WHERE card_id <> ALL($1::int[])"
         " AND (EXISTS (SELECT 1 FROM deck_cards d WHERE d.card_id = c.card_id)"
@@ -201,18 +198,18 @@ async def _refuse_dropped_cards(conn: db.Connection, catalogue: Catalogue, sourc
     if rows:
         named = ", ".join(f"card {r['card_id']} ({r['name']})" for r in rows)
         raise ContentError(
-            f"{source}: {named} missing, but players' decks or collections hold it:"
+            f"{catalogue.source}: {named} missing, but players' decks or collections hold it:"
             " cards in use cannot be removed"
         )
 
 
-async def _insert_version(conn: db.Connection, catalogue: Catalogue, source: str) -> int:
+async def _insert_version(conn: db.Connection, catalogue: Catalogue) -> int:
     version: int = await conn.fetchval(
         "INSERT INTO catalogue_versions (version, content_hash, source)"
         " SELECT coalesce(max(version), 0) + 1, $1, $2 FROM catalogue_versions"
         " RETURNING version",
         catalogue.content_hash,
-        source,
+        catalogue.source,
     )
     await conn.execute(
         "INSERT INTO catalogue_cards"
@@ -249,10 +246,10 @@ async def _apply(conn: db.Connection, catalogue: Catalogue) -> None:
     )
 
 
-async def load_url(url: str, catalogue: Catalogue, source: str) -> Outcome:
+async def load_url(url: str, catalogue: Catalogue) -> Outcome:
     conn = await asyncpg.connect(url)
     try:
-        return await load(conn, catalogue, source)
+        return await load(conn, catalogue)
     finally:
         await conn.close()
 
@@ -263,7 +260,7 @@ async def migrate_and_load(url: str, path: Path = CARDS_FILE) -> tuple[list[str]
     load did."""
     catalogue = read_catalogue(path)  # refused before anything is written
     applied = await db.migrate(url)
-    return applied, await load_url(url, catalogue, str(path))
+    return applied, await load_url(url, catalogue)
 
 
 async def announce(redis: aioredis.Redis, keys: Keys, version: int) -> None:
