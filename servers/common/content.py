@@ -111,12 +111,10 @@ def _problems(document: Any) -> list[str]:
     for card in document["cards"]:
         card_id, name = card["card_id"], card["name"]
         if card_id in seen_ids:
-            problems.append(
-                f"card {card_id} ({name}): duplicate id, also given to {seen_ids[card_id]}"
-            )
+            problems.append(f"card {card_id} ({name}): duplicate id, also {seen_ids[card_id]}'s")
         if name in seen_names:
             problems.append(
-                f"card {card_id} ({name}): duplicate name (also card {seen_names[name]})"
+                f"card {card_id} ({name}): duplicate name, also card {seen_names[name]}'s"
             )
         seen_ids.setdefault(card_id, name)
         seen_names.setdefault(name, card_id)
