@@ -6,12 +6,13 @@ WORKDIR /app
 # Dependencies first, so that a code change does not reinstall them.
 COPY pyproject.toml README.md ./
 RUN mkdir -p servers && touch servers/__init__.py && pip install . && pip uninstall -y cardgame
-# The code runs from /app (installed in place): it reads config/, lua/ and migrations/ next to
-# the servers package (servers/common/config.py, lua.py, db.py). Only what production runs is
+# The code runs from /app (installed in place): it reads config/, content/, lua/ and migrations/
+# next to the servers package (servers/common/config.py, content.py, lua.py, db.py). Only what production runs is
 # copied: the development tools (devtools/: local stacks, chaos, benchmarks, the Steam
 # simulator), the fake client, the console and the load tests stay out, and `cardgame` offers
-# serve, migrate, schema and openapi.
+# serve, migrate, content, schema and openapi.
 COPY config config
+COPY content content
 COPY lua lua
 COPY migrations migrations
 COPY servers servers

@@ -28,7 +28,7 @@ import httpx
 
 from devtools.embedded import ServiceHandle, ensure_postgres, ensure_redis
 from servers.common.config import Settings, to_env
-from servers.common.db import migrate
+from servers.common.content import migrate_and_load
 from servers.common.tokens import write_key
 
 log = logging.getLogger("cardgame.stack")
@@ -261,7 +261,7 @@ class Stack:
         db = ensure_postgres(self.settings.database.url or None)
         self.services.append(db)
         self.settings = self.settings.replace(redis={"url": redis.url}, database={"url": db.url})
-        asyncio.run(migrate(db.url))
+        asyncio.run(migrate_and_load(db.url))
         self._prepare_auth()
         for slot in slots:
             if slot.kind == "steam-sim":

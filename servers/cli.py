@@ -1,5 +1,6 @@
-"""`cardgame`: run a server (`serve`), apply migrations, print the protocol's schemas; with the
-development tools installed (`devtools/`), also a whole local stack, the demo and the benchmarks."""
+"""`cardgame`: run a server (`serve`), apply migrations, load game content, print the protocol's
+schemas; with the development tools installed (`devtools/`), also a whole local stack, the demo
+and the benchmarks."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from types import ModuleType
 
 from servers.common.config import Settings, load_settings
@@ -45,13 +47,58 @@ def serve(kind: str, settings: Settings) -> None:
 
 
 def migrate_cmd(settings: Settings) -> int:
-    from servers.common.db import migrate
+    """The migrations, then the card catalogue (content/cards.toml). Announces nothing: servers
+    started after it read the version; `cardgame content load` changes it under running ones."""
+    from servers.common.content import ContentError, migrate_and_load
 
     if not settings.database.url:
         print("set DATABASE_URL (or [database] url) to migrate", file=sys.stderr)
         return 2
-    for name in asyncio.run(migrate(settings.database.url)) or ["(nothing to apply)"]:
+    try:
+        applied, outcome = asyncio.run(migrate_and_load(settings.database.url))
+    except ContentError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    for name in applied or ["(nothing to apply)"]:
         print(name)
+    print(f"catalogue {outcome}")
+    return 0
+
+
+def content_load_cmd(settings: Settings, path: Path) -> int:
+    """Validate the catalogue file, load it as a version (one transaction), then announce the
+    current version, also when nothing changed: running it again repairs a lost announcement."""
+    from servers.common import bus
+    from servers.common.content import ContentError, announce, load_url, read_catalogue
+    from servers.common.keys import Keys
+
+    if not settings.database.url:
+        print("set DATABASE_URL (or [database] url) to load content", file=sys.stderr)
+        return 2
+    try:
+        catalogue = read_catalogue(path)
+        outcome = asyncio.run(load_url(settings.database.url, catalogue))
+    except ContentError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    print(outcome)
+
+    async def publish() -> None:
+        redis = bus.connect_redis(settings.redis.url)
+        try:
+            await announce(redis, Keys(settings.redis.namespace), outcome.version)
+        finally:
+            await redis.aclose()
+
+    try:
+        asyncio.run(publish())
+    except Exception as exc:  # the version is committed: say so, and what did not happen
+        print(
+            f"version {outcome.version} is current, but announcing it on Redis failed ({exc}):"
+            " run this again once Redis answers, or game servers learn it when they restart",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -91,7 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="run one server process (settings from config + env)")
     s.add_argument("kind", choices=[*SERVE_KINDS, *(tools.SERVE_KINDS if tools else ())])
-    sub.add_parser("migrate", help="apply database migrations to DATABASE_URL")
+    sub.add_parser(
+        "migrate", help="apply database migrations to DATABASE_URL, then load the card catalogue"
+    )
+    ct = sub.add_parser("content", help="game content kept in the repository (content/)")
+    ct_sub = ct.add_subparsers(dest="content_command", required=True)
+    cl = ct_sub.add_parser(
+        "load", help="load the card catalogue as a new version and announce it to game servers"
+    )
+    cl.add_argument("--file", type=Path, default=None, help="default: content/cards.toml")
     sc = sub.add_parser("schema", help="print the client protocol's JSON Schema")
     sc.add_argument("--write", metavar="PATH", help="write it to PATH instead")
     oa = sub.add_parser("openapi", help="print the auth server's OpenAPI description")
@@ -127,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return migrate_cmd(settings)
+    if args.command == "content":
+        from servers.common.content import CARDS_FILE
+
+        return content_load_cmd(settings, args.file or CARDS_FILE)
     assert tools is not None  # argparse offered no other command without them
     result: int = tools.run(args, sys.argv[1:] if argv is None else argv, settings)
     return result

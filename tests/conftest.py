@@ -20,7 +20,8 @@ from devtools.embedded import ServiceHandle, ensure_postgres, ensure_redis
 from devtools.stack import Stack
 from servers.common.bus import connect_redis
 from servers.common.config import Settings, load_settings
-from servers.common.db import create_pool, migrate
+from servers.common.content import migrate_and_load
+from servers.common.db import create_pool
 from servers.common.keys import GameMode, Keys
 
 RUN = uuid.uuid4().hex[:8]
@@ -60,7 +61,7 @@ def database_url() -> Iterator[str]:
 
     asyncio.run(create())
     url = _with_database(handle.url, name)
-    asyncio.run(migrate(url))
+    asyncio.run(migrate_and_load(url))
     yield url
     asyncio.run(drop())
     handle.stop()

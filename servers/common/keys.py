@@ -174,6 +174,12 @@ class Keys:
         open WebSockets are closed."""
         return f"{self.namespace}:auth:session_revoked"
 
+    @property
+    def catalogue_channel(self) -> str:
+        """Channel: `cardgame content load` -> every game server; payload = the catalogue
+        version (decimal) just made current, published after its transaction committed."""
+        return f"{self.namespace}:content:catalogue"
+
     # --- parties (in the `{mm}` slot, with the party queue and the player records) ---
     @property
     def parties(self) -> str:

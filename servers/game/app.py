@@ -27,7 +27,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from servers.common import bus
+from servers.common import bus, content
 from servers.common.config import Settings
 from servers.common.db import create_pool
 from servers.common.errors import ErrorCode
@@ -98,12 +98,21 @@ class GameServer:
     async def _start_tasks(self) -> None:
         redis, keys, pod_id = self.redis, self.keys, self.settings.pod_id
         pod, inbox = self.service.pod, self.service.inbox
-        ready = [asyncio.Event() for _ in range(3 + len(GameMode))]
+        subscribers = 4
+        ready = [asyncio.Event() for _ in range(subscribers + len(GameMode))]
 
         async def on_revoked(_: str, data: bytes) -> None:
             closed = ws.close_revoked(pod.registry, data.decode(errors="replace"))
             if closed:
                 log.info("closed %d socket(s) of a revoked session", closed)
+
+        async def on_catalogue(_: str, data: bytes) -> None:
+            version = content.parse_announcement(data)
+            if version is None:
+                log.warning("ignored a malformed catalogue announcement: %r", data[:64])
+            elif version != pod.catalogue_version:
+                log.info("card catalogue: version %s -> %d", pod.catalogue_version, version)
+                pod.catalogue_version = version
 
         async def ignore(_channel: str, _data: bytes) -> None:
             """battle:request carries notices only; subscribing is the liveness signal."""
@@ -120,6 +129,7 @@ class GameServer:
             subscriber(inbox.channels(), inbox.on_message, 0, "results"),
             subscriber([keys.battle_request], ignore, 1, "battle-notices"),
             subscriber([keys.session_revoked_channel], on_revoked, 2, "revoked-sessions"),
+            subscriber([keys.catalogue_channel], on_catalogue, 3, "catalogue"),
             asyncio.create_task(
                 run_heartbeat(
                     redis,
@@ -143,13 +153,15 @@ class GameServer:
                     self.runner.on_entry,
                     batch=64,
                     concurrent=True,
-                    ready=ready[3 + i],
+                    ready=ready[subscribers + i],
                 ),
                 name=f"battles-{mode.value}",
             )
             for i, mode in enumerate(GameMode)
         ]
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 10)
+        # Read once subscribed: a version announced from now on reaches the handler.
+        pod.catalogue_version = await content.current_version(self.pool)
 
     def stats(self) -> dict[str, object]:
         registry = self.service.pod.registry
@@ -193,6 +205,7 @@ class GameServer:
         if path == "/health":  # liveness: the process serves requests
             body: dict[str, object] = {"status": "ok", "pod_id": self.settings.pod_id}
             body.update(instance=self.settings.instance_id, **self.stats())
+            body["catalogue_version"] = self.service.pod.catalogue_version
             return _json(HTTPStatus.OK, body)
         if path == "/ready":  # readiness: Redis and PostgreSQL answer and not draining
             problems = await self.problems()

@@ -45,6 +45,9 @@ class Pod:
     # Runs a battle on this game server (PvE): the app's BattleRunner.
     run_battle: Callable[[p.BattleRequest], Awaitable[None]] | None = None
     draining: bool = False
+    # The card catalogue version `cards` holds (servers/common/content.py): read at start-up,
+    # then as announced on `Keys.catalogue_channel`; None while no catalogue was ever loaded.
+    catalogue_version: int | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:

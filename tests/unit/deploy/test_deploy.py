@@ -242,7 +242,7 @@ def test_services_pdb_hpa_and_ingress_point_at_the_right_pods(overlay: str) -> N
 def test_dockerfile_builds_one_image_for_every_server() -> None:
     text = (DEPLOY.parent / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["cardgame"]' in text
-    for needed in ("config", "lua", "migrations", "servers"):
+    for needed in ("config", "content", "lua", "migrations", "servers"):
         assert f"COPY {needed} {needed}" in text
     for tool in ("devtools", "fake_client", "console", "loadtest", "tests"):
         assert not re.search(rf"^COPY .*\b{tool}\b", text, re.MULTILINE), f"{tool} in the image"
