@@ -1,6 +1,6 @@
-"""`cardgame`: run a server (`serve`), apply migrations, load game content, print the protocol's
-schemas; with the development tools installed (`devtools/`), also a whole local stack, the demo
-and the benchmarks."""
+"""`cardgame`: run a server (`serve`), apply migrations, load game content, prune old match
+records (`db prune`), print the protocol's schemas; with the development tools installed
+(`devtools/`), also a whole local stack, the demo and the benchmarks."""
 
 from __future__ import annotations
 
@@ -102,6 +102,32 @@ def content_load_cmd(settings: Settings, path: Path) -> int:
     return 0
 
 
+def prune_cmd(settings: Settings, older_than: str, dry_run: bool) -> int:
+    """`cardgame db prune`: drop the match partitions wholly older than the given age."""
+    from servers.common import retention
+    from servers.common.db import create_pool
+
+    try:
+        age = retention.parse_age(older_than)
+    except retention.BadAge as exc:
+        print(f"cardgame db prune: --older-than: {exc}", file=sys.stderr)
+        return 2
+    if not settings.database.url:
+        print("set DATABASE_URL (or [database] url) to prune", file=sys.stderr)
+        return 2
+
+    async def run() -> retention.PruneReport:
+        pool = await create_pool(settings.database.url, 1, 1)
+        try:
+            return await retention.prune(pool, age, dry_run=dry_run)
+        finally:
+            await pool.close()
+
+    for line in retention.describe(asyncio.run(run())):
+        print(line)
+    return 0
+
+
 def schema_text() -> str:
     from servers.common.protocol import protocol_schema
 
@@ -147,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         "load", help="load the card catalogue as a new version and announce it to game servers"
     )
     cl.add_argument("--file", type=Path, default=None, help="default: content/cards.toml")
+    dbp = sub.add_parser("db", help="database upkeep").add_subparsers(dest="db", required=True)
+    pr = dbp.add_parser(
+        "prune",
+        help="drop the match history partitions (whole months) older than an age;"
+        " never ratings, profiles, players, decks or collections",
+    )
+    pr.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 180d or 26w")
+    pr.add_argument("--dry-run", action="store_true", help="say what would go; drop nothing")
     sc = sub.add_parser("schema", help="print the client protocol's JSON Schema")
     sc.add_argument("--write", metavar="PATH", help="write it to PATH instead")
     oa = sub.add_parser("openapi", help="print the auth server's OpenAPI description")
@@ -186,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         from servers.common.content import CARDS_FILE
 
         return content_load_cmd(settings, args.file or CARDS_FILE)
+    if args.command == "db":
+        return prune_cmd(settings, args.older_than, args.dry_run)
     assert tools is not None  # argparse offered no other command without them
     result: int = tools.run(args, sys.argv[1:] if argv is None else argv, settings)
     return result

@@ -496,6 +496,9 @@ class BattleRequest(BusMessage, frozen=True):
     seed: int
     player1: PlayerCandidate
     player2: PlayerCandidate
+    # When the match was formed (PvE: started), ms since the epoch: the same for every run of
+    # the battle, it places the match in its month partition. 0 from a sender that predates it.
+    formed_at_ms: int = 0
 
 
 class BattleNotice(BusMessage, frozen=True):

@@ -34,6 +34,7 @@ from servers.common.errors import ErrorCode
 from servers.common.heartbeat import run_heartbeat
 from servers.common.keys import BATTLE_GROUP, GameMode, Keys
 from servers.common.ratelimit import ActivityLimits, IpRateLimiter
+from servers.common.retention import run_partition_upkeep
 from servers.common.tokens import verifier_for
 from servers.game import metrics, ws
 from servers.game.battle.runner import BattleRunner
@@ -142,6 +143,7 @@ class GameServer:
                 ),
                 name="heartbeat",
             ),
+            asyncio.create_task(run_partition_upkeep(self.pool), name="partition-upkeep"),
         ]
         self.battle_tasks = [
             asyncio.create_task(

@@ -28,8 +28,10 @@ async def history(pool: asyncpg.Pool, player_id: int, limit: int) -> p.History:
         " (extract(epoch FROM h.finished_at) * 1000)::bigint AS finished_ms,"
         " me.result, me.rating_before, me.rating_after, o.player_id AS opponent,"
         " op.display_name AS opponent_name"
-        " FROM match_participants me JOIN match_history h ON h.match_id = me.match_id"
-        " JOIN match_participants o ON o.match_id = me.match_id AND o.player_id <> me.player_id"
+        " FROM match_participants me"
+        " JOIN match_history h ON h.match_id = me.match_id AND h.formed_at = me.formed_at"
+        " JOIN match_participants o ON o.match_id = me.match_id AND o.formed_at = me.formed_at"
+        " AND o.player_id <> me.player_id"
         " JOIN players op ON op.steam_id = o.player_id"
         " WHERE me.player_id = $1 ORDER BY h.finished_at DESC, h.match_id LIMIT $2",
         player_id,
@@ -66,8 +68,8 @@ async def replay(pool: asyncpg.Pool, player_id: int, match_id: str) -> p.Replay:
     key = _match_uuid(match_id)
     async with pool.acquire() as conn:
         match = await conn.fetchrow(
-            "SELECT mode, seed, winner_id, end_reason, turns, timeline::text AS timeline"
-            " FROM match_history WHERE match_id = $1",
+            "SELECT mode, seed, winner_id, end_reason, turns, timeline::text AS timeline,"
+            " formed_at FROM match_history WHERE match_id = $1",
             key,
         )
         if match is None:
@@ -75,8 +77,9 @@ async def replay(pool: asyncpg.Pool, player_id: int, match_id: str) -> p.Replay:
         players = await conn.fetch(
             "SELECT m.player_id, p.display_name, m.slot, m.result, m.rating_before,"
             " m.rating_after FROM match_participants m JOIN players p ON p.steam_id = m.player_id"
-            " WHERE m.match_id = $1 ORDER BY m.slot",
+            " WHERE m.match_id = $1 AND m.formed_at = $2 ORDER BY m.slot",
             key,
+            match["formed_at"],
         )
     if player_id not in {r["player_id"] for r in players}:
         raise GameError(ErrorCode.NOT_YOUR_MATCH)

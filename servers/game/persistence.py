@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 import msgspec
@@ -73,6 +73,19 @@ async def _rate(
     return changes
 
 
+# Serialises the recordings of one match id when the request carries no formation time (the
+# second key is the match id's hash); the first key only sets these locks apart from others.
+_RECORD_LOCK = 0x6D617463  # "matc"
+
+
+def formed_at(request: p.BattleRequest, started_at: datetime) -> datetime:
+    """The match's partition key: when it was formed, the same for every run of the battle; for
+    a request from a sender that predates the field, when this run started."""
+    if request.formed_at_ms > 0:
+        return datetime.fromtimestamp(request.formed_at_ms / 1000, UTC)
+    return started_at
+
+
 async def record_match(
     pool: asyncpg.Pool,
     request: p.BattleRequest,
@@ -91,14 +104,25 @@ async def record_match(
     Glicko-2 ratings.
 
     Returns False (and changes nothing) when this match id was recorded before, so a battle
-    request delivered twice is persisted once, and ratings move once.
+    request delivered twice is persisted once, and ratings move once. The tables are
+    partitioned by `formed_at`, so the primary key is (match_id, formed_at): every run of one
+    battle carries the same `formed_at_ms` and meets the first run's row there. The insert
+    also looks for the match id in every partition, so even a request without it (its
+    `formed_at` is then this run's start) is recorded once; concurrent runs of such a request
+    are serialised by a lock on the match id.
     """
+    formed = formed_at(request, started_at)
     async with pool.acquire() as conn, conn.transaction():
+        if request.formed_at_ms <= 0:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))", _RECORD_LOCK, request.match_id
+            )
         inserted = await conn.fetchval(
             "INSERT INTO match_history (match_id, mode, seed, winner_id, end_reason, turns,"
-            " timeline, pod_id, started_at, engine_version)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10)"
-            " ON CONFLICT (match_id) DO NOTHING RETURNING true",
+            " timeline, pod_id, started_at, formed_at, engine_version)"
+            " SELECT $1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11"
+            " WHERE NOT EXISTS (SELECT 1 FROM match_history WHERE match_id = $1)"
+            " ON CONFLICT (match_id, formed_at) DO NOTHING RETURNING true",
             request.match_id,
             request.game_mode,
             request.seed,
@@ -108,6 +132,7 @@ async def record_match(
             timeline.decode(),
             pod_id,
             started_at,
+            formed,
             engine_version,
         )
         if not inserted:
@@ -132,12 +157,13 @@ async def record_match(
                     change.after.rd if change else None,
                     change.before.volatility if change else None,
                     change.after.volatility if change else None,
+                    formed,
                 )
             )
         await conn.executemany(
             "INSERT INTO match_participants (match_id, player_id, slot, result, rating_before,"
-            " rating_after, snapshot, rd_before, rd_after, volatility_before, volatility_after)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)",
+            " rating_after, snapshot, rd_before, rd_after, volatility_before, volatility_after,"
+            " formed_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12)",
             rows,
         )
         await conn.executemany(
@@ -155,8 +181,10 @@ async def load_result(pool: asyncpg.Pool, match_id: str, player_id: str) -> p.Ba
     row = await pool.fetchrow(
         "SELECT h.mode, h.seed, h.winner_id, h.turns, h.timeline::text AS timeline,"
         " o.player_id AS opponent FROM match_history h"
-        " JOIN match_participants me ON me.match_id = h.match_id AND me.player_id = $2"
-        " JOIN match_participants o ON o.match_id = h.match_id AND o.player_id <> $2"
+        " JOIN match_participants me ON me.match_id = h.match_id"
+        " AND me.formed_at = h.formed_at AND me.player_id = $2"
+        " JOIN match_participants o ON o.match_id = h.match_id"
+        " AND o.formed_at = h.formed_at AND o.player_id <> $2"
         " WHERE h.match_id = $1::uuid",
         match_id,
         int(player_id),

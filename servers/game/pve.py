@@ -119,6 +119,7 @@ async def start(pod: Pod, session: Session, difficulty: str, ref: str | None) ->
         player2=p.PlayerCandidate(
             player_id=ai.player_id, score=now, pod_id=pod.pod_id, metadata=ai
         ),
+        formed_at_ms=now,
     )
     session.resume_battle(request.match_id)
     session.send(

@@ -380,6 +380,7 @@ class Matchmaking:
             return 0
         candidates, poisoned = self._candidates(mode, popped)
         pairs, leftover = self.pair(mode, candidates)
+        formed = now_ms()
         requests = [
             p.BattleRequest(
                 match_id=str(uuid.uuid4()),
@@ -387,6 +388,7 @@ class Matchmaking:
                 seed=secrets.randbits(63),
                 player1=one,
                 player2=two,
+                formed_at_ms=formed,
             )
             for one, two in pairs
         ]

@@ -2,8 +2,9 @@
 
 Any game server may run any battle: the streams are read by one consumer group, so a battle is
 run by one server, and one that died mid-battle is re-run by another after the claim idle time.
-A battle is recorded at most once (the match id is the primary key); re-running it is harmless
-because the simulation is deterministic, and the players' game servers deliver a result once.
+A battle is recorded at most once (keyed by its match id and its formation time, which every run
+carries alike); re-running it is harmless because the simulation is deterministic, and the
+players' game servers deliver a result once.
 """
 
 from __future__ import annotations

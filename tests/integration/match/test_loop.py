@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import msgspec
@@ -61,6 +62,8 @@ async def test_three_match_servers_match_everyone_exactly_once(
     battles = [msgspec.json.decode(f[b"m"], type=p.BattleRequest) for _, f in entries]
     in_battles = Counter(c.player_id for b in battles for c in (b.player1, b.player2))
     assert len(battles) == 300
+    # Each carries when it was formed: its match records' partition key.
+    assert all(0 < b.formed_at_ms <= time.time() * 1000 for b in battles)
     assert set(in_battles) == set(players) and set(in_battles.values()) == {1}
     assert {n.match_id for n in listener.battles} == {b.match_id for b in battles}
     kinds = Counter(type(r.result).__name__ for r in listener.results)
