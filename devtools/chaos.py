@@ -59,10 +59,16 @@ class Ticket:
     match_ids: list[str] = field(default_factory=list)
     dequeued: str | None = None  # the reason, when dequeued with a notice
     refused: str | None = None  # the error code, when the enqueue was refused or timed out
+    battle_failed: str | None = None  # the reason, when its battle ended without a result
 
     @property
     def resolved(self) -> bool:
-        return bool(self.match_ids) or self.dequeued is not None or self.refused is not None
+        return (
+            bool(self.match_ids)
+            or self.dequeued is not None
+            or self.refused is not None
+            or self.battle_failed is not None
+        )
 
 
 @dataclass
@@ -145,6 +151,8 @@ class ChaosPlayer:
             target.acked = True
         elif isinstance(message, p.Dequeued) and ticket is not None:
             ticket.dequeued = message.reason
+        elif isinstance(message, p.BattleFailed) and ticket is not None:
+            ticket.battle_failed = message.reason
         elif isinstance(message, p.Enqueued) and ticket is not None:
             ticket.acked = True
         elif isinstance(message, p.MatchFound) and ticket is not None:
@@ -211,6 +219,7 @@ class ChaosReport:
     refused: int
     still_queued: int
     lost: int
+    battles_failed: int
     duplicates: int
     redelivered: int
     kills: dict[str, int]
@@ -547,6 +556,7 @@ def run_chaos(
         refused=sum(t.refused is not None and not t.match_ids for t in tickets),
         still_queued=still_queued,
         lost=len(lost),
+        battles_failed=sum(t.battle_failed is not None for t in tickets),
         duplicates=duplicates,
         redelivered=sum(ledger.redelivered for ledger in ledgers),
         kills=dict(kills),
@@ -575,6 +585,7 @@ def print_report(report: ChaosReport) -> None:
     print(f"enqueue refused     {report.refused}")
     print(f"still queued        {report.still_queued}")
     print(f"lost players        {report.lost}")
+    print(f"battles failed      {report.battles_failed} (told battle_failed: freed, no result)")
     print(f"duplicates          {report.duplicates}")
     print(f"results re-sent     {report.redelivered} (same match id, after a reconnect)")
     print(f"reconnects          {report.reconnects}")

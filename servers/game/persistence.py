@@ -176,6 +176,14 @@ async def record_match(
         return True
 
 
+async def is_recorded(pool: asyncpg.Pool, match_id: str) -> bool:
+    """Whether this match id was recorded (in any month's partition)."""
+    found = await pool.fetchval(
+        "SELECT true FROM match_history WHERE match_id = $1::uuid LIMIT 1", match_id
+    )
+    return bool(found)
+
+
 async def load_result(pool: asyncpg.Pool, match_id: str, player_id: str) -> p.BattleResult | None:
     """A recorded match's result as one player receives it, or None if not recorded (yet)."""
     row = await pool.fetchrow(

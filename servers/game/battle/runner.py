@@ -28,7 +28,7 @@ from servers.common.players import command_pods
 from servers.common.timeline import encode_timeline
 from servers.game import metrics
 from servers.game.battle import engines
-from servers.game.persistence import record_match
+from servers.game.persistence import is_recorded, record_match
 
 log = logging.getLogger("cardgame.game.battle")
 
@@ -84,11 +84,14 @@ class BattleRunner:
     async def _run(self, request: p.BattleRequest) -> None:
         started = datetime.now(UTC)
         one, two = request.player1.player_id, request.player2.player_id
-        if not await self.players.hold_match(request.match_id, [one, two]):
-            # Ended already: past its deadline (its players were told battle_failed and may
-            # be in another battle now), or run and finished before (a re-claimed entry whose
-            # results went out). Running it now would record a match nobody waits for.
-            log.warning("battle %s no longer held by its players: not run", request.match_id)
+        if not await self.players.hold_match(
+            request.match_id, [one, two]
+        ) and not await is_recorded(self.pool, request.match_id):
+            # Ended without being recorded: past its deadline (its players were told
+            # battle_failed and may be in another battle now). Running it now would record a
+            # match nobody waits for. A recorded one whose players were freed (a runner died
+            # between freeing them and publishing the results) runs again: that re-publishes.
+            log.warning("battle %s ended before it was run: not run", request.match_id)
             metrics.BATTLES.labels(request.game_mode, "ended").inc()
             return
         # Mark both players as in this battle, so a reconnect finds it (the match server marks

@@ -145,7 +145,7 @@ def test_without_the_development_tools_only_production_commands_remain() -> None
 
     usage = run("--help")
     assert usage.returncode == 0
-    assert "{serve,migrate,content,schema,openapi}" in usage.stdout
+    assert "{serve,migrate,content,db,schema,openapi}" in usage.stdout
     assert run("up").returncode == 2 and "invalid choice: 'up'" in run("up").stderr
     refused = run("serve", "steam-sim")
     assert refused.returncode == 2 and "invalid choice: 'steam-sim'" in refused.stderr
