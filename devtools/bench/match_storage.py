@@ -1,6 +1,8 @@
 """Bytes per recorded match: N simulated battles recorded through `persistence.record_match`
 into a fresh database, then the size of match_history and match_participants (every partition:
-heap, TOAST and indexes) divided by N.
+heap, TOAST and indexes) divided by N. Matches are recorded as the servers record them now:
+inputs only (seed, engine version, snapshots by reference to the catalogue version), no
+timeline.
 
     .venv/bin/python -m devtools.bench.match_storage --database postgresql://USER@HOST/DB \
         [--matches 10000] [--concurrency 8] [--json]
@@ -24,8 +26,8 @@ import asyncpg
 import msgspec
 
 from servers.common import protocol as p
-from servers.common.db import create_pool, migrate
-from servers.common.timeline import encode_timeline
+from servers.common.content import migrate_and_load
+from servers.common.db import create_pool
 from servers.game.battle.sim import simulate
 from servers.game.persistence import record_match
 from servers.game.pve import AI_PLAYERS, ai_snapshot
@@ -91,7 +93,6 @@ async def run(url: str, matches: int, concurrency: int, seed: int) -> dict[str, 
                     winner_id=outcome.winner_id,
                     end_reason=outcome.reason,
                     turns=outcome.turns,
-                    timeline=encode_timeline(outcome.events),
                     pod_id="bench",
                     started_at=datetime.now(UTC),
                 )
@@ -103,7 +104,8 @@ async def run(url: str, matches: int, concurrency: int, seed: int) -> dict[str, 
         await pool.execute("VACUUM ANALYZE match_participants")
         stored = await pool.fetchval("SELECT count(*) FROM match_history")
         sizes = {r["parent"]: dict(r) for r in await pool.fetch(_SIZES)}
-        timeline = await pool.fetchval("SELECT avg(length(timeline::text)) FROM match_history")
+        timelines = await pool.fetchval("SELECT count(timeline) FROM match_history")
+        ref = await pool.fetchval("SELECT avg(length(snapshot_ref::text)) FROM match_participants")
     finally:
         await pool.close()
     total = sum(int(s["total"]) for s in sizes.values())
@@ -111,7 +113,8 @@ async def run(url: str, matches: int, concurrency: int, seed: int) -> dict[str, 
         "matches": stored,
         "record_seconds": round(seconds, 2),
         "matches_per_second": round(stored / seconds, 1),
-        "avg_timeline_chars": round(float(timeline), 1),
+        "timelines_stored": timelines,
+        "avg_snapshot_ref_chars": round(float(ref or 0), 1),
         "tables": {
             name: {k: int(v) for k, v in s.items() if k != "parent"} for name, s in sizes.items()
         },
@@ -129,7 +132,7 @@ async def _with_database(admin_url: str, work: Any) -> dict[str, Any]:
         await admin.close()
     url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
     try:
-        await migrate(url)
+        await migrate_and_load(url)  # a catalogue version for the snapshots to refer to
         result: dict[str, Any] = await work(url)
         return result
     finally:
@@ -159,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<20} heap {size['heap']:>11,} B  toast {size['toast']:>9,} B"
             f"  indexes {size['indexes']:>10,} B"
         )
-    print(f"average timeline     {result['avg_timeline_chars']} characters")
+    print(f"timelines stored     {result['timelines_stored']}")
+    print(f"average snapshot_ref {result['avg_snapshot_ref_chars']} characters")
     print(f"bytes per match      {result['bytes_per_match']:,}  (tables + indexes / matches)")
     if args.json:
         print(json.dumps(result))

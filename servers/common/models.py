@@ -34,3 +34,19 @@ class BattleSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     items: tuple[str, ...] = ()
     # The invite code of the party a Party-mode ticket belongs to ("" otherwise).
     party_code: str = ""
+    # The card catalogue version the deck's numbers come from (0: not known, e.g. built by a
+    # sender that predates the field); a match record refers to it instead of copying them.
+    catalogue_version: int = 0
+
+
+class SnapshotRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A battle snapshot by reference, as a match record keeps it: the deck as card ids in
+    snapshot order, whose numbers are those of `catalogue_version` (see
+    `servers.game.persistence.resolve`). The player id is the participant row's."""
+
+    catalogue_version: int
+    name: str
+    level: int
+    rating: float
+    deck: tuple[int, ...]
+    loadout: tuple[str, ...] = ()  # for later: artifacts and items

@@ -1,8 +1,9 @@
 """Match history and replays, read from PostgreSQL.
 
-A replay is the stored seed and timeline. The timeline column is JSON, not JSONB, so the bytes
-sent are exactly those the simulation produced; `resimulate` proves they can be produced again
-from the stored snapshots and seed.
+A replay's timeline is simulated again from the match's inputs (its participants' snapshots,
+seed and engine version: `persistence.timeline`), byte for byte the one the players were sent;
+a match recorded before the inputs-only format keeps its stored timeline (JSON, not JSONB: the
+exact bytes), served as it is. `resimulate` proves either can be produced again.
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ import msgspec
 
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
-from servers.common.models import BattleSnapshot
-from servers.common.timeline import encode_timeline
+from servers.game import persistence
 from servers.game.battle import engines
-
-_snapshot = msgspec.json.Decoder(BattleSnapshot)
 
 
 async def history(pool: asyncpg.Pool, player_id: int, limit: int) -> p.History:
@@ -68,8 +66,9 @@ async def replay(pool: asyncpg.Pool, player_id: int, match_id: str) -> p.Replay:
     key = _match_uuid(match_id)
     async with pool.acquire() as conn:
         match = await conn.fetchrow(
-            "SELECT mode, seed, winner_id, end_reason, turns, timeline::text AS timeline,"
-            " formed_at FROM match_history WHERE match_id = $1",
+            "SELECT match_id, mode, seed, winner_id, end_reason, turns,"
+            " timeline::text AS timeline, formed_at, engine_version FROM match_history"
+            " WHERE match_id = $1",
             key,
         )
         if match is None:
@@ -81,8 +80,9 @@ async def replay(pool: asyncpg.Pool, player_id: int, match_id: str) -> p.Replay:
             key,
             match["formed_at"],
         )
-    if player_id not in {r["player_id"] for r in players}:
-        raise GameError(ErrorCode.NOT_YOUR_MATCH)
+        if player_id not in {r["player_id"] for r in players}:
+            raise GameError(ErrorCode.NOT_YOUR_MATCH)
+        timeline = await persistence.timeline(conn, match)
     return p.Replay(
         match_id=str(key),
         mode=match["mode"],
@@ -101,28 +101,24 @@ async def replay(pool: asyncpg.Pool, player_id: int, match_id: str) -> p.Replay:
             )
             for r in players
         ],
-        timeline=msgspec.Raw(match["timeline"].encode()),
+        timeline=msgspec.Raw(timeline),
     )
 
 
 async def resimulate(
     pool: asyncpg.Pool, match_id: str, registry: Mapping[int, engines.Engine] = engines.ENGINES
 ) -> tuple[bytes, bytes]:
-    """(stored timeline, timeline simulated again from the stored snapshots and seed by the
-    engine version that played the match)."""
+    """(the timeline a replay serves: the stored one, or for an inputs-only record the one
+    re-simulated; the timeline simulated again from the stored inputs by the engine version that
+    played the match), both with the engines of `registry`."""
     key = _match_uuid(match_id)
-    match = await pool.fetchrow(
-        "SELECT seed, engine_version, timeline::text AS timeline FROM match_history"
-        " WHERE match_id = $1",
-        key,
-    )
-    if match is None:
-        raise GameError(ErrorCode.MATCH_NOT_FOUND)
-    rows = await pool.fetch(
-        "SELECT snapshot::text AS snapshot FROM match_participants WHERE match_id = $1"
-        " ORDER BY slot",
-        key,
-    )
-    one, two = (_snapshot.decode(r["snapshot"]) for r in rows)
-    outcome = engines.engine(match["engine_version"], registry)(one, two, match["seed"])
-    return match["timeline"].encode(), encode_timeline(outcome.events)
+    async with pool.acquire() as conn:
+        match = await conn.fetchrow(
+            "SELECT match_id, formed_at, seed, engine_version, timeline::text AS timeline"
+            " FROM match_history WHERE match_id = $1",
+            key,
+        )
+        if match is None:
+            raise GameError(ErrorCode.MATCH_NOT_FOUND)
+        served = await persistence.timeline(conn, match, registry)
+        return served, await persistence.simulate_again(conn, match, registry)

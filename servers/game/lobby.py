@@ -11,6 +11,9 @@ from servers.common.errors import ErrorCode, GameError
 from servers.common.models import BattleSnapshot, CardSnapshot
 
 MAX_DECKS = 20
+# The version `cards` holds (content.current_version), as a subquery: read in the statement that
+# reads `cards`, it is the version of the numbers read (a load changes both in one transaction).
+CURRENT_VERSION = "SELECT version FROM catalogue_activations ORDER BY activation_id DESC LIMIT 1"
 
 
 async def profile(pool: asyncpg.Pool, player_id: int) -> p.Profile:
@@ -146,10 +149,11 @@ async def set_active_deck(pool: asyncpg.Pool, player_id: int, deck_id: int) -> N
 
 async def battle_snapshot(pool: asyncpg.Pool, player_id: int, pod_id: str) -> BattleSnapshot:
     """The player's battle snapshot, built only from server-side state; needs a legal deck."""
-    # One round trip per enqueue: the copies owned come with the deck's rows.
+    # One round trip per enqueue: the copies owned come with the deck's rows, and the current
+    # catalogue version from the same statement, so from the same commit as the cards' numbers.
     rows = await pool.fetch(
         "SELECT p.display_name, f.level, f.rating, dc.count, c.card_id, c.name, c.cost,"
-        " c.attack, c.health, coalesce(o.count, 0) AS owned"
+        " c.attack, c.health, coalesce(o.count, 0) AS owned, (" + CURRENT_VERSION + ") AS v"
         " FROM players p JOIN player_profiles f ON f.player_id = p.steam_id"
         " JOIN player_decks d ON d.player_id = p.steam_id AND d.is_active"
         " JOIN deck_cards dc ON dc.deck_id = d.deck_id JOIN cards c ON c.card_id = dc.card_id"
@@ -184,4 +188,5 @@ async def battle_snapshot(pool: asyncpg.Pool, player_id: int, pod_id: str) -> Ba
         rating=first["rating"],
         deck=deck,
         pod_id=pod_id,
+        catalogue_version=first["v"] or 0,
     )

@@ -1,7 +1,14 @@
-"""Recording finished battles in PostgreSQL, exactly once per match id."""
+"""Recording finished battles in PostgreSQL, exactly once per match id.
+
+A match is recorded by its inputs: seed, engine version, each participant's snapshot by
+reference to a catalogue version (`SnapshotRef`), and the outcome. Its timeline is produced
+again, byte for byte, by the engine version that played it (`timeline`); a match recorded
+before this format keeps its stored timeline, which is served as it is.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -12,6 +19,9 @@ from servers.common import db, glicko2
 from servers.common import protocol as p
 from servers.common.config import RatingSettings
 from servers.common.keys import GameMode
+from servers.common.models import BattleSnapshot, CardSnapshot, SnapshotRef
+from servers.common.timeline import encode_timeline
+from servers.game.battle import engines
 
 EXPERIENCE = {"win": 30, "draw": 15, "loss": 10}
 
@@ -86,6 +96,64 @@ def formed_at(request: p.BattleRequest, started_at: datetime) -> datetime:
     return started_at
 
 
+_snapshot = msgspec.json.Decoder(BattleSnapshot)
+_ref = msgspec.json.Decoder(SnapshotRef)
+_json = msgspec.json.Encoder()
+
+
+async def catalogue_cards(
+    conn: db.Connection | asyncpg.Pool, version: int, card_ids: Sequence[int]
+) -> dict[int, CardSnapshot]:
+    """The numbers the cards had in catalogue `version` (those it has), by card id."""
+    rows = await conn.fetch(
+        "SELECT card_id, name, cost, attack, health FROM catalogue_cards"
+        " WHERE version = $1 AND card_id = ANY($2::int[])",
+        version,
+        sorted(set(card_ids)),
+    )
+    return {r["card_id"]: CardSnapshot(**dict(r)) for r in rows}
+
+
+def resolve(player_id: str, ref: SnapshotRef, cards: Mapping[int, CardSnapshot]) -> BattleSnapshot:
+    """The battle snapshot a reference stands for, given its version's cards (KeyError for a
+    card the version lacks)."""
+    return BattleSnapshot(
+        player_id=player_id,
+        name=ref.name,
+        level=ref.level,
+        rating=ref.rating,
+        deck=tuple(cards[card_id] for card_id in ref.deck),
+        pod_id="",
+        catalogue_version=ref.catalogue_version,
+    )
+
+
+async def resolve_ref(
+    conn: db.Connection | asyncpg.Pool, player_id: str, ref: SnapshotRef
+) -> BattleSnapshot:
+    """A stored reference back into a BattleSnapshot, from `catalogue_cards` of its version."""
+    return resolve(player_id, ref, await catalogue_cards(conn, ref.catalogue_version, ref.deck))
+
+
+async def _reference(conn: db.Connection, snap: BattleSnapshot) -> SnapshotRef | None:
+    """The snapshot by reference when its version's cards give back exactly its deck (so the
+    match re-simulates to the same bytes); None when they do not (no version, or numbers not
+    from it): the record then keeps the whole snapshot."""
+    if snap.catalogue_version < 1:
+        return None
+    ref = SnapshotRef(
+        catalogue_version=snap.catalogue_version,
+        name=snap.name,
+        level=snap.level,
+        rating=snap.rating,
+        deck=tuple(card.card_id for card in snap.deck),
+    )
+    cards = await catalogue_cards(conn, ref.catalogue_version, ref.deck)
+    if any(cards.get(card.card_id) != card for card in snap.deck):
+        return None
+    return ref
+
+
 async def record_match(
     pool: asyncpg.Pool,
     request: p.BattleRequest,
@@ -93,15 +161,16 @@ async def record_match(
     winner_id: str | None,
     end_reason: str,
     turns: int,
-    timeline: bytes,
     pod_id: str,
     started_at: datetime,
     rating: RatingSettings | None = None,
     engine_version: int = 1,
 ) -> bool:
-    """Store the match (with the version of the engine that played it), its participants and
-    their profile counters in one transaction; for a Ranked match also both players' new
-    Glicko-2 ratings.
+    """Store the match's inputs (seed, the version of the engine that played it, each
+    participant's snapshot by reference, or whole when it is not its catalogue version's) and
+    outcome, its participants and their profile counters in one transaction; for a Ranked
+    match also both players' new Glicko-2 ratings. The timeline is not stored: `timeline`
+    produces it again.
 
     Returns False (and changes nothing) when this match id was recorded before, so a battle
     request delivered twice is persisted once, and ratings move once. The tables are
@@ -119,8 +188,8 @@ async def record_match(
             )
         inserted = await conn.fetchval(
             "INSERT INTO match_history (match_id, mode, seed, winner_id, end_reason, turns,"
-            " timeline, pod_id, started_at, formed_at, engine_version)"
-            " SELECT $1, $2, $3, $4, $5, $6, $7::json, $8, $9, $10, $11"
+            " pod_id, started_at, formed_at, engine_version)"
+            " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
             " WHERE NOT EXISTS (SELECT 1 FROM match_history WHERE match_id = $1)"
             " ON CONFLICT (match_id, formed_at) DO NOTHING RETURNING true",
             request.match_id,
@@ -129,7 +198,6 @@ async def record_match(
             int(winner_id) if winner_id is not None else None,
             end_reason,
             turns,
-            timeline.decode(),
             pod_id,
             started_at,
             formed,
@@ -144,6 +212,7 @@ async def record_match(
         for slot, candidate in ((1, request.player1), (2, request.player2)):
             snap = candidate.metadata
             change = changes.get(snap.player_id)
+            ref = await _reference(conn, snap)
             rows.append(
                 (
                     request.match_id,
@@ -152,7 +221,8 @@ async def record_match(
                     result_of(snap.player_id, winner_id),
                     change.before.rating if change else snap.rating,
                     change.after.rating if change else snap.rating,
-                    p.encode(snap).decode(),
+                    None if ref else p.encode(snap).decode(),
+                    _json.encode(ref).decode() if ref else None,
                     change.before.rd if change else None,
                     change.after.rd if change else None,
                     change.before.volatility if change else None,
@@ -162,8 +232,9 @@ async def record_match(
             )
         await conn.executemany(
             "INSERT INTO match_participants (match_id, player_id, slot, result, rating_before,"
-            " rating_after, snapshot, rd_before, rd_after, volatility_before, volatility_after,"
-            " formed_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12)",
+            " rating_after, snapshot, snapshot_ref, rd_before, rd_after, volatility_before,"
+            " volatility_after, formed_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::json, $9, $10, $11, $12, $13)",
             rows,
         )
         await conn.executemany(
@@ -184,11 +255,55 @@ async def is_recorded(pool: asyncpg.Pool, match_id: str) -> bool:
     return bool(found)
 
 
+async def stored_snapshots(
+    conn: db.Connection | asyncpg.Pool, match_id: object, formed: datetime
+) -> list[BattleSnapshot]:
+    """The participants' battle snapshots, by slot: resolved from their references, or the
+    whole snapshots stored (matches recorded before references, or not from a version)."""
+    rows = await conn.fetch(
+        "SELECT player_id, snapshot::text AS snapshot, snapshot_ref::text AS ref"
+        " FROM match_participants WHERE match_id = $1 AND formed_at = $2 ORDER BY slot",
+        match_id,
+        formed,
+    )
+    return [
+        _snapshot.decode(r["snapshot"])
+        if r["ref"] is None
+        else await resolve_ref(conn, str(r["player_id"]), _ref.decode(r["ref"]))
+        for r in rows
+    ]
+
+
+async def simulate_again(
+    conn: db.Connection | asyncpg.Pool,
+    match: asyncpg.Record,
+    registry: Mapping[int, engines.Engine] = engines.ENGINES,
+) -> bytes:
+    """The timeline of a recorded match simulated again from its inputs by the engine version
+    that played it. `match`: its row (match_id, formed_at, seed, engine_version)."""
+    one, two = await stored_snapshots(conn, match["match_id"], match["formed_at"])
+    play = engines.engine(match["engine_version"], registry)
+    return encode_timeline(play(one, two, match["seed"]).events)
+
+
+async def timeline(
+    conn: db.Connection | asyncpg.Pool,
+    match: asyncpg.Record,
+    registry: Mapping[int, engines.Engine] = engines.ENGINES,
+) -> bytes:
+    """A recorded match's timeline: the stored one (matches recorded before the inputs-only
+    format), else simulated again. `match` as for `simulate_again`, plus `timeline` (text)."""
+    stored: str | None = match["timeline"]
+    if stored is not None:
+        return stored.encode()
+    return await simulate_again(conn, match, registry)
+
+
 async def load_result(pool: asyncpg.Pool, match_id: str, player_id: str) -> p.BattleResult | None:
     """A recorded match's result as one player receives it, or None if not recorded (yet)."""
     row = await pool.fetchrow(
-        "SELECT h.mode, h.seed, h.winner_id, h.turns, h.timeline::text AS timeline,"
-        " o.player_id AS opponent FROM match_history h"
+        "SELECT h.match_id, h.formed_at, h.engine_version, h.mode, h.seed, h.winner_id,"
+        " h.turns, h.timeline::text AS timeline, o.player_id AS opponent FROM match_history h"
         " JOIN match_participants me ON me.match_id = h.match_id"
         " AND me.formed_at = h.formed_at AND me.player_id = $2"
         " JOIN match_participants o ON o.match_id = h.match_id"
@@ -207,5 +322,5 @@ async def load_result(pool: asyncpg.Pool, match_id: str, player_id: str) -> p.Ba
         seed=row["seed"],
         winner_id=None if row["winner_id"] is None else str(row["winner_id"]),
         turns=row["turns"],
-        timeline=msgspec.Raw(row["timeline"].encode()),
+        timeline=msgspec.Raw(await timeline(pool, row)),
     )

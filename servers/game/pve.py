@@ -62,7 +62,8 @@ def ai_deck(cards: Sequence[Card], difficulty: str) -> list[Card]:
 
 async def ai_snapshot(pool: asyncpg.Pool, difficulty: str, pod_id: str) -> BattleSnapshot:
     rows = await pool.fetch(
-        "SELECT card_id, name, cost, attack, health, starter_copies FROM cards ORDER BY card_id"
+        "SELECT card_id, name, cost, attack, health, starter_copies,"
+        f" ({lobby.CURRENT_VERSION}) AS v FROM cards ORDER BY card_id"
     )
     cards = [
         (r["card_id"], r["name"], r["cost"], r["attack"], r["health"], r["starter_copies"])
@@ -79,6 +80,7 @@ async def ai_snapshot(pool: asyncpg.Pool, difficulty: str, pod_id: str) -> Battl
         rating=1500.0,
         deck=deck,
         pod_id=pod_id,
+        catalogue_version=(rows[0]["v"] or 0) if rows else 0,
     )
 
 

@@ -117,7 +117,6 @@ class BattleRunner:
                 winner_id=outcome.winner_id,
                 end_reason=outcome.reason,
                 turns=outcome.turns,
-                timeline=timeline,
                 pod_id=self.pod_id,
                 started_at=started,
                 rating=self.rating,

@@ -23,9 +23,8 @@ from servers.common import protocol as p
 from servers.common.config import Settings
 from servers.common.errors import ErrorCode
 from servers.common.keys import Keys
-from servers.common.models import BattleSnapshot
 from servers.game.history import resimulate
-from servers.game.persistence import record_match
+from servers.game.persistence import record_match, stored_snapshots
 from tests.support.helpers import connect, expect_error
 
 
@@ -73,11 +72,7 @@ async def test_ranked_match_moves_ratings_by_glicko2_once(stack: Stack, pool: as
 
     # The same battle recorded again (a redelivered request) changes nothing.
     stored = await pool.fetchrow("SELECT * FROM match_history WHERE match_id = $1", one["match_id"])
-    snaps = await pool.fetch(
-        "SELECT snapshot::text AS s FROM match_participants WHERE match_id = $1 ORDER BY slot",
-        one["match_id"],
-    )
-    a, b = (msgspec.json.decode(r["s"], type=BattleSnapshot) for r in snaps)
+    a, b = await stored_snapshots(pool, one["match_id"], stored["formed_at"])
     request = p.BattleRequest(
         match_id=str(one["match_id"]),
         game_mode="ranked",
@@ -91,7 +86,6 @@ async def test_ranked_match_moves_ratings_by_glicko2_once(stack: Stack, pool: as
         winner_id=None,
         end_reason="turn_limit",
         turns=1,
-        timeline=b"[]",
         pod_id="x",
         started_at=datetime.now(UTC),
     )
@@ -321,13 +315,14 @@ async def test_a_match_replays_with_the_engine_that_played_it_after_a_rules_chan
         return msgspec.structs.replace(outcome, events=list(reversed(outcome.events)))
 
     bumped = {**engines.ENGINES, 2: reversed_rules}
-    stored, again = await resimulate(pool, row["m"], bumped)
-    assert stored == again  # still engine 1: the old rules
+    stored, _ = await resimulate(pool, row["m"])
+    served, again = await resimulate(pool, row["m"], bumped)
+    assert stored == served == again  # still engine 1: the old rules
     await pool.execute(
         "UPDATE match_history SET engine_version = 2 WHERE match_id = $1::uuid", row["m"]
     )
     try:
-        stored, under_new_rules = await resimulate(pool, row["m"], bumped)
+        _, under_new_rules = await resimulate(pool, row["m"], bumped)
         assert under_new_rules != stored  # the version decides which rules replay it
         with expect_error(ErrorCode.INTERNAL):  # a version this server does not have
             await resimulate(pool, row["m"])

@@ -99,7 +99,6 @@ async def record(pool: asyncpg.Pool, req: p.BattleRequest, started: datetime) ->
         winner_id=ONE,
         end_reason="hp_zero",
         turns=3,
-        timeline=b'[{"t":1}]',
         pod_id="x",
         started_at=started,
     )
