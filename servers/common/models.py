@@ -39,10 +39,24 @@ class BattleSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     catalogue_version: int = 0
 
 
-class SnapshotRef(msgspec.Struct, frozen=True, kw_only=True):
+class SnapshotRef(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    rename={
+        "catalogue_version": "v",
+        "name": "n",
+        "level": "l",
+        "rating": "r",
+        "deck": "d",
+        "loadout": "o",
+    },
+):
     """A battle snapshot by reference, as a match record keeps it: the deck as card ids in
     snapshot order, whose numbers are those of `catalogue_version` (see
-    `servers.game.persistence.resolve`). The player id is the participant row's."""
+    `servers.game.persistence.resolve`). The player id is the participant row's. Stored as
+    JSON with one-letter keys (v, n, l, r, d, o): two of them per recorded match, every byte
+    counts."""
 
     catalogue_version: int
     name: str
