@@ -46,7 +46,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -671,3 +672,22 @@ async def _create_database(admin_url: str, database: str) -> None:
             await conn.execute(f"CREATE DATABASE {quoted}")
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(url: str, prefix: str = "cardgame_scratch") -> AsyncIterator[str]:
+    """A new empty database beside the one at `url` (same server and credentials), dropped on
+    exit whatever happened; yields its URL. For tests and benchmarks that need their own."""
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin_url = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+    await _create_database(admin_url, name)
+    try:
+        yield urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+    finally:
+        conn = await asyncpg.connect(admin_url, timeout=10)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()

@@ -20,11 +20,11 @@ import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 
+from devtools.embedded import scratch_database
 from servers.common import protocol as p
 from servers.common.content import migrate_and_load
 from servers.common.db import create_pool
@@ -124,23 +124,10 @@ async def run(url: str, matches: int, concurrency: int, seed: int) -> dict[str, 
 
 
 async def _with_database(admin_url: str, work: Any) -> dict[str, Any]:
-    name = f"cardgame_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
-    try:
+    async with scratch_database(admin_url, "cardgame_bench") as url:
         await migrate_and_load(url)  # a catalogue version for the snapshots to refer to
         result: dict[str, Any] = await work(url)
         return result
-    finally:
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 def main(argv: list[str] | None = None) -> int:

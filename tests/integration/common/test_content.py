@@ -9,7 +9,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -17,6 +16,7 @@ import redis
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 
+from devtools.embedded import scratch_database
 from servers.cli import content_load_cmd
 from servers.common import content
 from servers.common.config import Settings
@@ -31,16 +31,9 @@ GOBLIN = 'name = "Goblin Cutpurse"\ncost = 2\nattack = 3\n'
 
 @pytest.fixture
 async def fresh_db(database_url: str) -> AsyncIterator[str]:
-    name = f"{urlsplit(database_url).path.lstrip('/')}_c{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
+    async with scratch_database(database_url, "cardgame_content") as url:
         await content.migrate_and_load(url)
         yield url
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def state(url: str) -> tuple[list[tuple[int, str]], list[asyncpg.Record], int | None]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 import pytest
 
+from devtools.embedded import scratch_database
 from servers.common import content
 from servers.common import protocol as p
 from servers.common.db import create_pool
@@ -31,27 +31,13 @@ ONE, TWO = "76561198000000011", "76561198000000012"
 
 @pytest.fixture
 async def own_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    admin = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
-    name = f"cardgame_inp_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
-    try:
+    async with scratch_database(database_url, "cardgame_inp") as url:
         await content.migrate_and_load(url)
         pool = await create_pool(url, 1, 3)
         try:
             yield pool
         finally:
             await pool.close()
-    finally:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 async def add_players(pool: asyncpg.Pool) -> None:

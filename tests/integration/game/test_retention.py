@@ -5,6 +5,7 @@ database of its own (prune drops partitions; the migration test starts from the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from devtools.embedded import scratch_database
 from servers.common import protocol as p
 from servers.common import retention
 from servers.common.config import load_settings
@@ -30,26 +32,12 @@ NewDatabase = Callable[[], Awaitable[str]]
 @pytest.fixture
 async def new_database(database_url: str) -> AsyncIterator[NewDatabase]:
     """Makes empty databases next to the run's; drops them afterwards."""
-    made: list[str] = []
-    admin = urlunsplit(urlsplit(database_url)._replace(path="/postgres"))
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def make() -> str:
-        name = f"cardgame_ret_{uuid.uuid4().hex[:10]}"
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        made.append(name)
-        return urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
+        async def make() -> str:
+            return await stack.enter_async_context(scratch_database(database_url, "cardgame_ret"))
 
-    yield make
-    conn = await asyncpg.connect(admin)
-    try:
-        for name in made:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+        yield make
 
 
 @pytest.fixture
