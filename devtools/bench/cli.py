@@ -12,7 +12,9 @@ from devtools.bench.report import RESULTS_DIR, write_json
 
 
 def add_parser(sub: Any) -> None:
-    bench = sub.add_parser("bench", help="benchmarks: e2e, matchmaker, connections, matchmaking")
+    bench = sub.add_parser(
+        "bench", help="benchmarks: e2e, matchmaker, connections, matchmaking, compare"
+    )
     kinds = bench.add_subparsers(dest="bench", required=True)
 
     e2e = kinds.add_parser("e2e", help="C clients play PvP against a stack for S seconds")
@@ -69,7 +71,20 @@ def add_parser(sub: Any) -> None:
     )
     quality.add_argument("--seed", type=int, default=1, help="population and arrivals")
 
-    for parser in (e2e, mm, conn, quality):
+    compare = kinds.add_parser(
+        "compare", help="e2e and the Colyseus duel cycle side by side, with the ratios"
+    )
+    compare.add_argument(
+        "--colyseus",
+        type=Path,
+        required=True,
+        help="the Colyseus peer folder (e.g. ../shared/peers/colyseus); copied, not changed",
+    )
+    compare.add_argument("--clients", type=int, nargs="+", default=[500, 2000])
+    compare.add_argument("--pods", type=int, default=2)
+    compare.add_argument("--duration", type=float, default=25.0, help="measured seconds each")
+
+    for parser in (e2e, mm, conn, quality, compare):
         parser.add_argument("--json", action="store_true", help="print the JSON result last")
         parser.add_argument(
             "--out",
@@ -115,6 +130,11 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
             args.players, args.arrival_rate, args.duration, args.servers, args.seed
         )
         printer = print_matchmaking
+    elif args.bench == "compare":
+        from devtools.bench.compare import bench_compare, print_compare
+
+        result = bench_compare(args.colyseus, args.clients, args.pods, args.duration)
+        printer = print_compare
     else:
         from devtools.bench.connections import bench_connections, print_connections
 
