@@ -173,6 +173,18 @@ class GameClient:
 
         return await asyncio.wait_for(wait(), timeout)
 
+    async def result_of(self, match_id: str, timeout: float = 30) -> p.BattleResultMessage:
+        """The result of this match. A result already shown may come again after a reconnect
+        (at least once, see docs/protocol.md): like any client, skip results of other matches."""
+
+        async def wait() -> p.BattleResultMessage:
+            while True:
+                result = await self.next_push(p.BattleResultMessage, timeout)
+                if result.match_id == match_id:
+                    return result
+
+        return await asyncio.wait_for(wait(), timeout)
+
     async def close(self) -> None:
         await self.ws.close()
         self._reader.cancel()
