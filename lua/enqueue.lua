@@ -1,12 +1,13 @@
 -- Put a player in a mode's queue with their ticket, if the request comes from the connection
--- that holds the player now (epoch) and the player is doing nothing else.
+-- that holds the player now (epoch), the player is doing nothing else and matchmaking is not
+-- in maintenance.
 -- KEYS[1] queue, KEYS[2] tickets, KEYS[3] ticket pods, KEYS[4] inflight, KEYS[5] the player's
--- record; one hash slot ({mm})
+-- record, KEYS[6] the maintenance flag; one hash slot ({mm})
 -- ARGV[1] player id, ARGV[2] score: enqueue time in ms, ARGV[3] ticket JSON,
 -- ARGV[4] epoch of the requesting connection, ARGV[5] mode
 -- Returns {status, queue size, pod holding the player, activity, its mode, match id}; status
--- is "queued", "stale" (another connection holds the player, or nobody) or "busy" (the player
--- is queued or in a battle: activity, mode and match say where).
+-- is "queued", "maintenance", "stale" (another connection holds the player, or nobody) or
+-- "busy" (the player is queued or in a battle: activity, mode and match say where).
 local queue_key, tickets_key, pods_key, inflight_key, record =
     KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local player_id, score, ticket, epoch, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
@@ -14,6 +15,9 @@ local player_id, score, ticket, epoch, mode = ARGV[1], tonumber(ARGV[2]), ARGV[3
 local held_epoch, pod, act, act_mode, match_id =
     unpack(redis.call('HMGET', record, 'epoch', 'pod', 'act', 'mode', 'match'))
 pod = pod or ''
+if redis.call('EXISTS', KEYS[6]) == 1 then
+    return {'maintenance', redis.call('ZCARD', queue_key), pod, act or 'idle', act_mode or '', ''}
+end
 if held_epoch ~= epoch or pod == '' then
     return {'stale', redis.call('ZCARD', queue_key), pod, act or 'idle', act_mode or '', ''}
 end

@@ -39,6 +39,11 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="do not offer permessage-deflate (the default offers it)",
     )
+    e2e.add_argument(
+        "--profile",
+        type=Path,
+        help="profile the Python processes in the window with py-spy; raw stacks go here",
+    )
     e2e.add_argument("--auth", help="use a running stack: its auth URL (with --game)")
     e2e.add_argument("--game", help="the running stack's game WebSocket URLs, comma-separated")
 
@@ -116,6 +121,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
             compression=not args.no_compression,
             auth_url=args.auth,
             game_urls=games,
+            profile=args.profile,
         )
         printer = print_e2e
     elif args.bench == "matchmaker":

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -225,12 +226,14 @@ def bench_e2e(
     compression: bool,
     auth_url: str | None,
     game_urls: list[str] | None,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    """Start a stack (or use the running one given by URLs) and drive it."""
+    """Start a stack (or use the running one given by URLs) and drive it; with `profile`, the
+    Python processes are profiled during the window (raw stacks written there)."""
     from devtools.stack import Stack
     from servers.common.config import load_settings
 
-    watch = ProcessWatch()
+    watch = ProcessWatch(profile=profile)
     stack: Stack | None = None
     settings = load_settings()
     if auth_url is None:
@@ -240,7 +243,7 @@ def bench_e2e(
         stack = Stack(settings, pods=pods).start()
         auth_url, game_urls = stack.auth_url, stack.game_urls
         for proc in stack.procs:
-            watch.add(proc.name, proc.popen.pid if proc.popen else None)
+            watch.add(proc.name, proc.popen.pid if proc.popen else None, python=True)
         watch.add("redis", listening_pid(_port(stack.settings.redis.url) or 6379))
         watch.add(
             "postgres",
@@ -249,8 +252,10 @@ def bench_e2e(
         )
     else:
         for i, url in enumerate([auth_url, *(game_urls or [])]):
-            watch.add("auth" if i == 0 else f"game-{i}", listening_pid(_port(url) or 0))
-    watch.add("load generator", os.getpid())
+            watch.add(
+                "auth" if i == 0 else f"game-{i}", listening_pid(_port(url) or 0), python=True
+            )
+    watch.add("load generator", os.getpid(), python=True)
     try:
         result = asyncio.run(
             drive(
@@ -271,6 +276,7 @@ def bench_e2e(
         pods=pods if stack is not None else len(game_urls or []),
         tick_interval_s=settings.match.tick_interval if stack is not None else None,
         processes=watch.report(),
+        profiles=watch.profiles,
         machine=machine(),
     )
     return result
@@ -289,6 +295,10 @@ def print_e2e(result: dict[str, Any]) -> None:
     for name, figures in result["stages_ms"].items():
         print(format_stage(name, figures))
     print(f"errors              {result['errors'] or 'none'}")
+    for name, profile in result.get("profiles", {}).items():
+        print(f"profile {name} ({profile.get('samples', 0)} samples), self %:")
+        for function, pct in profile.get("self_pct", [])[:8]:
+            print(f"  {pct:>5}  {function}")
     print("processes (measured window):")
     for name, figures in result["processes"].items():
         print(

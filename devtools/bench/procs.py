@@ -8,9 +8,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
+
+from devtools.bench.profiles import Profiler
 
 
 def machine() -> dict[str, Any]:
@@ -36,6 +39,7 @@ class _Watched:
     name: str
     proc: psutil.Process
     with_children: bool
+    python: bool = False
     cpu_start: float = 0.0
     cpu_end: float = 0.0
     peak_rss: int = 0
@@ -70,20 +74,26 @@ class _Watched:
 
 @dataclass
 class ProcessWatch:
-    """`start()` and `stop()` bracket the measured window; RSS is sampled every `interval`."""
+    """`start()` and `stop()` bracket the measured window; RSS is sampled every `interval`.
+    With `profile` set, the Python processes are profiled (py-spy) in the same window."""
 
     interval: float = 0.25
+    profile: Path | None = None
+    profiles: dict[str, dict[str, object]] = field(default_factory=dict)
+    _profiler: Profiler | None = None
     watched: list[_Watched] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _began: float = 0.0
     _ended: float = 0.0
 
-    def add(self, name: str, pid: int | None, with_children: bool = False) -> None:
+    def add(
+        self, name: str, pid: int | None, with_children: bool = False, python: bool = False
+    ) -> None:
         if pid is None:
             return
         try:
-            self.watched.append(_Watched(name, psutil.Process(pid), with_children))
+            self.watched.append(_Watched(name, psutil.Process(pid), with_children, python))
         except psutil.Error:
             pass
 
@@ -91,6 +101,9 @@ class ProcessWatch:
         for w in self.watched:
             w.cpu_start = w.cpu()
             w.peak_rss = w.rss()
+        if self.profile is not None:
+            self._profiler = Profiler(self.profile)
+            self._profiler.start({w.name: w.proc.pid for w in self.watched if w.python})
         self._began = time.perf_counter()
         self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
         self._thread.start()
@@ -108,6 +121,8 @@ class ProcessWatch:
         for w in self.watched:
             w.cpu_end = w.cpu()
             w.peak_rss = max(w.peak_rss, w.rss())
+        if self._profiler is not None:
+            self.profiles = self._profiler.stop()
 
     def report(self) -> dict[str, dict[str, float]]:
         wall = max(self._ended - self._began, 1e-9)

@@ -114,8 +114,9 @@ class Keys:
 
     @property
     def maintenance_flag(self) -> str:
-        """String with TTL (`maintenance:flag` in the design): value "auto" or "manual"."""
-        return f"{self.namespace}:maintenance:flag"
+        """String with TTL (`maintenance:flag` in the design): value "auto" or "manual". In the
+        queues' slot: the enqueue script refuses while it is set, in the same atomic step."""
+        return f"{self.namespace}:{MM_TAG}:maintenance:flag"
 
     def pod_control(self, pod_id: str) -> str:
         """Channel: operations for one game server (drain, player moved to another pod)."""

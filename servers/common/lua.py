@@ -72,6 +72,10 @@ class StaleEpoch(Exception):
     the connection was let go): nothing was changed."""
 
 
+class Maintenance(Exception):
+    """Matchmaking is in maintenance (the flag is set): nobody is queued; nothing was changed."""
+
+
 class Busy(Exception):
     """The player is already doing something (queued or in a battle): nothing was changed."""
 
@@ -157,10 +161,13 @@ class QueueScripts:
                 k.ticket_pods(mode),
                 k.inflight(mode),
                 k.player(player_id),
+                k.maintenance_flag,
             ],
             [player_id, score_ms, ticket, epoch, mode.value],
         )
         status = _text(status)
+        if status == "maintenance":
+            raise Maintenance()
         if status == "stale":
             raise StaleEpoch()
         if status == "busy":
@@ -312,7 +319,20 @@ class PlayerScripts:
 
     def __init__(self, redis: Any, keys: Keys) -> None:
         self._redis, self._keys = redis, keys
-        self._scripts = _register(redis, ("attach", "detach", "begin_pve", "finish", "overdue"))
+        self._scripts = _register(
+            redis, ("attach", "detach", "begin_pve", "finish", "overdue", "deliver")
+        )
+
+    async def deliver(self, player_id: str, match_id: str, ttl: int, again: bool) -> bool:
+        """Note that the match's result is being sent to the player and clear their battle
+        marker (if it names this match); True on the first delivery. `again`: clear the marker
+        of a result delivered before too (re-sent because its sender died before clearing)."""
+        keys = self._keys
+        first = await self._scripts["deliver"](
+            [keys.delivered(player_id, match_id), keys.player_match(player_id)],
+            [match_id, ttl, "1" if again else "0"],
+        )
+        return bool(first)
 
     async def pods(self, player_ids: Sequence[str]) -> list[str]:
         """The pod holding each player now ("" = nobody): where a message for them goes. The

@@ -10,12 +10,10 @@ in the database until delivered).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 import msgspec
-from redis.exceptions import WatchError
 
 from servers.common import protocol as p
 from servers.game.control import PodControl
@@ -98,14 +96,15 @@ class Inbox:
         `again` re-sends a result marked delivered whose delivery never completed (the pod that
         sent it died before clearing the player's battle marker): the frame may not have
         reached the client, so it comes again, with the same match id (at least once)."""
-        redis, keys = self.pod.redis, self.pod.keys
         if session.conn is None:
             # Nobody to send it to: settle the session; the match marker stays, and a
             # reconnect delivers the result from the database.
             session.on_battle_result(result)
             return
-        first = await redis.set(
-            keys.delivered(result.player_id, result.match_id), 1, nx=True, ex=DELIVERED_TTL
+        # Noted (and the marker cleared) just before the frame is queued: a pod that dies
+        # before this line leaves the marker, and the reconnect sends the result again.
+        first = await self.pod.players.deliver(
+            result.player_id, result.match_id, DELIVERED_TTL, again
         )
         if not first and not again:  # delivered before (a re-run battle): settle, send nothing
             session.settle_battle(result.match_id)
@@ -115,13 +114,3 @@ class Inbox:
             "battle result delivered",
             extra={"player_id": result.player_id, "match_id": result.match_id},
         )
-        marker = keys.player_match(result.player_id)
-        async with redis.pipeline(transaction=True) as pipe:
-            await pipe.watch(marker)
-            if await pipe.get(marker) == result.match_id.encode():
-                pipe.multi()
-                pipe.delete(marker)
-                # The marker changed meanwhile: cleared by a concurrent delivery of this result
-                # (a reconnect re-sending it), or a newer match: either way not ours to delete.
-                with contextlib.suppress(WatchError):
-                    await pipe.execute()

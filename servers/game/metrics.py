@@ -43,6 +43,12 @@ MESSAGES = Counter(
     ["direction", "type"],
     registry=REGISTRY,
 )
+QUEUE_REQUESTS = Counter(
+    "cardgame_queue_requests_total",
+    "Enqueues and dequeues run by this game server for its players, by kind and result",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
 ERRORS = common.errors_counter(REGISTRY)
 RATE_LIMITED = common.rate_limited_counter(REGISTRY)
 PUBSUB = common.pubsub_counter(REGISTRY)

@@ -1,6 +1,10 @@
-"""The sessions' way to the match servers: enqueue and dequeue requests on the request streams,
-each carrying the epoch of the connection that asked (a request of a replaced connection is
-refused by the match server's script)."""
+"""The sessions' way into the queues: this game server runs the enqueue and dequeue scripts for
+the players it holds, each call fenced by the epoch of the connection that asked (a request of
+a replaced connection is refused in the script), and hands the answer to the session.
+
+The match servers only pair. Running the request here costs one Redis round trip; through the
+match servers' request streams it cost a stream write, a read by a match server, the script
+and a Pub/Sub reply (docs/architecture.md, "Queue requests")."""
 
 from __future__ import annotations
 
@@ -10,14 +14,16 @@ from typing import Any
 
 import msgspec
 
-from servers.common import bus
+from servers.common import bus, queueing
 from servers.common import protocol as p
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode
-from servers.common.lua import Standing
-from servers.game import lobby
+from servers.common.lua import QueueScripts, Standing
+from servers.game import lobby, metrics
 from servers.game.pod import Pod
 from servers.game.sessions import Session
+
+_ticket = msgspec.json.Encoder()
 
 
 class QueuePort:
@@ -25,6 +31,7 @@ class QueuePort:
 
     def __init__(self, pod: Pod) -> None:
         self.pod = pod
+        self.scripts = QueueScripts(pod.redis, pod.keys)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         self.pod.spawn(work)
@@ -41,33 +48,46 @@ class QueuePort:
         snapshot = await lobby.battle_snapshot(pod.pool, int(session.player_id), pod.pod_id)
         if party_code:
             snapshot = msgspec.structs.replace(snapshot, party_code=party_code)
-        await bus.stream_add(
-            pod.redis,
-            pod.keys.enqueue_requests,
-            p.EnqueueRequest(
-                request_id=request_id,
-                player_id=session.player_id,
-                game_mode=mode.value,
-                pod_id=pod.pod_id,
-                metadata=snapshot,
-                enqueued_at_ms=int(time.time() * 1000),
-                epoch=session.epoch,
-            ),
+        answer = await queueing.enqueue(
+            self.scripts,
+            mode.value,
+            session.player_id,
+            pod.pod_id,
+            _ticket.encode(snapshot),
+            session.epoch,
+            int(time.time() * 1000),
         )
+        await self._answer("enqueue", session, request_id, mode, answer)
 
     async def dequeue(
         self, session: Session, request_id: str, mode: GameMode, reason: p.DequeueReason
     ) -> None:
-        pod = self.pod
-        await bus.stream_add(
-            pod.redis,
-            pod.keys.dequeue_requests,
-            p.DequeueRequest(
-                request_id=request_id,
-                player_id=session.player_id,
-                game_mode=mode.value,
-                pod_id=pod.pod_id,
-                reason=reason,
-                epoch=session.epoch,
-            ),
+        answer = await queueing.dequeue(
+            self.scripts, mode.value, session.player_id, self.pod.pod_id, session.epoch, reason
         )
+        await self._answer("dequeue", session, request_id, mode, answer)
+
+    async def _answer(
+        self,
+        kind: str,
+        session: Session,
+        request_id: str,
+        mode: GameMode,
+        answer: queueing.Answer,
+    ) -> None:
+        """To the session, as a match server's answer would come (a late one is ignored, a
+        MatchFound that came first is kept); to the pod holding the player if that is not
+        this one any more."""
+        metrics.QUEUE_REQUESTS.labels(kind, type(answer.result).__name__).inc()
+        message = p.MatchResult(
+            player_id=session.player_id,
+            game_mode=mode.value,
+            request_id=request_id,
+            result=answer.result,
+        )
+        if answer.pod_id in ("", self.pod.pod_id):
+            session.on_match_result(message)
+            return
+        channel = self.pod.keys.match_result(answer.pod_id)
+        await bus.publish(self.pod.redis, channel, message)
+        metrics.published(self.pod.keys.namespace, channel)

@@ -18,22 +18,19 @@ import msgspec
 import redis.asyncio as aioredis
 
 from servers.common import protocol as p
+from servers.common import queueing
 from servers.common.bus import stop_if_cancelling
-from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
 from servers.common.lua import (
-    Busy,
-    Dequeued,
     PairToCommit,
     PartyScripts,
     PlayerScripts,
     Popped,
     PublishScript,
     QueueScripts,
-    StaleEpoch,
 )
 from servers.common.models import BattleSnapshot
-from servers.common.players import busy_error, command_pods, dequeued_notice
+from servers.common.players import command_pods, dequeued_notice
 from servers.match.matchmakers.normal import pair_fifo
 from servers.match.matchmakers.party import pair_party
 from servers.match.matchmakers.ranked import Entry, Window, pair_by_rating
@@ -116,37 +113,17 @@ class Matchmaking:
             self.metrics.requests.labels("enqueue", "malformed").inc()
             log.error("dropping a malformed enqueue request: %s", exc)
             return
-        pod_id, result = await self._enqueue(req)
-        self.metrics.requests.labels("enqueue", type(result).__name__).inc()
-        await self.reply(pod_id, req.player_id, req.game_mode, req.request_id, result)
-
-    async def _enqueue(self, req: p.EnqueueRequest) -> tuple[str, p.ResultEnQueued | p.ResultError]:
-        """(pod to answer, answer): the pod holding the player now, which may differ from the
-        one that asked when the player reconnected meanwhile."""
-        try:
-            mode = GameMode(req.game_mode)
-        except ValueError:
-            return req.pod_id, p.ResultError(
-                code=ErrorCode.UNKNOWN_MODE, message=f"unknown mode {req.game_mode!r}"
-            )
-        if self.maintenance:
-            return req.pod_id, p.ResultError(
-                code=ErrorCode.MAINTENANCE, message="matchmaking is in maintenance mode"
-            )
         # The match server's clock orders the queue, so skew between game servers cannot.
-        try:
-            queued = await self.scripts.enqueue(
-                mode, req.player_id, now_ms(), _encoder.encode(req.metadata), req.epoch
-            )
-        except StaleEpoch:
-            return req.pod_id, p.ResultError(
-                code=ErrorCode.SESSION_REPLACED,
-                message="another connection holds this player now",
-            )
-        except Busy as busy:
-            return req.pod_id, busy_error(busy)
-        self.metrics.queue_size.labels(mode.value).set(queued.queue_size)
-        return queued.pod_id, p.ResultEnQueued(queue_size=queued.queue_size)
+        answer = await queueing.enqueue(
+            self.scripts,
+            req.game_mode,
+            req.player_id,
+            req.pod_id,
+            _encoder.encode(req.metadata),
+            req.epoch,
+            now_ms(),
+        )
+        await self._answer("enqueue", req.player_id, req.game_mode, req.request_id, answer)
 
     async def on_dequeue(self, data: bytes) -> None:
         self.requests_handled += 1
@@ -156,40 +133,23 @@ class Matchmaking:
             self.metrics.requests.labels("dequeue", "malformed").inc()
             log.error("dropping a malformed dequeue request: %s", exc)
             return
-        try:
-            mode = GameMode(req.game_mode)
-        except ValueError:
-            result: p.ResultDequeued | p.ResultError = p.ResultError(
-                code=ErrorCode.UNKNOWN_MODE, message=f"unknown mode {req.game_mode!r}"
-            )
-        else:
-            result = await self._dequeue(req, mode)
-        self.metrics.requests.labels("dequeue", type(result).__name__).inc()
-        await self.reply(req.pod_id, req.player_id, req.game_mode, req.request_id, result)
+        answer = await queueing.dequeue(
+            self.scripts, req.game_mode, req.player_id, req.pod_id, req.epoch, req.reason
+        )
+        await self._answer("dequeue", req.player_id, req.game_mode, req.request_id, answer)
 
-    async def _dequeue(
-        self, req: p.DequeueRequest, mode: GameMode
-    ) -> p.ResultDequeued | p.ResultError:
-        # Only the connection holding the player may take them out: one that was replaced
-        # (the player reconnected) leaves the place to the new one. Epoch 0: an operator.
-        try:
-            status, size = await self.scripts.dequeue(mode, req.player_id, epoch=req.epoch or None)
-        except Busy as busy:  # matched before the dequeue landed: say which battle
-            return busy_error(busy)
-        self.metrics.queue_size.labels(mode.value).set(size)
-        if status is Dequeued.REMOVED:
-            return p.ResultDequeued(reason=req.reason)
-        if status is Dequeued.PAIRING:
-            return p.ResultError(
-                code=ErrorCode.REQUEST_IN_PROGRESS,
-                message="being paired right now: matched in a moment, or dequeue again",
-                queued_mode=mode.value,
-            )
-        if status is Dequeued.STALE:
-            return p.ResultError(
-                code=ErrorCode.SESSION_REPLACED, message="another connection holds this player now"
-            )
-        return p.ResultError(code=ErrorCode.NOT_QUEUED, message="the player is not in the queue")
+    async def _answer(
+        self,
+        kind: str,
+        player_id: str,
+        mode: str,
+        request_id: str | None,
+        answer: queueing.Answer,
+    ) -> None:
+        self.metrics.requests.labels(kind, type(answer.result).__name__).inc()
+        if answer.queue_size is not None:
+            self.metrics.queue_size.labels(mode).set(answer.queue_size)
+        await self.reply(answer.pod_id, player_id, mode, request_id, answer.result)
 
     # ------------------------------------------------------------ TryMatch
     async def tick(self) -> int:

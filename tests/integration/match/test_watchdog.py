@@ -9,6 +9,7 @@ import time
 import redis.asyncio as aioredis
 
 from servers.common import protocol as p
+from servers.common import queueing
 from servers.common.config import Settings
 from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
@@ -76,8 +77,12 @@ async def test_no_game_server_means_maintenance(
         assert await redis.get(keys.maintenance_flag) == b"auto"
         assert 0 < await redis.ttl(keys.maintenance_flag) <= 300
         assert not watchdog.game_servers_ok
-        _, refused = await mm._enqueue(enqueue_request("4", "pod-a"))
+        # The enqueue script itself refuses while the flag is set, whoever runs it.
+        epoch = await hold(redis, keys, "4", "pod-a")
+        answer = await queueing.enqueue(mm.scripts, "normal", "4", "pod-a", b"{}", epoch, 1)
+        refused = answer.result
         assert isinstance(refused, p.ResultError) and refused.code is ErrorCode.MAINTENANCE
+        assert await redis.zscore(keys.queue(NORMAL), "4") is None
         assert {await redis.hget(keys.player(pl), "act") for pl in "123"} == {b"idle"}
 
         # A game server subscribes again: maintenance ends by itself.
