@@ -44,13 +44,21 @@ class _Watched:
     cpu_end: float = 0.0
     peak_rss: int = 0
 
+    _members: list[psutil.Process] = field(default_factory=list)
+    _listed: float = 0.0
+
     def members(self) -> list[psutil.Process]:
         if not self.with_children:
             return [self.proc]
-        try:
-            return [self.proc, *self.proc.children(recursive=True)]
-        except psutil.Error:
-            return [self.proc]
+        # Listing children scans all of /proc: that cost lands on the load generator's own
+        # CPU, so the list is refreshed every few seconds, not on each sample.
+        if time.monotonic() - self._listed > 5.0:
+            self._listed = time.monotonic()
+            try:
+                self._members = [self.proc, *self.proc.children(recursive=True)]
+            except psutil.Error:
+                self._members = [self.proc]
+        return self._members
 
     def cpu(self) -> float:
         total = 0.0
@@ -99,6 +107,7 @@ class ProcessWatch:
 
     def start(self) -> None:
         for w in self.watched:
+            w._listed = 0.0  # the children as they are now
             w.cpu_start = w.cpu()
             w.peak_rss = w.rss()
         if self.profile is not None:
@@ -119,6 +128,7 @@ class ProcessWatch:
             self._thread.join()
         self._ended = time.perf_counter()
         for w in self.watched:
+            w._listed = 0.0
             w.cpu_end = w.cpu()
             w.peak_rss = max(w.peak_rss, w.rss())
         if self._profiler is not None:

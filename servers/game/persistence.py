@@ -48,7 +48,8 @@ async def _rate(
     winner_id: str | None,
     rating: RatingSettings,
 ) -> dict[str, RatingChange]:
-    """Glicko-2 update of both players of a Ranked match (inside the caller's transaction).
+    """Glicko-2 update of both players of a Ranked match (inside the caller's transaction; the
+    caller's insert writes the new ratings).
 
     The profiles are locked in id order (no deadlock between two matches of the same players);
     each player's RD first grows for the rating periods they sat out, then the match is one
@@ -74,13 +75,7 @@ async def _rate(
     new_one, new_two = glicko2.rate_match(
         before[one], before[two], score_of(one, winner_id), rating.tau, rating.max_rd
     )
-    changes = {one: RatingChange(before[one], new_one), two: RatingChange(before[two], new_two)}
-    await conn.executemany(
-        "UPDATE player_profiles SET rating = $2, rating_deviation = $3, volatility = $4,"
-        " rated_at = now() WHERE player_id = $1",
-        [(int(pid), c.after.rating, c.after.rd, c.after.volatility) for pid, c in changes.items()],
-    )
-    return changes
+    return {one: RatingChange(before[one], new_one), two: RatingChange(before[two], new_two)}
 
 
 # Serialises the recordings of one match id when the request carries no formation time (the
@@ -114,6 +109,30 @@ async def catalogue_cards(
     return {r["card_id"]: CardSnapshot(**dict(r)) for r in rows}
 
 
+class CatalogueCache:
+    """The cards of catalogue versions, read once per version and database: a version never
+    changes once loaded (servers/common/content.py), so the runner checks a snapshot against it
+    in memory instead of querying twice per recorded match."""
+
+    def __init__(self) -> None:
+        self._versions: dict[int, dict[int, CardSnapshot]] = {}
+
+    async def cards(
+        self, conn: db.Connection | asyncpg.Pool, version: int, card_ids: Sequence[int]
+    ) -> dict[int, CardSnapshot]:
+        known = self._versions.get(version)
+        if known is None:
+            rows = await conn.fetch(
+                "SELECT card_id, name, cost, attack, health FROM catalogue_cards"
+                " WHERE version = $1",
+                version,
+            )
+            known = {r["card_id"]: CardSnapshot(**dict(r)) for r in rows}
+            if known:  # a version not loaded (yet) is asked again next time
+                self._versions[version] = known
+        return {card_id: known[card_id] for card_id in card_ids if card_id in known}
+
+
 def resolve(player_id: str, ref: SnapshotRef, cards: Mapping[int, CardSnapshot]) -> BattleSnapshot:
     """The battle snapshot a reference stands for, given its version's cards (KeyError for a
     card the version lacks)."""
@@ -135,7 +154,9 @@ async def resolve_ref(
     return resolve(player_id, ref, await catalogue_cards(conn, ref.catalogue_version, ref.deck))
 
 
-async def _reference(conn: db.Connection, snap: BattleSnapshot) -> SnapshotRef | None:
+async def _reference(
+    conn: db.Connection, snap: BattleSnapshot, catalogue: CatalogueCache | None
+) -> SnapshotRef | None:
     """The snapshot by reference when its version's cards give back exactly its deck (so the
     match re-simulates to the same bytes); None when they do not (no version, or numbers not
     from it): the record then keeps the whole snapshot."""
@@ -148,7 +169,10 @@ async def _reference(conn: db.Connection, snap: BattleSnapshot) -> SnapshotRef |
         rating=snap.rating,
         deck=tuple(card.card_id for card in snap.deck),
     )
-    cards = await catalogue_cards(conn, ref.catalogue_version, ref.deck)
+    if catalogue is not None:
+        cards = await catalogue.cards(conn, ref.catalogue_version, ref.deck)
+    else:
+        cards = await catalogue_cards(conn, ref.catalogue_version, ref.deck)
     if any(cards.get(card.card_id) != card for card in snap.deck):
         return None
     return ref
@@ -165,6 +189,7 @@ async def record_match(
     started_at: datetime,
     rating: RatingSettings | None = None,
     engine_version: int = 1,
+    catalogue: CatalogueCache | None = None,
 ) -> bool:
     """Store the match's inputs (seed, the version of the engine that played it, each
     participant's snapshot by reference, or whole when it is not its catalogue version's) and
@@ -181,70 +206,144 @@ async def record_match(
     are serialised by a lock on the match id.
     """
     formed = formed_at(request, started_at)
-    async with pool.acquire() as conn, conn.transaction():
-        if request.formed_at_ms <= 0:
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock($1, hashtext($2))", _RECORD_LOCK, request.match_id
+    ranked = request.game_mode == GameMode.RANKED.value
+    async with pool.acquire() as conn:
+        if request.formed_at_ms > 0 and not ranked:
+            # One statement, atomic by itself: one round trip per match.
+            return await _insert_match(
+                conn,
+                request,
+                winner_id,
+                end_reason,
+                turns,
+                pod_id,
+                started_at,
+                formed,
+                engine_version,
+                {},
+                catalogue,
             )
-        inserted = await conn.fetchval(
-            "INSERT INTO match_history (match_id, mode, seed, winner_id, end_reason, turns,"
-            " pod_id, started_at, formed_at, engine_version)"
-            " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
-            " WHERE NOT EXISTS (SELECT 1 FROM match_history WHERE match_id = $1)"
-            " ON CONFLICT (match_id, formed_at) DO NOTHING RETURNING true",
-            request.match_id,
-            request.game_mode,
-            request.seed,
-            int(winner_id) if winner_id is not None else None,
-            end_reason,
-            turns,
-            pod_id,
-            started_at,
-            formed,
-            engine_version,
-        )
-        if not inserted:
-            return False
-        changes: dict[str, RatingChange] = {}
-        if request.game_mode == GameMode.RANKED.value:
-            changes = await _rate(conn, request, winner_id, rating or RatingSettings())
-        rows = []
-        for slot, candidate in ((1, request.player1), (2, request.player2)):
-            snap = candidate.metadata
-            change = changes.get(snap.player_id)
-            ref = await _reference(conn, snap)
-            rows.append(
-                (
+        async with conn.transaction():
+            if request.formed_at_ms <= 0:
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                    _RECORD_LOCK,
                     request.match_id,
-                    int(snap.player_id),
-                    slot,
-                    result_of(snap.player_id, winner_id),
-                    change.before.rating if change else snap.rating,
-                    change.after.rating if change else snap.rating,
-                    None if ref else p.encode(snap).decode(),
-                    _json.encode(ref).decode() if ref else None,
-                    change.before.rd if change else None,
-                    change.after.rd if change else None,
-                    change.before.volatility if change else None,
-                    change.after.volatility if change else None,
-                    formed,
                 )
+            # Ranked: both profiles locked (id order) and rated first; the insert applies the
+            # new ratings only if it records the match.
+            changes = (
+                await _rate(conn, request, winner_id, rating or RatingSettings()) if ranked else {}
             )
-        await conn.executemany(
-            "INSERT INTO match_participants (match_id, player_id, slot, result, rating_before,"
-            " rating_after, snapshot, snapshot_ref, rd_before, rd_after, volatility_before,"
-            " volatility_after, formed_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::json, $9, $10, $11, $12, $13)",
-            rows,
+            return await _insert_match(
+                conn,
+                request,
+                winner_id,
+                end_reason,
+                turns,
+                pod_id,
+                started_at,
+                formed,
+                engine_version,
+                changes,
+                catalogue,
+            )
+
+
+# The match, its two participants and both profiles' counters (and for Ranked their new
+# ratings) in one statement: the participants and profiles change only through rows of `m`,
+# i.e. only when this call inserted the match (an id recorded before changes nothing).
+_INSERT_MATCH = """
+WITH m AS (
+    INSERT INTO match_history (match_id, mode, seed, winner_id, end_reason, turns, pod_id,
+                               started_at, formed_at, engine_version)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+    WHERE NOT EXISTS (SELECT 1 FROM match_history WHERE match_id = $1)
+    ON CONFLICT (match_id, formed_at) DO NOTHING
+    RETURNING match_id, formed_at
+), p AS (
+    SELECT * FROM unnest($11::bigint[], $12::smallint[], $13::text[], $14::float8[],
+                         $15::float8[], $16::text[], $17::text[], $18::float8[], $19::float8[],
+                         $20::float8[], $21::float8[], $22::int[])
+        AS p(player_id, slot, result, rating_before, rating_after, snapshot, snapshot_ref,
+             rd_before, rd_after, volatility_before, volatility_after, experience)
+), participants AS (
+    INSERT INTO match_participants (match_id, player_id, slot, result, rating_before,
+        rating_after, snapshot, snapshot_ref, rd_before, rd_after, volatility_before,
+        volatility_after, formed_at)
+    SELECT m.match_id, p.player_id, p.slot, p.result, p.rating_before, p.rating_after,
+           p.snapshot::jsonb, p.snapshot_ref::json, p.rd_before, p.rd_after,
+           p.volatility_before, p.volatility_after, m.formed_at
+    FROM m, p
+), profiles AS (
+    UPDATE player_profiles f SET
+        wins = f.wins + (p.result = 'win')::int,
+        losses = f.losses + (p.result = 'loss')::int,
+        draws = f.draws + (p.result = 'draw')::int,
+        experience = f.experience + p.experience,
+        level = 1 + (f.experience + p.experience) / 100,
+        updated_at = now(),
+        rating = CASE WHEN $23 THEN p.rating_after ELSE f.rating END,
+        rating_deviation = CASE WHEN $23 THEN p.rd_after ELSE f.rating_deviation END,
+        volatility = CASE WHEN $23 THEN p.volatility_after ELSE f.volatility END,
+        rated_at = CASE WHEN $23 THEN now() ELSE f.rated_at END
+    FROM m, p WHERE f.player_id = p.player_id
+)
+SELECT count(*) FROM m
+"""
+
+
+async def _insert_match(
+    conn: db.Connection,
+    request: p.BattleRequest,
+    winner_id: str | None,
+    end_reason: str,
+    turns: int,
+    pod_id: str,
+    started_at: datetime,
+    formed: datetime,
+    engine_version: int,
+    changes: Mapping[str, RatingChange],
+    catalogue: CatalogueCache | None,
+) -> bool:
+    columns: list[list[object]] = [[] for _ in range(12)]
+    for slot, candidate in ((1, request.player1), (2, request.player2)):
+        snap = candidate.metadata
+        change = changes.get(snap.player_id)
+        ref = await _reference(conn, snap, catalogue)
+        result = result_of(snap.player_id, winner_id)
+        row = (
+            int(snap.player_id),
+            slot,
+            result,
+            change.before.rating if change else snap.rating,
+            change.after.rating if change else snap.rating,
+            None if ref else p.encode(snap).decode(),
+            _json.encode(ref).decode() if ref else None,
+            change.before.rd if change else None,
+            change.after.rd if change else None,
+            change.before.volatility if change else None,
+            change.after.volatility if change else None,
+            EXPERIENCE[result],
         )
-        await conn.executemany(
-            "UPDATE player_profiles SET wins = wins + ($2 = 'win')::int,"
-            " losses = losses + ($2 = 'loss')::int, draws = draws + ($2 = 'draw')::int,"
-            " experience = experience + $3, level = 1 + (experience + $3) / 100,"
-            " updated_at = now() WHERE player_id = $1",
-            [(row[1], row[3], EXPERIENCE[row[3]]) for row in rows],
-        )
-        return True
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    inserted = await conn.fetchval(
+        _INSERT_MATCH,
+        request.match_id,
+        request.game_mode,
+        request.seed,
+        int(winner_id) if winner_id is not None else None,
+        end_reason,
+        turns,
+        pod_id,
+        started_at,
+        formed,
+        engine_version,
+        *columns,
+        bool(changes),
+    )
+    return bool(inserted)
 
 
 async def is_recorded(pool: asyncpg.Pool, match_id: str) -> bool:

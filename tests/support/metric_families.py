@@ -30,6 +30,7 @@ GAME_FAMILIES = {
     "cardgame_ws_connects",
     "cardgame_sessions",
     "cardgame_ws_messages",
+    "cardgame_queue_requests",
     "cardgame_errors",
     "cardgame_rate_limited",
     "cardgame_pubsub_messages",

@@ -28,7 +28,7 @@ from servers.common.players import command_pods
 from servers.common.timeline import encode_timeline
 from servers.game import metrics
 from servers.game.battle import engines
-from servers.game.persistence import is_recorded, record_match
+from servers.game.persistence import CatalogueCache, is_recorded, record_match
 
 log = logging.getLogger("cardgame.game.battle")
 
@@ -49,6 +49,7 @@ class BattleRunner:
     ) -> None:
         self.redis, self.pool, self.keys, self.pod_id = redis, pool, keys, pod_id
         self.rating = rating or RatingSettings()
+        self.catalogue = CatalogueCache()  # one per pool: the runner's
         self.running = 0
         self.completed = 0
         self.idle = asyncio.Event()
@@ -120,6 +121,7 @@ class BattleRunner:
                 pod_id=self.pod_id,
                 started_at=started,
                 rating=self.rating,
+                catalogue=self.catalogue,
                 engine_version=engines.CURRENT,
             )
         except (
