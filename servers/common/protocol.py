@@ -544,6 +544,10 @@ class BattleResult(BusMessage, frozen=True):
     winner_id: str | None
     turns: int
     timeline: msgspec.Raw
+    # The player's level and rating after the match was recorded (None: not known, e.g. a
+    # re-run of a recorded match): the game server refreshes its cached battle snapshot.
+    level: int | None = None
+    rating: float | None = None
 
 
 # ---------------------------------------------------------------- encoding

@@ -57,9 +57,7 @@ async def enqueue(
     except Maintenance:
         return Answer(
             pod_id,
-            p.ResultError(
-                code=ErrorCode.MAINTENANCE, message="matchmaking is in maintenance mode"
-            ),
+            p.ResultError(code=ErrorCode.MAINTENANCE, message="matchmaking is in maintenance mode"),
         )
     except StaleEpoch:
         return Answer(pod_id, p.ResultError(code=ErrorCode.SESSION_REPLACED, message=STALE))

@@ -85,12 +85,14 @@ async def get_decks(ctx: Context, msg: p.GetDecks) -> None:
 @command(p.SaveDeck)
 async def save_deck(ctx: Context, msg: p.SaveDeck) -> None:
     deck = await lobby.save_deck(ctx.pod.pool, ctx.player, msg)
+    ctx.session.snapshot = None  # it may be the active deck
     ctx.session.send(p.DeckSaved(id=msg.id, deck=deck))
 
 
 @command(p.SetActiveDeck)
 async def set_active_deck(ctx: Context, msg: p.SetActiveDeck) -> None:
     await lobby.set_active_deck(ctx.pod.pool, ctx.player, msg.deck_id)
+    ctx.session.snapshot = None
     ctx.session.send(p.ActiveDeckSet(id=msg.id, deck_id=msg.deck_id))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import asyncpg
 
 from servers.common import db
@@ -9,6 +11,7 @@ from servers.common import protocol as p
 from servers.common.decks import deck_problems
 from servers.common.errors import ErrorCode, GameError
 from servers.common.models import BattleSnapshot, CardSnapshot
+from servers.game.sessions import Session
 
 MAX_DECKS = 20
 # The version `cards` holds (content.current_version), as a subquery: read in the statement that
@@ -145,6 +148,30 @@ async def set_active_deck(pool: asyncpg.Pool, player_id: int, deck_id: int) -> N
         await conn.execute(
             "UPDATE player_decks SET is_active = true WHERE deck_id = $1 AND NOT is_active", deck_id
         )
+
+
+# A kept snapshot is read again after this long, in case the profile or decks changed in a way
+# the session was not told of (another tool writing to the database).
+SNAPSHOT_MAX_AGE = 60.0
+
+
+async def snapshot_of(
+    pool: asyncpg.Pool, session: Session, pod_id: str, catalogue_version: int | None
+) -> BattleSnapshot:
+    """The session's battle snapshot: read once, then kept with the session (each battle
+    result brings the new level and rating) until the player edits a deck, the current
+    catalogue version changes, or SNAPSHOT_MAX_AGE passes. Saves a query per enqueue."""
+    kept = session.snapshot
+    if (
+        kept is not None
+        and catalogue_version is not None
+        and kept.catalogue_version == catalogue_version
+        and time.monotonic() - session.snapshot_at < SNAPSHOT_MAX_AGE
+    ):
+        return kept
+    snapshot = await battle_snapshot(pool, int(session.player_id), pod_id)
+    session.snapshot, session.snapshot_at = snapshot, time.monotonic()
+    return snapshot
 
 
 async def battle_snapshot(pool: asyncpg.Pool, player_id: int, pod_id: str) -> BattleSnapshot:

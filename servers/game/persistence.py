@@ -33,6 +33,18 @@ def result_of(player_id: str, winner_id: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class ProfileAfter:
+    """A player's level and rating once a match was recorded."""
+
+    level: int
+    rating: float
+
+
+# What record_match returns when it recorded the match: each player's profile after it.
+Recorded = dict[str, ProfileAfter]
+
+
+@dataclass(frozen=True)
 class RatingChange:
     before: glicko2.Rating  # after the inactivity growth of RD, as the update used it
     after: glicko2.Rating
@@ -190,15 +202,16 @@ async def record_match(
     rating: RatingSettings | None = None,
     engine_version: int = 1,
     catalogue: CatalogueCache | None = None,
-) -> bool:
+) -> Recorded | None:
     """Store the match's inputs (seed, the version of the engine that played it, each
     participant's snapshot by reference, or whole when it is not its catalogue version's) and
     outcome, its participants and their profile counters in one transaction; for a Ranked
     match also both players' new Glicko-2 ratings. The timeline is not stored: `timeline`
     produces it again.
 
-    Returns False (and changes nothing) when this match id was recorded before, so a battle
-    request delivered twice is persisted once, and ratings move once. The tables are
+    Returns each player's profile after the match, or None (and changes nothing) when this
+    match id was recorded before, so a battle request delivered twice is persisted once, and
+    ratings move once. The tables are
     partitioned by `formed_at`, so the primary key is (match_id, formed_at): every run of one
     battle carries the same `formed_at_ms` and meets the first run's row there. The insert
     also looks for the match id in every partition, so even a request without it (its
@@ -288,8 +301,9 @@ WITH m AS (
         volatility = CASE WHEN $23 THEN p.volatility_after ELSE f.volatility END,
         rated_at = CASE WHEN $23 THEN now() ELSE f.rated_at END
     FROM m, p WHERE f.player_id = p.player_id
+    RETURNING f.player_id, f.level, f.rating
 )
-SELECT count(*) FROM m
+SELECT pr.player_id, pr.level, pr.rating FROM m LEFT JOIN profiles pr ON true
 """
 
 
@@ -305,7 +319,7 @@ async def _insert_match(
     engine_version: int,
     changes: Mapping[str, RatingChange],
     catalogue: CatalogueCache | None,
-) -> bool:
+) -> Recorded | None:
     columns: list[list[object]] = [[] for _ in range(12)]
     for slot, candidate in ((1, request.player1), (2, request.player2)):
         snap = candidate.metadata
@@ -328,7 +342,7 @@ async def _insert_match(
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
-    inserted = await conn.fetchval(
+    rows = await conn.fetch(
         _INSERT_MATCH,
         request.match_id,
         request.game_mode,
@@ -343,7 +357,13 @@ async def _insert_match(
         *columns,
         bool(changes),
     )
-    return bool(inserted)
+    if not rows:
+        return None
+    return {
+        str(r["player_id"]): ProfileAfter(r["level"], r["rating"])
+        for r in rows
+        if r["player_id"] is not None
+    }
 
 
 async def is_recorded(pool: asyncpg.Pool, match_id: str) -> bool:

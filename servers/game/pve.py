@@ -95,7 +95,7 @@ async def start(pod: Pod, session: Session, difficulty: str, ref: str | None) ->
         raise GameError(ErrorCode.INTERNAL, "this server runs no battles")
     if pod.limits is not None:  # before any database work: a refusal costs one script
         await pod.limits.pve(session.player_id)
-    me = await lobby.battle_snapshot(pod.pool, int(session.player_id), pod.pod_id)
+    me = await lobby.snapshot_of(pod.pool, session, pod.pod_id, pod.catalogue_version)
     ai = await ai_snapshot(pod.pool, difficulty, pod.pod_id)
     if session.state is not QueueState.IDLE:  # changed while we read the database
         raise GameError(ErrorCode.REQUEST_IN_PROGRESS)

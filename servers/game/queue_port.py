@@ -45,7 +45,7 @@ class QueuePort:
             raise GameError(ErrorCode.SERVER_DRAINING)
         party_code = await pod.parties.ticket_party(session.player_id, mode)
         # The battle snapshot comes from the database, never from the client.
-        snapshot = await lobby.battle_snapshot(pod.pool, int(session.player_id), pod.pod_id)
+        snapshot = await lobby.snapshot_of(pod.pool, session, pod.pod_id, pod.catalogue_version)
         if party_code:
             snapshot = msgspec.structs.replace(snapshot, party_code=party_code)
         answer = await queueing.enqueue(

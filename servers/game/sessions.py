@@ -31,6 +31,7 @@ from servers.common.config import GameSettings
 from servers.common.errors import ErrorCode, GameError
 from servers.common.keys import GameMode
 from servers.common.lua import Activity, Standing
+from servers.common.models import BattleSnapshot
 from servers.game import metrics
 
 log = logging.getLogger("cardgame.game.sessions")
@@ -140,6 +141,10 @@ class Session:
     dequeue_ref: str | None = None  # the client's id of that dequeue, for its answer
     match_id: str | None = None
     # Per-connection option (set_options) and the server's compression threshold.
+    # The player's battle snapshot as last read (servers/game/lobby.py, `snapshot_of`) and when
+    # (monotonic s): refreshed by each battle result, dropped when the player edits decks.
+    snapshot: BattleSnapshot | None = None
+    snapshot_at: float = 0.0
     timeline_gzip: bool = False
     gzip_threshold: int = 4096
     moved: bool = False  # released to another pod (its party stays)
@@ -390,6 +395,12 @@ class Session:
             if msg.winner_id is None
             else ("win" if msg.winner_id == self.player_id else "loss")
         )
+        if self.snapshot is not None and msg.level is not None and msg.rating is not None:
+            self.snapshot = msgspec.structs.replace(
+                self.snapshot, level=msg.level, rating=msg.rating
+            )
+        else:  # the profile moved in a way we were not told: read it again next time
+            self.snapshot = None
         timeline, packed = self.pack_timeline(msg.timeline)
         self.send(
             p.BattleResultMessage(

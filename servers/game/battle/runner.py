@@ -28,7 +28,7 @@ from servers.common.players import command_pods
 from servers.common.timeline import encode_timeline
 from servers.game import metrics
 from servers.game.battle import engines
-from servers.game.persistence import CatalogueCache, is_recorded, record_match
+from servers.game.persistence import CatalogueCache, Recorded, is_recorded, record_match
 
 log = logging.getLogger("cardgame.game.battle")
 
@@ -112,7 +112,7 @@ class BattleRunner:
         timeline = encode_timeline(outcome.events)
         persisting = time.perf_counter()
         try:
-            fresh = await record_match(
+            recorded = await record_match(
                 self.pool,
                 request,
                 winner_id=outcome.winner_id,
@@ -138,9 +138,12 @@ class BattleRunner:
             metrics.PERSIST_FAILURES.labels("record_match").inc()
             raise
         metrics.PERSIST_SECONDS.labels("record_match").observe(time.perf_counter() - persisting)
+        fresh = recorded is not None
         if not fresh:
             log.info("match %s was recorded before; delivering its result again", request.match_id)
-        await self.publish_results(request, outcome.winner_id, outcome.turns, timeline)
+        await self.publish_results(
+            request, outcome.winner_id, outcome.turns, timeline, recorded or {}
+        )
         metrics.BATTLES.labels(request.game_mode, "recorded" if fresh else "rerun").inc()
         log.info(
             "battle %s: %s vs %s, winner %s in %d turns",
@@ -182,7 +185,12 @@ class BattleRunner:
             log.exception("could not free the players of battle %s", request.match_id)
 
     async def publish_results(
-        self, request: p.BattleRequest, winner_id: str | None, turns: int, timeline: bytes
+        self,
+        request: p.BattleRequest,
+        winner_id: str | None,
+        turns: int,
+        timeline: bytes,
+        profiles: Recorded,
     ) -> None:
         """End the players' battle activity and send each player's result to the pod holding
         them now (they may have reconnected elsewhere since they queued; nobody holding them:
@@ -196,6 +204,7 @@ class BattleRunner:
         ):
             if not target:
                 continue
+            profile = profiles.get(me.player_id)
             messages.append(
                 (
                     self.keys.battle_result(target),
@@ -209,6 +218,8 @@ class BattleRunner:
                             winner_id=winner_id,
                             turns=turns,
                             timeline=raw,
+                            level=profile.level if profile else None,
+                            rating=profile.rating if profile else None,
                         )
                     ),
                 )

@@ -81,7 +81,8 @@ def request(formed: datetime | None, mode: str = "normal") -> p.BattleRequest:
 
 
 async def record(pool: asyncpg.Pool, req: p.BattleRequest, started: datetime) -> bool:
-    return await record_match(
+    """True when this call recorded the match (None from record_match: recorded before)."""
+    recorded = await record_match(
         pool,
         req,
         winner_id=ONE,
@@ -90,6 +91,7 @@ async def record(pool: asyncpg.Pool, req: p.BattleRequest, started: datetime) ->
         pod_id="x",
         started_at=started,
     )
+    return recorded is not None
 
 
 async def where(pool: asyncpg.Pool, match_id: str) -> list[tuple[str, str]]:
