@@ -76,6 +76,10 @@ class Maintenance(Exception):
     """Matchmaking is in maintenance (the flag is set): nobody is queued; nothing was changed."""
 
 
+class InParty(Exception):
+    """The player is in a live party: only the party duel may queue them; nothing changed."""
+
+
 class Busy(Exception):
     """The player is already doing something (queued or in a battle): nothing was changed."""
 
@@ -152,7 +156,9 @@ class QueueScripts:
         self, mode: GameMode, player_id: str, score_ms: int, ticket: bytes, epoch: int
     ) -> Enqueued:
         """Queue the player for the connection holding epoch `epoch`; raises StaleEpoch when
-        another connection holds the player, Busy when they are doing something already."""
+        another connection holds the player, Busy when they are doing something already,
+        Maintenance while matchmaking is in maintenance, InParty for a party member (unless
+        `mode` is the party duel)."""
         k = self._keys
         status, size, pod, activity, act_mode, match_id = await self._scripts["enqueue"](
             [
@@ -162,12 +168,23 @@ class QueueScripts:
                 k.inflight(mode),
                 k.player(player_id),
                 k.maintenance_flag,
+                k.party_members,
+                k.parties,
             ],
-            [player_id, score_ms, ticket, epoch, mode.value],
+            [
+                player_id,
+                score_ms,
+                ticket,
+                epoch,
+                mode.value,
+                "" if mode is GameMode.PARTY else "solo",
+            ],
         )
         status = _text(status)
         if status == "maintenance":
             raise Maintenance()
+        if status == "in_party":
+            raise InParty()
         if status == "stale":
             raise StaleEpoch()
         if status == "busy":
@@ -320,8 +337,21 @@ class PlayerScripts:
     def __init__(self, redis: Any, keys: Keys) -> None:
         self._redis, self._keys = redis, keys
         self._scripts = _register(
-            redis, ("attach", "detach", "begin_pve", "finish", "overdue", "deliver")
+            redis, ("attach", "detach", "begin_pve", "finish", "overdue", "deliver", "mark_battle")
         )
+
+    async def mark_battle(self, player_ids: Sequence[str], match_id: str, ttl: int) -> None:
+        """Mark each player as owed this match's result, unless it reached them before; one
+        round trip (each player's keys are in their own slot: one script call each)."""
+        keys = self._keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for player_id in player_ids:
+                await self._scripts["mark_battle"](
+                    [keys.player_match(player_id), keys.delivered(player_id, match_id)],
+                    [match_id, ttl],
+                    client=pipe,
+                )
+            await pipe.execute()
 
     async def deliver(self, player_id: str, match_id: str, ttl: int, again: bool) -> bool:
         """Note that the match's result is being sent to the player and clear their battle

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from servers.common import protocol as p
-from servers.common.errors import ErrorCode
+from servers.common.errors import DESCRIPTIONS, ErrorCode
 from servers.common.keys import GameMode
-from servers.common.lua import Busy, Dequeued, Maintenance, QueueScripts, StaleEpoch
+from servers.common.lua import Busy, Dequeued, InParty, Maintenance, QueueScripts, StaleEpoch
 from servers.common.players import busy_error
 
 STALE = "another connection holds this player now"
@@ -61,6 +61,11 @@ async def enqueue(
         )
     except StaleEpoch:
         return Answer(pod_id, p.ResultError(code=ErrorCode.SESSION_REPLACED, message=STALE))
+    except InParty:
+        return Answer(
+            pod_id,
+            p.ResultError(code=ErrorCode.IN_PARTY, message=DESCRIPTIONS[ErrorCode.IN_PARTY]),
+        )
     except Busy as busy:
         return Answer(pod_id, busy_error(busy))
     return Answer(queued.pod_id, p.ResultEnQueued(queue_size=queued.queue_size), queued.queue_size)

@@ -43,7 +43,13 @@ class QueuePort:
         pod = self.pod
         if pod.draining:
             raise GameError(ErrorCode.SERVER_DRAINING)
-        party_code = await pod.parties.ticket_party(session.player_id, mode)
+        # The party duel needs the party's code on the ticket; for every other mode the script
+        # itself refuses a party member (IN_PARTY).
+        party_code = (
+            await pod.parties.ticket_party(session.player_id, mode)
+            if mode is GameMode.PARTY
+            else ""
+        )
         # The battle snapshot comes from the database, never from the client.
         snapshot = await lobby.snapshot_of(pod.pool, session, pod.pod_id, pod.catalogue_version)
         if party_code:

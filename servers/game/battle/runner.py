@@ -98,15 +98,7 @@ class BattleRunner:
         # Mark both players as in this battle, so a reconnect finds it (the match server marks
         # them too; this covers a match server that died right after handing the battle over).
         # Not for a player who already got this result (a battle re-run after a claim).
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for player in (one, two):
-                pipe.exists(self.keys.delivered(player, request.match_id))
-            delivered = await pipe.execute()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for player, done in zip((one, two), delivered, strict=True):
-                if not done:
-                    pipe.set(self.keys.player_match(player), request.match_id, ex=MATCH_MARKER_TTL)
-            await pipe.execute()
+        await self.players.mark_battle((one, two), request.match_id, MATCH_MARKER_TTL)
         play = engines.engine(engines.CURRENT)
         outcome = play(request.player1.metadata, request.player2.metadata, request.seed)
         timeline = encode_timeline(outcome.events)

@@ -4,6 +4,7 @@ the exclusive whole-queue pass, parties."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -15,6 +16,8 @@ from servers.common.lua import (
     Busy,
     Dequeued,
     Enqueued,
+    InParty,
+    Maintenance,
     Overdue,
     PairToCommit,
     PartyScripts,
@@ -65,6 +68,39 @@ async def test_enqueue_is_fenced_by_the_connection_epoch(redis: aioredis.Redis, 
         await scripts.enqueue(MODE, "1", 1000, b"{}", old)
     assert await redis.zcard(keys.queue(MODE)) == 0
     assert (await scripts.enqueue(MODE, "1", 1000, b"{}", new)).pod_id == "pod-b"
+
+
+async def test_enqueue_refuses_maintenance_and_live_party_members(
+    redis: aioredis.Redis, keys: Keys
+) -> None:
+    scripts = QueueScripts(redis, keys)
+    epoch = await hold(redis, keys, "1", "pod-a")
+    await redis.set(keys.maintenance_flag, "manual")
+    with pytest.raises(Maintenance):
+        await scripts.enqueue(MODE, "1", 1000, b"{}", epoch)
+    await redis.delete(keys.maintenance_flag)
+
+    def party(members: list[str], expires_ms: int) -> str:
+        return json.dumps(
+            {
+                "code": "ABC",
+                "owner": members[0],
+                "members": members,
+                "created_ms": 0,
+                "expires_ms": expires_ms,
+            }
+        )
+
+    await redis.hset(keys.party_members, "1", "ABC")
+    await redis.hset(keys.parties, "ABC", party(["1", "2"], 5000))
+    with pytest.raises(InParty):
+        await scripts.enqueue(MODE, "1", 1000, b"{}", epoch)
+    assert await redis.zcard(keys.queue(MODE)) == 0
+    # A party that expired, or that no longer lists the player, counts as none.
+    assert (await scripts.enqueue(MODE, "1", 6000, b"{}", epoch)).queue_size == 1
+    await scripts.dequeue(MODE, "1", epoch=epoch)
+    await redis.hset(keys.parties, "ABC", party(["2"], 9000))
+    assert (await scripts.enqueue(MODE, "1", 6000, b"{}", epoch)).queue_size == 1
 
 
 async def test_enqueue_refuses_a_player_being_paired(redis: aioredis.Redis, keys: Keys) -> None:
