@@ -120,7 +120,13 @@ def bench_compare(
                 {
                     "clients": clients,
                     "colyseus": {**peer, "errors_in_window": peer_result.get("errors_in_window")},
-                    "cardgame": {**ours, "errors": ours_result.get("errors")},
+                    "cardgame": {
+                        **ours,
+                        "errors": ours_result.get("errors"),
+                        # Per process and per stage, for the CPU-per-match table.
+                        "processes": ours_result.get("processes"),
+                        "stages_ms": ours_result.get("stages_ms"),
+                    },
                     "ratio": ratios(ours, peer),
                 }
             )

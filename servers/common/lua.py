@@ -7,6 +7,7 @@ and player-state scripts start with `lua/prelude.lua` (their shared blocks), put
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -337,32 +338,39 @@ class PlayerScripts:
     def __init__(self, redis: Any, keys: Keys) -> None:
         self._redis, self._keys = redis, keys
         self._scripts = _register(
-            redis, ("attach", "detach", "begin_pve", "finish", "overdue", "deliver", "mark_battle")
+            redis,
+            (
+                "attach",
+                "detach",
+                "begin_pve",
+                "finish",
+                "overdue",
+                "deliver",
+                "clear_marker",
+                "mark_battle",
+            ),
         )
 
     async def mark_battle(self, player_ids: Sequence[str], match_id: str, ttl: int) -> None:
-        """Mark each player as owed this match's result, unless it reached them before; one
-        round trip (each player's keys are in their own slot: one script call each)."""
-        keys = self._keys
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for player_id in player_ids:
-                await self._scripts["mark_battle"](
-                    [keys.player_match(player_id), keys.delivered(player_id, match_id)],
-                    [match_id, ttl],
-                    client=pipe,
-                )
-            await pipe.execute()
-
-    async def deliver(self, player_id: str, match_id: str, ttl: int, again: bool) -> bool:
-        """Note that the match's result is being sent to the player and clear their battle
-        marker (if it names this match); True on the first delivery. `again`: clear the marker
-        of a result delivered before too (re-sent because its sender died before clearing)."""
-        keys = self._keys
-        first = await self._scripts["deliver"](
-            [keys.delivered(player_id, match_id), keys.player_match(player_id)],
-            [match_id, ttl, "1" if again else "0"],
+        """Mark each player as owed this match's result, unless it reached them before. Each
+        player's keys are in their own slot (maybe on another cluster node): one script call
+        per player, at once."""
+        keys, mark = self._keys, self._scripts["mark_battle"]
+        await asyncio.gather(
+            *(
+                mark([keys.player_match(player), keys.delivered(player, match_id)], [match_id, ttl])
+                for player in player_ids
+            )
         )
+
+    async def deliver(self, player_id: str, match_id: str, ttl: int) -> bool:
+        """Note that the match's result is being sent to the player; True the first time."""
+        first = await self._scripts["deliver"]([self._keys.delivered(player_id, match_id)], [ttl])
         return bool(first)
+
+    async def clear_marker(self, player_id: str, match_id: str) -> None:
+        """The result went out: the player is owed this match no more (a newer one stays)."""
+        await self._scripts["clear_marker"]([self._keys.player_match(player_id)], [match_id])
 
     async def pods(self, player_ids: Sequence[str]) -> list[str]:
         """The pod holding each player now ("" = nobody): where a message for them goes. The

@@ -101,11 +101,8 @@ class Inbox:
             # reconnect delivers the result from the database.
             session.on_battle_result(result)
             return
-        # Noted (and the marker cleared) just before the frame is queued: a pod that dies
-        # before this line leaves the marker, and the reconnect sends the result again.
-        first = await self.pod.players.deliver(
-            result.player_id, result.match_id, DELIVERED_TTL, again
-        )
+        players = self.pod.players
+        first = await players.deliver(result.player_id, result.match_id, DELIVERED_TTL)
         if not first and not again:  # delivered before (a re-run battle): settle, send nothing
             session.settle_battle(result.match_id)
             return
@@ -114,3 +111,6 @@ class Inbox:
             "battle result delivered",
             extra={"player_id": result.player_id, "match_id": result.match_id},
         )
+        # Only now, with the frame on its way: a pod that dies before this line leaves the
+        # marker, and the player's reconnect sends the result again (at least once).
+        await players.clear_marker(result.player_id, result.match_id)

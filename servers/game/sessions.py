@@ -72,7 +72,9 @@ class Connection:
         self.unsent = 0  # bytes queued or being written
         self.writable = asyncio.Event()  # unsent <= max_unsent
         self.writable.set()
-        self.backlogged = asyncio.Event()  # unsent > max_unsent
+        # Called when unsent goes above max_unsent (game/ws.py starts its backlog watch then:
+        # no task per idle connection waits for a backlog that rarely comes).
+        self.on_backlog: Callable[[], None] | None = None
         self._held: list[bytes] | None = []  # until open(): frames that wait for the welcome
 
     def send(self, message: msgspec.Struct) -> None:
@@ -83,7 +85,8 @@ class Connection:
         self.unsent += len(data)
         if self.unsent > self.max_unsent and self.writable.is_set():
             self.writable.clear()
-            self.backlogged.set()
+            if self.on_backlog is not None:
+                self.on_backlog()
         if self._held is not None:
             self._held.append(data)
         else:
@@ -101,7 +104,6 @@ class Connection:
         """The send loop wrote `size` bytes of the outbox to the socket."""
         self.unsent -= size
         if self.unsent <= self.max_unsent and not self.writable.is_set():
-            self.backlogged.clear()
             self.writable.set()
 
     def close(self, code: int, reason: str) -> None:

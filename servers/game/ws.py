@@ -180,8 +180,19 @@ async def serve_socket(
         _receive_loop(ws, conn, Context(pod, session, ip), max_message_bytes, bucket, flood_limit)
     )
     sender = asyncio.create_task(_send_loop(ws, conn))
-    watch = asyncio.create_task(_watch_backlog(ws, conn, limits.slow_consumer_grace))
-    tasks = {receiver, sender, watch}
+    tasks = {receiver, sender}
+    watches: set[asyncio.Task[None]] = set()
+
+    def watch_backlog() -> None:
+        # One watch at a time: it follows the backlog until it drains. (A finished one is
+        # still in the set until its done callback runs: it does not count.)
+        if any(not watch.done() for watch in watches):
+            return
+        watch = asyncio.create_task(_watch_backlog(ws, conn, limits.slow_consumer_grace))
+        watches.add(watch)
+        watch.add_done_callback(watches.discard)
+
+    conn.on_backlog = watch_backlog
     metrics.CONNECTS.labels("accepted").inc()
     metrics.CONNECTIONS.inc()
     try:
@@ -193,10 +204,12 @@ async def serve_socket(
 
     finally:
         metrics.CONNECTIONS.dec()
-        for task in tasks:
+        conn.on_backlog = None
+        ending = tasks | watches
+        for task in ending:
             task.cancel()
         # Awaited, so no task outlives the socket (and none is destroyed while pending).
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*ending, return_exceptions=True)
         pod.registry.detach(session, conn)
 
 
@@ -207,7 +220,9 @@ async def _send_loop(ws: ServerConnection, conn: Connection) -> None:
             code, reason = item
             await _close(ws, code, reason)
             return
-        await ws.send(item.decode())  # waits while the client's socket is full
+        # Text frames from the encoded bytes as they are (no decode and re-encode); waits
+        # while the client's socket is full.
+        await ws.send(item, text=True)
         conn.sent(len(item))
 
 
@@ -220,11 +235,11 @@ async def _discard(ws: ServerConnection) -> None:
 
 
 async def _watch_backlog(ws: ServerConnection, conn: Connection, grace: float) -> None:
-    """Drop a client whose unsent replies stay above the limit for `grace` seconds: it stopped
-    reading (the receive loop already stopped taking its requests), and whatever it is owed
-    would otherwise stay in memory as long as it keeps the socket open."""
-    while True:
-        await conn.backlogged.wait()
+    """Started when the connection's unsent replies go above the limit: drop the client if
+    they stay there for `grace` seconds. It stopped reading (the receive loop already stopped
+    taking its requests), and whatever it is owed would otherwise stay in memory as long as it
+    keeps the socket open."""
+    while not conn.writable.is_set():  # woken by a drain that a new reply already undid: on
         try:
             await asyncio.wait_for(conn.writable.wait(), grace)
         except TimeoutError:
