@@ -8,6 +8,7 @@ before this format keeps its stored timeline, which is served as it is.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -221,21 +222,21 @@ async def record_match(
     formed = formed_at(request, started_at)
     ranked = request.game_mode == GameMode.RANKED.value
     async with pool.acquire() as conn:
+        insert = functools.partial(
+            _insert_match,
+            conn,
+            request,
+            winner_id,
+            end_reason,
+            turns,
+            pod_id,
+            started_at,
+            formed,
+            engine_version,
+            catalogue,
+        )
         if request.formed_at_ms > 0 and not ranked:
-            # One statement, atomic by itself: one round trip per match.
-            return await _insert_match(
-                conn,
-                request,
-                winner_id,
-                end_reason,
-                turns,
-                pod_id,
-                started_at,
-                formed,
-                engine_version,
-                {},
-                catalogue,
-            )
+            return await insert({})  # one statement, atomic by itself: one round trip
         async with conn.transaction():
             if request.formed_at_ms <= 0:
                 await conn.execute(
@@ -248,19 +249,7 @@ async def record_match(
             changes = (
                 await _rate(conn, request, winner_id, rating or RatingSettings()) if ranked else {}
             )
-            return await _insert_match(
-                conn,
-                request,
-                winner_id,
-                end_reason,
-                turns,
-                pod_id,
-                started_at,
-                formed,
-                engine_version,
-                changes,
-                catalogue,
-            )
+            return await insert(changes)
 
 
 # The match, its two participants and both profiles' counters (and for Ranked their new
@@ -317,8 +306,8 @@ async def _insert_match(
     started_at: datetime,
     formed: datetime,
     engine_version: int,
-    changes: Mapping[str, RatingChange],
     catalogue: CatalogueCache | None,
+    changes: Mapping[str, RatingChange],
 ) -> Recorded | None:
     columns: list[list[object]] = [[] for _ in range(12)]
     for slot, candidate in ((1, request.player1), (2, request.player2)):
