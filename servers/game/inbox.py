@@ -106,11 +106,14 @@ class Inbox:
         if not first and not again:  # delivered before (a re-run battle): settle, send nothing
             session.settle_battle(result.match_id)
             return
-        session.on_battle_result(result)
+        # The marker goes only once the frame is written to the socket (the kernel delivers it
+        # even if this process dies then): a pod that dies before leaves the marker, and the
+        # player's reconnect sends the result again (at least once).
+        session.on_battle_result(
+            result,
+            lambda: self.pod.spawn(players.clear_marker(result.player_id, result.match_id)),
+        )
         log.info(
             "battle result delivered",
             extra={"player_id": result.player_id, "match_id": result.match_id},
         )
-        # Only now, with the frame on its way: a pod that dies before this line leaves the
-        # marker, and the player's reconnect sends the result again (at least once).
-        await players.clear_marker(result.player_id, result.match_id)

@@ -53,6 +53,18 @@ class QueueState(enum.Enum):
     IN_BATTLE = "in_battle"
 
 
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A frame whose sender is told once it was written to the socket (the inbox clears a
+    player's owed-result marker only then: a pod that dies before leaves it for the reconnect)."""
+
+    data: bytes
+    then: Callable[[], None]
+
+
+Frame = bytes | Written
+
+
 class Connection:
     """One WebSocket's outbox, drained by the socket's send loop.
 
@@ -65,7 +77,7 @@ class Connection:
     """
 
     def __init__(self, max_unsent: int = GameSettings.max_unsent_bytes) -> None:
-        self.outbox: asyncio.Queue[bytes | tuple[int, str]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[Frame | tuple[int, str]] = asyncio.Queue()
         self.closed = False
         self.session_id: str | None = None  # the login session (token `sid`), for revocation
         self.max_unsent = max_unsent
@@ -75,9 +87,11 @@ class Connection:
         # Called when unsent goes above max_unsent (game/ws.py starts its backlog watch then:
         # no task per idle connection waits for a backlog that rarely comes).
         self.on_backlog: Callable[[], None] | None = None
-        self._held: list[bytes] | None = []  # until open(): frames that wait for the welcome
+        self._held: list[Frame] | None = []  # until open(): frames that wait for the welcome
 
-    def send(self, message: msgspec.Struct) -> None:
+    def send(self, message: msgspec.Struct, then: Callable[[], None] | None = None) -> None:
+        """Queue a frame; `then` runs once it was written to the socket (never if the socket
+        closes first)."""
         if self.closed:
             return
         metrics.message_out(message)
@@ -87,18 +101,19 @@ class Connection:
             self.writable.clear()
             if self.on_backlog is not None:
                 self.on_backlog()
+        item: Frame = data if then is None else Written(data, then)
         if self._held is not None:
-            self._held.append(data)
+            self._held.append(item)
         else:
-            self.outbox.put_nowait(data)
+            self.outbox.put_nowait(item)
 
     def open(self, first: msgspec.Struct | None = None) -> None:
         """Start delivering: `first` (the welcome), then what was held until now."""
         held, self._held = self._held or [], None
         if first is not None:
             self.send(first)
-        for data in held:
-            self.outbox.put_nowait(data)
+        for item in held:
+            self.outbox.put_nowait(item)
 
     def sent(self, size: int) -> None:
         """The send loop wrote `size` bytes of the outbox to the socket."""
@@ -160,9 +175,9 @@ class Session:
     _grace_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------ client side
-    def send(self, message: msgspec.Struct) -> None:
+    def send(self, message: msgspec.Struct, then: Callable[[], None] | None = None) -> None:
         if self.conn is not None:
-            self.conn.send(message)
+            self.conn.send(message, then)
 
     def send_error(
         self, code: ErrorCode, message: str | None = None, ref: str | None = None
@@ -388,8 +403,9 @@ class Session:
         if self.state is QueueState.IN_BATTLE and self.match_id == match_id:
             self._settle(QueueState.IDLE)
 
-    def on_battle_result(self, msg: p.BattleResult) -> None:
-        """Deliver a result (the relay made sure it is delivered once)."""
+    def on_battle_result(self, msg: p.BattleResult, then: Callable[[], None] | None = None) -> None:
+        """Deliver a result (the inbox made sure it is delivered once); `then` runs once the
+        frame was written to the socket."""
         if self.state is not QueueState.IDLE and (self.match_id in (None, msg.match_id)):
             self._settle(QueueState.IDLE)
         outcome: p.Outcome = (
@@ -415,7 +431,8 @@ class Session:
                 turns=msg.turns,
                 timeline=timeline,
                 timeline_gzip=packed,
-            )
+            ),
+            then,
         )
 
     def pack_timeline(self, timeline: msgspec.Raw) -> tuple[msgspec.Raw, str | None]:

@@ -33,6 +33,7 @@ from servers.game.sessions import (
     Connection,
     QueueState,
     Registry,
+    Written,
 )
 
 log = logging.getLogger("cardgame.game.ws")
@@ -220,10 +221,13 @@ async def _send_loop(ws: ServerConnection, conn: Connection) -> None:
             code, reason = item
             await _close(ws, code, reason)
             return
+        data, then = (item.data, item.then) if isinstance(item, Written) else (item, None)
         # Text frames from the encoded bytes as they are (no decode and re-encode); waits
         # while the client's socket is full.
-        await ws.send(item, text=True)
-        conn.sent(len(item))
+        await ws.send(data, text=True)
+        conn.sent(len(data))
+        if then is not None:
+            then()
 
 
 async def _discard(ws: ServerConnection) -> None:

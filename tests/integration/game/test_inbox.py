@@ -19,7 +19,7 @@ async def test_a_result_that_overtakes_its_match_found_waits_for_it(
     import msgspec
 
     from servers.game.service import GameService
-    from servers.game.sessions import Connection
+    from servers.game.sessions import Connection, Written
 
     service = GameService.build(redis, pool, keys, "pod-x")
     pod = service.pod
@@ -45,7 +45,8 @@ async def test_a_result_that_overtakes_its_match_found_waits_for_it(
         result=p.ResultMatchFound(match_id="m-501", opponent_id="502", opponent_name="six"),
     )
     await service.inbox.on_message(keys.match_result("pod-x"), msgspec.json.encode(found))
-    sent = [msgspec.json.decode(conn.outbox.get_nowait()) for _ in range(conn.outbox.qsize())]
+    queued = [conn.outbox.get_nowait() for _ in range(conn.outbox.qsize())]
+    sent = [msgspec.json.decode(q.data if isinstance(q, Written) else q) for q in queued]
     assert [m["type"] for m in sent] == ["match_found", "battle_result"]
     assert session.state.value == "idle"
 

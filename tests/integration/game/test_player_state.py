@@ -18,7 +18,7 @@ from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode, Keys
 from servers.common.lua import PlayerScripts, QueueScripts
 from servers.game.service import GameService
-from servers.game.sessions import Connection, QueueState, Session
+from servers.game.sessions import Connection, QueueState, Session, Written
 from servers.match.loop import Matchmaking
 from servers.match.metrics import MatchMetrics
 from tests.support.helpers import eventually
@@ -32,6 +32,8 @@ def frames(conn: Connection) -> list[p.AnyServerMessage]:
     out = []
     while not conn.outbox.empty():
         item = conn.outbox.get_nowait()
+        if isinstance(item, Written):
+            item = item.data
         if isinstance(item, bytes):
             out.append(p.decode_server(item))
     return out

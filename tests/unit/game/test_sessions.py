@@ -11,7 +11,7 @@ from servers.common import protocol as p
 from servers.common.errors import ErrorCode
 from servers.common.keys import GameMode
 from servers.common.lua import Activity, Standing
-from servers.game.sessions import Connection, QueueState, Session
+from servers.game.sessions import Connection, QueueState, Session, Written
 
 
 class NoPort:
@@ -41,6 +41,8 @@ def sent(conn: Connection) -> list[p.AnyServerMessage]:
     frames = []
     while not conn.outbox.empty():
         frame = conn.outbox.get_nowait()
+        if isinstance(frame, Written):
+            frame = frame.data
         assert isinstance(frame, bytes)
         frames.append(p.decode_server(frame))
     return frames
