@@ -83,6 +83,12 @@ class Resume:
         missed: Missed = None
         if session.state is QueueState.IN_BATTLE and session.match_id:
             missed = await load_result(pod.pool, session.match_id, session.player_id)
+            if missed is not None:
+                # Recorded: the battle is over for this player, even when its runner died
+                # before ending it in the record (the stream's re-run would, seconds later).
+                # Free the player now, or their next enqueue would hear IN_BATTLE for a match
+                # whose result they are about to get.
+                await pod.players.finish(missed.match_id, [player_id])
         elif session.state is QueueState.IDLE:
             missed = await self._owed_result(session)
             if missed is None and attached.notice:  # dequeued while nobody held the player
