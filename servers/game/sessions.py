@@ -72,8 +72,8 @@ class Connection:
     * nothing is sent before the welcome: what arrives while the connection is being attached
       (a battle result, a party event) is held and follows the welcome (`open`);
     * the bytes not yet written to the socket are counted: above `max_unsent` the connection is
-      `backlogged` (and not `writable`), the socket stops taking the client's requests until
-      the backlog drains, and a client that stays there is dropped (game/ws.py).
+      not `writable` (and `on_backlog` is called), the socket stops taking the client's
+      requests until the backlog drains, and a client that stays there is dropped (game/ws.py).
     """
 
     def __init__(self, max_unsent: int = GameSettings.max_unsent_bytes) -> None:
